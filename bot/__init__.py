@@ -1,0 +1,3 @@
+"""Playlist Clusters."""
+
+__version__ = "0.1.0"

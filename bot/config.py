@@ -1,0 +1,67 @@
+"""Configuration, read from the environment and an optional ``.env`` file.
+
+Every field here is documented in README.md ("Configuration") and in ``.env.example``.
+The base URLs exist so tests (and people behind proxies) can point the bot at other hosts;
+the test-suite points them at loopback fakes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- Discord -------------------------------------------------------------------------
+    discord_token: SecretStr | None = None
+    discord_dev_guild_id: int | None = Field(
+        default=None, description="Guild whose commands are synced instantly at start-up."
+    )
+    discord_sync_global: bool = Field(
+        default=False, description="Sync application commands globally at start-up."
+    )
+
+    # --- Spotify ------------------------------------------------------------------------
+    spotify_client_id: str | None = None
+    spotify_client_secret: SecretStr | None = None
+    spotify_api_base: str = "https://api.spotify.com/v1/"
+    spotify_accounts_base: str = "https://accounts.spotify.com"
+    spotify_timeout_s: float = 10.0
+    spotify_concurrency: int = 8
+    spotify_max_retry_after_s: float = 30.0
+    spotify_redirect_uri: str | None = None
+
+    # --- ReccoBeats -----------------------------------------------------------------------
+    reccobeats_base: str = "https://api.reccobeats.com/v1"
+    reccobeats_enabled: bool = True
+    reccobeats_timeout_s: float = 10.0
+
+    # --- Storage, worker, limits --------------------------------------------------------------
+    database_path: Path = Path("playlist_clusters.sqlite3")
+    token_encryption_key: SecretStr | None = None
+    worker_processes: int = 2
+    max_jobs_per_user: int = 2
+    max_jobs_per_guild: int = 4
+    max_playlist_tracks: int = 10_000
+    feature_cache_days: int = 90
+
+    # --- Web server (OAuth callback) ------------------------------------------------------------
+    public_base_url: str | None = None
+    web_host: str = "0.0.0.0"
+    web_port: int = 8080
+
+    log_level: str = "INFO"
+
+    @property
+    def spotify_configured(self) -> bool:
+        return bool(self.spotify_client_id and self.spotify_client_secret)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

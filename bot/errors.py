@@ -1,0 +1,102 @@
+"""Typed pipeline errors.
+
+Every failure a user can cause or hit is one of these. Each carries a ``user_message`` written
+for the person who asked (the Discord layer shows it as is, ephemerally when ``ephemeral``), and
+the CLI prints it. Nothing here may contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: a failure with a message fit to show the user."""
+
+    code = "error"
+    ephemeral = True
+
+    def __init__(self, user_message: str, *, detail: str | None = None) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.detail = detail
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.user_message}
+
+
+class InvalidLink(PipelineError):
+    code = "invalid_link"
+
+
+class InvalidCsv(PipelineError):
+    code = "invalid_csv"
+
+
+class NotOwner(PipelineError):
+    """403 on playlist items: dev-mode apps may only read the signed-in user's playlists."""
+
+    code = "not_owner"
+
+
+class NotFound(PipelineError):
+    code = "not_found"
+
+
+class EditorialPlaylist(PipelineError):
+    """Spotify-owned editorial/algorithmic playlists (37i9dQZF1…) are not readable by apps."""
+
+    code = "editorial"
+
+
+class RateLimited(PipelineError):
+    code = "rate_limited"
+    ephemeral = False
+
+    def __init__(self, user_message: str, *, retry_after: float, detail: str | None = None):
+        super().__init__(user_message, detail=detail)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    code = "quota_exceeded"
+
+
+class SpotifyUnavailable(PipelineError):
+    """5xx, timeouts, connection errors."""
+
+    code = "spotify_unavailable"
+    ephemeral = False
+
+
+class AuthError(PipelineError):
+    """App credentials missing/wrong, or a user token that can no longer be refreshed."""
+
+    code = "auth"
+
+
+class RelinkRequired(AuthError):
+    """``invalid_grant``: refresh token expired (6 months) or revoked."""
+
+    code = "relink_required"
+
+
+class EmptyPlaylist(PipelineError):
+    code = "empty"
+
+
+class TooSmall(PipelineError):
+    code = "too_small"
+
+
+class TooLarge(PipelineError):
+    code = "too_large"
+
+
+class LimitReached(PipelineError):
+    """Per-user / per-guild concurrent job limits."""
+
+    code = "limit"
+
+
+class StorageError(PipelineError):
+    code = "storage"
+    ephemeral = False

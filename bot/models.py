@@ -1,0 +1,220 @@
+"""Plain data passed between the pipeline stages, the worker, storage and the Discord layer.
+
+Everything is a dataclass of JSON-friendly values (``to_dict``/``from_dict`` round-trip), so
+results can be stored in SQLite, sent to a worker process, and rebuilt without refetching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+# The 9 continuous Spotify/ReccoBeats audio features used for clustering (key/mode/time
+# signature are categorical and left out on purpose).
+AUDIO_FEATURES: tuple[str, ...] = (
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+)
+
+FeatureSource = Literal["spotify", "reccobeats", "csv", "metadata"]
+SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class Track:
+    """One playable track. ``id`` is the Spotify track id (22 chars) when known."""
+
+    id: str
+    name: str
+    artists: list[str] = field(default_factory=list)
+    artist_ids: list[str] = field(default_factory=list)
+    album: str = ""
+    album_id: str | None = None
+    image_url: str | None = None
+    release_date: str | None = None
+    duration_ms: int | None = None
+    explicit: bool | None = None
+    popularity: int | None = None  # absent for dev-mode apps
+    label: str | None = None  # absent for dev-mode apps
+    genres: list[str] = field(default_factory=list)
+    added_at: str | None = None
+    added_by: str | None = None
+    # Audio features carried by the source itself (Exportify CSV, demo data).
+    features: dict[str, float] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"spotify:track:{self.id}"
+
+    @property
+    def url(self) -> str:
+        return f"https://open.spotify.com/track/{self.id}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Track:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class PlaylistMeta:
+    id: str
+    name: str
+    kind: SourceKind = "playlist"
+    owner_id: str | None = None
+    owner_name: str | None = None
+    snapshot_id: str | None = None
+    total: int | None = None
+    url: str | None = None
+    image_url: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlaylistMeta:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class FetchResult:
+    """A source's output: metadata, the playable tracks, and what was skipped and why."""
+
+    meta: PlaylistMeta
+    tracks: list[Track]
+    # e.g. {"local": 2, "episode": 1, "null": 0, "unavailable": 3, "duplicate": 1}
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta.to_dict(),
+            "tracks": [t.to_dict() for t in self.tracks],
+            "skipped": dict(self.skipped),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FetchResult:
+        return cls(
+            meta=PlaylistMeta.from_dict(data["meta"]),
+            tracks=[Track.from_dict(t) for t in data["tracks"]],
+            skipped=dict(data.get("skipped", {})),
+        )
+
+
+@dataclass
+class Cluster:
+    index: int  # 0-based; shown to users as #index+1
+    name: str  # short, e.g. "Cluster 2 · fast · high energy"
+    description: str  # e.g. "fast · high energy · danceable"
+    size: int
+    centroid: dict[str, float]  # in original feature units
+    track_ids: list[str]  # every member, nearest the centroid first
+    representative_ids: list[str]  # up to 10, nearest the centroid first
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cluster:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class Analysis:
+    """The whole result of one run: what the renderers, storage and Discord layer consume."""
+
+    source: PlaylistMeta
+    tracks: list[Track]  # clustered tracks, in playlist order
+    clusters: list[Cluster]
+    assignments: dict[str, int]  # track id -> cluster index
+    coords: dict[str, list[float]]  # track id -> [x, y] of the 2-D projection
+    k: int
+    k_requested: int | None
+    feature_mode: str  # "audio", "audio+metadata" or "metadata"
+    feature_names: list[str]
+    # number of tracks whose features came from each source, e.g. {"reccobeats": 480, ...}
+    coverage: dict[str, int]
+    skipped: dict[str, int] = field(default_factory=dict)
+    silhouette: float | None = None
+    liked: list[str] = field(default_factory=list)  # track ids saved by the requesting user
+    created_at: str | None = None
+    analysis_id: int | None = None
+
+    def track_by_id(self) -> dict[str, Track]:
+        return {t.id: t for t in self.tracks}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_dict(),
+            "tracks": [t.to_dict() for t in self.tracks],
+            "clusters": [c.to_dict() for c in self.clusters],
+            "assignments": dict(self.assignments),
+            "coords": {k: list(v) for k, v in self.coords.items()},
+            "k": self.k,
+            "k_requested": self.k_requested,
+            "feature_mode": self.feature_mode,
+            "feature_names": list(self.feature_names),
+            "coverage": dict(self.coverage),
+            "skipped": dict(self.skipped),
+            "silhouette": self.silhouette,
+            "liked": list(self.liked),
+            "created_at": self.created_at,
+            "analysis_id": self.analysis_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Analysis:
+        return cls(
+            source=PlaylistMeta.from_dict(data["source"]),
+            tracks=[Track.from_dict(t) for t in data["tracks"]],
+            clusters=[Cluster.from_dict(c) for c in data["clusters"]],
+            assignments={k: int(v) for k, v in data["assignments"].items()},
+            coords={k: list(v) for k, v in data["coords"].items()},
+            k=int(data["k"]),
+            k_requested=data.get("k_requested"),
+            feature_mode=data["feature_mode"],
+            feature_names=list(data.get("feature_names", [])),
+            coverage=dict(data.get("coverage", {})),
+            skipped=dict(data.get("skipped", {})),
+            silhouette=data.get("silhouette"),
+            liked=list(data.get("liked", [])),
+            created_at=data.get("created_at"),
+            analysis_id=data.get("analysis_id"),
+        )
+
+
+Stage = Literal["queued", "fetching", "featurizing", "clustering", "rendering", "done", "failed"]
+
+
+@dataclass
+class Progress:
+    """One progress event. ``done``/``total`` count tracks (fetching/featurizing) when known."""
+
+    stage: Stage
+    done: int | None = None
+    total: int | None = None
+    message: str | None = None
+    job_id: int | None = None
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+
+async def no_progress(_: Progress) -> None:
+    """Default progress callback."""

@@ -1,0 +1,181 @@
+"""SQLite access on aiosqlite: one connection, versioned migrations, one-writer discipline.
+
+* Migrations are ``storage/migrations/NNNN_name.sql``; the applied version is
+  ``PRAGMA user_version``. Each migration runs in its own transaction.
+* WAL journal, foreign keys on, a busy timeout so a locked database fails with a clear
+  :class:`bot.errors.StorageError` instead of hanging.
+* Writes go through :meth:`Database.transaction`, which holds an asyncio lock: one writer at a
+  time inside the process, each step committed before the next starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.errors import StorageError
+
+MIGRATIONS_PACKAGE = "storage.migrations"
+
+
+def utcnow() -> str:
+    """Current UTC time as ISO-8601 (what every *_at column holds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """All migrations as (version, name, sql), sorted by version."""
+    out = []
+    for entry in resources.files(MIGRATIONS_PACKAGE).iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def _storage_error(exc: BaseException, path: Path | str) -> StorageError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        msg = (
+            f"The database {path} is locked by another process. Stop the other bot instance "
+            "(or whatever holds the file) and try again."
+        )
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        msg = (
+            f"The database {path} is corrupted or not an SQLite file. Restore it from a backup "
+            "or move it aside to start fresh."
+        )
+    else:
+        msg = f"Database error on {path}: {text}"
+    return StorageError(msg, detail=text)
+
+
+class Database:
+    """A single aiosqlite connection with migrations and a write lock."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else path
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("Database is not open")
+        return self._conn
+
+    async def open(self, *, migrate: bool = True) -> Database:
+        try:
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = await aiosqlite.connect(
+                str(self.path), timeout=self.busy_timeout_s, isolation_level=None
+            )
+            self._conn.row_factory = sqlite3.Row
+            await self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            await self._conn.execute("PRAGMA foreign_keys = ON")
+            await self._conn.execute("PRAGMA journal_mode = WAL")
+            await self._conn.execute("PRAGMA synchronous = NORMAL")
+            # Touch the schema: raises at once on a corrupted or non-SQLite file.
+            await self._conn.execute("SELECT count(*) FROM sqlite_master")
+            if migrate:
+                await self.migrate()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise _storage_error(exc, self.path) from exc
+        return self
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        return int(row[0]) if row else 0
+
+    async def migrate(self, *, target: int | None = None) -> int:
+        """Apply pending migrations up to ``target`` (all by default). Returns the version."""
+        current = await self.version()
+        for version, _name, sql in load_migrations():
+            if version <= current or (target is not None and version > target):
+                continue
+            async with self._write_lock:
+                try:
+                    # executescript commits first; wrap the script in its own transaction.
+                    await self.conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+                    )
+                except sqlite3.DatabaseError as exc:
+                    if self.conn.in_transaction:
+                        await self.conn.execute("ROLLBACK")
+                    raise _storage_error(exc, self.path) from exc
+            current = version
+        return current
+
+    # --- reads ------------------------------------------------------------------------------
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return await cur.fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _storage_error(exc, self.path) from exc
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise _storage_error(exc, self.path) from exc
+
+    # --- writes -----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``async with db.transaction() as conn:`` — one writer at a time, commit or rollback."""
+        async with self._write_lock:
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise _storage_error(exc, self.path) from exc
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    await self.conn.execute("COMMIT")
+                except sqlite3.DatabaseError as exc:
+                    await self.conn.execute("ROLLBACK")
+                    raise _storage_error(exc, self.path) from exc
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; returns lastrowid."""
+        async with self.transaction() as conn:
+            try:
+                cur = await conn.execute(sql, params)
+            except sqlite3.DatabaseError as exc:
+                raise _storage_error(exc, self.path) from exc
+            return cur.lastrowid or 0
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as conn:
+            try:
+                await conn.executemany(sql, rows)
+            except sqlite3.DatabaseError as exc:
+                raise _storage_error(exc, self.path) from exc

@@ -1,0 +1,1 @@
+"""Fixtures for the fake Discord gateway + REST (owned by the Discord work)."""

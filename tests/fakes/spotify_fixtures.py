@@ -1,0 +1,1 @@
+"""Fixtures for the fake Spotify/ReccoBeats/accounts server (owned by the sources work)."""
