@@ -31,6 +31,12 @@ class InvalidCsv(PipelineError):
     code = "invalid_csv"
 
 
+class InvalidInput(PipelineError):
+    """A parameter out of range, e.g. a cluster count k the playlist cannot support."""
+
+    code = "invalid_input"
+
+
 class NotOwner(PipelineError):
     """403 on playlist items: dev-mode apps may only read the signed-in user's playlists."""
 

@@ -155,6 +155,10 @@ class Analysis:
     liked: list[str] = field(default_factory=list)  # track ids saved by the requesting user
     created_at: str | None = None
     analysis_id: int | None = None
+    # track id -> the feature values used, in original units (CSV export, re-rendering)
+    features: dict[str, dict[str, float]] = field(default_factory=dict)
+    # how the 2-D coords were made: {"method": "PCA", "x_label": ..., "y_label": ...}
+    projection: dict[str, Any] = field(default_factory=dict)
 
     def track_by_id(self) -> dict[str, Track]:
         return {t.id: t for t in self.tracks}
@@ -176,6 +180,8 @@ class Analysis:
             "liked": list(self.liked),
             "created_at": self.created_at,
             "analysis_id": self.analysis_id,
+            "features": {k: dict(v) for k, v in self.features.items()},
+            "projection": dict(self.projection),
         }
 
     @classmethod
@@ -196,6 +202,8 @@ class Analysis:
             liked=list(data.get("liked", [])),
             created_at=data.get("created_at"),
             analysis_id=data.get("analysis_id"),
+            features={k: dict(v) for k, v in data.get("features", {}).items()},
+            projection=dict(data.get("projection", {})),
         )
 
 
