@@ -1,0 +1,280 @@
+"""Clustering: choose k, fit, describe each cluster, and project to 2-D (scikit-learn).
+
+Deterministic: rows are sorted by track id (see :mod:`bot.features.matrix`), every estimator
+gets a fixed seed, and clusters are numbered by size (ties by their first track id), so the
+same set of tracks gives the same result whatever the playlist order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.errors import InvalidInput, TooSmall
+from bot.features.matrix import FeatureMatrix
+from bot.models import Analysis, Cluster, FetchResult, Track
+
+MIN_TRACKS = 10
+MAX_AUTO_K = 12
+N_REPRESENTATIVES = 10
+SILHOUETTE_SAMPLE = 3000
+# A feature must differ from the playlist average by this many (robust) sds to be named.
+DESCRIBE_MIN_Z = 0.35
+
+# Words for a cluster whose centroid is above (+) / below (−) the playlist's average.
+# None: not worth saying (e.g. "not live" — almost every studio track is).
+WORDS: dict[str, tuple[str | None, str | None]] = {
+    "danceability": ("danceable", "not danceable"),
+    "energy": ("high energy", "calm"),
+    "loudness": ("loud", "quiet"),
+    "speechiness": ("wordy", None),
+    "acousticness": ("acoustic", "electronic"),
+    "instrumentalness": ("instrumental", "vocal"),
+    "liveness": ("live", None),
+    "valence": ("happy", "sad"),
+    "tempo": ("fast", "slow"),
+    "popularity": ("popular", "deep cuts"),
+    "duration_min": ("long", "short"),
+    "explicit": ("explicit", "clean"),
+    "year": ("recent", "older"),
+}
+
+
+def max_auto_k(n: int) -> int:
+    """Largest k tried automatically for n tracks."""
+    return max(2, min(MAX_AUTO_K, n // 8))
+
+
+def validate(n: int, k: int | None) -> None:
+    """Raise TooSmall / InvalidInput when n tracks cannot be split (into k clusters)."""
+    if n < MIN_TRACKS:
+        raise TooSmall(
+            f"This playlist has only {n} playable track{'s' if n != 1 else ''} with features; "
+            f"clustering needs at least {MIN_TRACKS}."
+        )
+    if k is not None and not 2 <= k <= n // 3:
+        raise InvalidInput(
+            f"k must be between 2 and {n // 3} for a playlist of {n} tracks "
+            f"(at least 3 tracks per cluster); got {k}."
+        )
+
+
+def fit_labels(X: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Cluster labels for k clusters (k-means++ with 10 restarts, fixed seed)."""
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray, seed: int = 0) -> float | None:
+    from sklearn.metrics import silhouette_score
+
+    if len(set(labels.tolist())) < 2:
+        return None
+    sample = SILHOUETTE_SAMPLE if X.shape[0] > SILHOUETTE_SAMPLE else None
+    return float(silhouette_score(X, labels, sample_size=sample, random_state=seed))
+
+
+def choose_k(X: np.ndarray, seed: int = 0) -> tuple[int, np.ndarray, float | None]:
+    """Try k = 2..max_auto_k(n) and keep the best silhouette. Returns (k, labels, score)."""
+    best: tuple[int, np.ndarray, float | None] | None = None
+    for k in range(2, max_auto_k(X.shape[0]) + 1):
+        labels = fit_labels(X, k, seed)
+        score = silhouette(X, labels, seed)
+        if best is None or (score is not None and (best[2] is None or score > best[2] + 1e-9)):
+            best = (k, labels, score)
+    assert best is not None
+    return best
+
+
+@dataclass
+class Fit:
+    k: int
+    labels: np.ndarray  # per matrix row, renumbered by size
+    silhouette: float | None
+
+
+def fit(fm: FeatureMatrix, k: int | None, seed: int = 0) -> Fit:
+    """Validate, choose/fit k, and renumber clusters by size (largest first)."""
+    n = fm.X.shape[0]
+    validate(n, k)
+    if k is None:
+        k, labels, score = choose_k(fm.X, seed)
+    else:
+        labels = fit_labels(fm.X, k, seed)
+        score = silhouette(fm.X, labels, seed)
+    return Fit(k=k, labels=_renumber(labels, fm.ids), silhouette=score)
+
+
+def _renumber(labels: np.ndarray, ids: list[str]) -> np.ndarray:
+    first_id: dict[int, str] = {}
+    for lab, tid in zip(labels.tolist(), ids, strict=True):
+        first_id.setdefault(lab, tid)
+    sizes = Counter(labels.tolist())
+    order = sorted(sizes, key=lambda lab: (-sizes[lab], first_id[lab]))
+    remap = {old: new for new, old in enumerate(order)}
+    return np.array([remap[lab] for lab in labels.tolist()], dtype=int)
+
+
+# --- descriptions ------------------------------------------------------------------------
+
+
+def describe(fm: FeatureMatrix, members: np.ndarray, *, max_words: int = 3) -> list[str]:
+    """Distinguishing words for the rows in ``members`` (boolean mask), strongest first."""
+    scored: list[tuple[float, str]] = []
+    for name, col in fm.scaled.items():
+        words = WORDS.get(name)
+        sd = float(np.std(col))
+        if words is None or sd <= 1e-9:
+            continue
+        z = (float(col[members].mean()) - float(col.mean())) / sd
+        word = words[0] if z > 0 else words[1]
+        if word is None or abs(z) < DESCRIBE_MIN_Z:
+            continue
+        if name == "year":
+            word = _decade_word(fm.raw["year"][members]) or word
+        scored.append((abs(z), word))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    words = [w for _, w in scored]
+    genre = _top_genre(fm, members)
+    if genre:
+        words.insert(0, genre)
+    return words[:max_words]
+
+
+def _decade_word(years: np.ndarray) -> str | None:
+    years = years[np.isfinite(years)]
+    if years.size == 0:
+        return None
+    decade = int(np.median(years)) // 10 * 10
+    return f"{decade}s"
+
+
+def _top_genre(fm: FeatureMatrix, members: np.ndarray) -> str | None:
+    """The genre tag most over-represented in the cluster (≥ 40 % of members), if any."""
+    if not any(fm.genres):
+        return None
+    idx = np.flatnonzero(members)
+    inside = Counter(g.lower() for i in idx for g in set(fm.genres[i]))
+    overall = Counter(g.lower() for gs in fm.genres for g in set(gs))
+    n_in, n_all = len(idx), len(fm.genres)
+    best: tuple[float, str] | None = None
+    for g, c in inside.items():
+        share = c / n_in
+        lift = share / (overall[g] / n_all)
+        if share >= 0.4 and lift >= 1.2 and (best is None or (lift, g) > best):
+            best = (lift, g)
+    return best[1] if best else None
+
+
+def _names(descriptions: list[list[str]]) -> list[str]:
+    """'Cluster N · w1 · w2', made unique by adding words when two would collide."""
+    names: list[str] = []
+    for i, words in enumerate(descriptions):
+        short = " · ".join(words[:2]) if words else "mixed"
+        names.append(f"Cluster {i + 1} · {short}")
+    return names
+
+
+# --- projection ------------------------------------------------------------------------------
+
+
+def project(fm: FeatureMatrix) -> tuple[np.ndarray, dict]:
+    """PCA to 2-D; axis labels name the features that load most on each component."""
+    from sklearn.decomposition import PCA
+
+    X = fm.X
+    if X.shape[1] < 2:
+        X = np.column_stack([X, np.zeros(X.shape[0])])
+    pca = PCA(n_components=2, svd_solver="full").fit(X)
+    coords = pca.transform(X)
+    labels = []
+    for j in range(2):
+        load = pca.components_[j]
+        order = np.argsort(-np.abs(load))[:3]
+        parts = []
+        for i in order:
+            if i >= len(fm.columns) or abs(load[i]) < 0.2:
+                continue
+            parts.append(("+" if load[i] > 0 else "−") + _pretty(fm.columns[i]))
+        share = 100 * pca.explained_variance_ratio_[j]
+        labels.append(f"PC{j + 1} ({share:.0f}% of variance): " + ", ".join(parts))
+    return coords, {
+        "method": "PCA",
+        "x_label": labels[0],
+        "y_label": labels[1],
+        "explained": [float(v) for v in pca.explained_variance_ratio_],
+    }
+
+
+def _pretty(column: str) -> str:
+    return column.replace("_min", "").replace("_", " ")
+
+
+# --- the whole step --------------------------------------------------------------------------
+
+
+def analyze(
+    fetched: FetchResult,
+    fm: FeatureMatrix,
+    k: int | None,
+    seed: int = 0,
+) -> Analysis:
+    """Cluster ``fm`` and assemble the :class:`Analysis` for ``fetched``'s tracks."""
+    result = fit(fm, k, seed)
+    ids = np.array(fm.ids)
+    clusters: list[Cluster] = []
+    descriptions: list[list[str]] = []
+    members_by_cluster: list[list[str]] = []
+    for c in range(result.k):
+        mask = result.labels == c
+        centre = fm.X[mask].mean(axis=0)
+        dist = np.linalg.norm(fm.X[mask] - centre, axis=1)
+        member_ids = ids[mask]
+        order = sorted(range(len(member_ids)), key=lambda i: (dist[i], member_ids[i]))
+        members_by_cluster.append([str(member_ids[i]) for i in order])
+        descriptions.append(describe(fm, mask))
+    names = _names(descriptions)
+    for c in range(result.k):
+        mask = result.labels == c
+        centroid = {
+            name: float(np.nanmean(col[mask]))
+            for name, col in fm.raw.items()
+            if np.isfinite(col[mask]).any()
+        }
+        clusters.append(
+            Cluster(
+                index=c,
+                name=names[c],
+                description=" · ".join(descriptions[c]) or "close to the playlist average",
+                size=int(mask.sum()),
+                centroid=centroid,
+                track_ids=members_by_cluster[c],
+                representative_ids=members_by_cluster[c][:N_REPRESENTATIVES],
+            )
+        )
+    coords, projection = project(fm)
+    in_matrix = set(fm.ids)
+    tracks: list[Track] = [t for t in fetched.tracks if t.id in in_matrix]
+    features = {
+        tid: {name: float(col[r]) for name, col in fm.raw.items() if np.isfinite(col[r])}
+        for r, tid in enumerate(fm.ids)
+    }
+    return Analysis(
+        source=fetched.meta,
+        tracks=tracks,
+        clusters=clusters,
+        assignments={tid: int(lab) for tid, lab in zip(fm.ids, result.labels, strict=True)},
+        coords={tid: [float(x), float(y)] for tid, (x, y) in zip(fm.ids, coords, strict=True)},
+        k=result.k,
+        k_requested=k,
+        feature_mode=fm.mode,
+        feature_names=fm.feature_names,
+        coverage=dict(fm.coverage),
+        skipped=dict(fetched.skipped),
+        silhouette=result.silhouette,
+        features=features,
+        projection=projection,
+    )
