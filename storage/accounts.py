@@ -1,0 +1,247 @@
+"""Linked Spotify accounts and pending OAuth states (tables ``linked_accounts``, ``oauth_states``).
+
+Secrets never reach the database in clear text: the token JSON ``{access, refresh,
+expires_at}`` and the PKCE code verifier are Fernet-encrypted (AES-128-CBC + HMAC-SHA256)
+with the key from ``TOKEN_ENCRYPTION_KEY``, or, when that is unset, with a key generated once
+into a ``0600`` file next to the database (see :func:`load_cipher`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from bot.config import Settings
+from bot.errors import StorageError
+from storage.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class UndecryptableTokens(Exception):
+    """Stored ciphertext cannot be decrypted (the encryption key changed or was lost)."""
+
+
+def key_file_path(settings: Settings) -> Path | None:
+    """Where the generated key lives: ``<database file>.key``; None for an in-memory db."""
+    db_path = Path(settings.database_path)
+    if str(db_path) == ":memory:":
+        return None
+    return db_path.with_name(db_path.name + ".key")
+
+
+def _read_or_create_key_file(path: Path) -> bytes:
+    """Read the key file, or create it atomically with 0600 permissions (never logs the key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    key = Fernet.generate_key()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+    log.warning(
+        "TOKEN_ENCRYPTION_KEY is not set: generated a token encryption key in %s (mode 0600). "
+        "Back it up with the database; without it linked accounts must be linked again.",
+        path,
+    )
+    return key
+
+
+def load_cipher(settings: Settings) -> MultiFernet:
+    """The cipher for tokens at rest.
+
+    ``TOKEN_ENCRYPTION_KEY`` may hold several comma-separated Fernet keys: the first encrypts,
+    all decrypt (key rotation). Without it a key file next to the database is used/created.
+    """
+    keys: list[bytes]
+    if settings.token_encryption_key is not None:
+        raw = settings.token_encryption_key.get_secret_value()
+        keys = [k.strip().encode() for k in raw.split(",") if k.strip()]
+    else:
+        path = key_file_path(settings)
+        if path is None:
+            log.warning("In-memory database: linked-account tokens use a throw-away key.")
+            keys = [Fernet.generate_key()]
+        else:
+            keys = [_read_or_create_key_file(path)]
+    try:
+        return MultiFernet([Fernet(k) for k in keys])
+    except (ValueError, TypeError) as exc:
+        # Do not include the value: it is a secret.
+        raise StorageError(
+            "TOKEN_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes). "
+            'Generate one with: python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"'
+        ) from exc
+
+
+@dataclass
+class TokenSet:
+    """A user's OAuth tokens; ``expires_at`` is a UNIX timestamp."""
+
+    access: str
+    refresh: str
+    expires_at: float
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"access": self.access, "refresh": self.refresh, "expires_at": self.expires_at}
+        ).encode()
+
+    def __repr__(self) -> str:  # never print tokens by accident
+        return f"TokenSet(expires_at={self.expires_at!r})"
+
+
+@dataclass
+class LinkedAccount:
+    discord_user_id: int
+    spotify_user_id: str | None
+    display_name: str | None
+    tokens: TokenSet
+    scopes: list[str]
+    linked_at: str
+    updated_at: str
+
+
+@dataclass
+class PendingState:
+    state: str
+    discord_user_id: int
+    verifier: str
+    created_at: str
+    used_at: str | None
+
+
+class AccountStore:
+    """Queries on ``linked_accounts`` and ``oauth_states``; encrypts/decrypts transparently."""
+
+    def __init__(self, db: Database, cipher: MultiFernet) -> None:
+        self.db = db
+        self.cipher = cipher
+
+    # --- oauth_states -------------------------------------------------------------------
+    async def add_state(self, state: str, discord_user_id: int, verifier: str) -> None:
+        await self.db.execute(
+            "INSERT INTO oauth_states (state, discord_user_id, verifier_blob, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (state, discord_user_id, self.cipher.encrypt(verifier.encode()), utcnow()),
+        )
+
+    async def get_state(self, state: str) -> PendingState | None:
+        row = await self.db.fetchone(
+            "SELECT state, discord_user_id, verifier_blob, created_at, used_at "
+            "FROM oauth_states WHERE state = ?",
+            (state,),
+        )
+        if row is None:
+            return None
+        try:
+            verifier = self.cipher.decrypt(bytes(row["verifier_blob"])).decode()
+        except InvalidToken as exc:
+            raise UndecryptableTokens("oauth state") from exc
+        return PendingState(
+            state=row["state"],
+            discord_user_id=int(row["discord_user_id"]),
+            verifier=verifier,
+            created_at=row["created_at"],
+            used_at=row["used_at"],
+        )
+
+    async def mark_state_used(self, state: str) -> bool:
+        """Atomically claim a state; False if it was already used (replay) or is unknown."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE oauth_states SET used_at = ? WHERE state = ? AND used_at IS NULL",
+                (utcnow(), state),
+            )
+            return cur.rowcount == 1
+
+    async def purge_states(self, older_than: timedelta) -> int:
+        """Delete states created before now - ``older_than`` (used or not)."""
+        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="seconds")
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM oauth_states WHERE created_at < ?", (cutoff,))
+            return cur.rowcount
+
+    # --- linked_accounts ----------------------------------------------------------------
+    async def save_account(
+        self,
+        discord_user_id: int,
+        *,
+        spotify_user_id: str | None,
+        display_name: str | None,
+        tokens: TokenSet,
+        scopes: list[str],
+    ) -> None:
+        """Insert or replace the user's link (a new link starts a new ``linked_at``)."""
+        now = utcnow()
+        await self.db.execute(
+            "INSERT INTO linked_accounts (discord_user_id, spotify_user_id, display_name, "
+            "token_blob, scopes, linked_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(discord_user_id) DO UPDATE SET spotify_user_id = excluded.spotify_user_id,"
+            " display_name = excluded.display_name, token_blob = excluded.token_blob,"
+            " scopes = excluded.scopes, linked_at = excluded.linked_at,"
+            " updated_at = excluded.updated_at",
+            (
+                discord_user_id,
+                spotify_user_id,
+                display_name,
+                self.cipher.encrypt(tokens.to_json()),
+                " ".join(scopes),
+                now,
+                now,
+            ),
+        )
+
+    async def update_tokens(self, discord_user_id: int, tokens: TokenSet) -> None:
+        await self.db.execute(
+            "UPDATE linked_accounts SET token_blob = ?, updated_at = ? WHERE discord_user_id = ?",
+            (self.cipher.encrypt(tokens.to_json()), utcnow(), discord_user_id),
+        )
+
+    async def get_account(self, discord_user_id: int) -> LinkedAccount | None:
+        """The decrypted link, None if not linked; raises UndecryptableTokens on a key change."""
+        row = await self.db.fetchone(
+            "SELECT * FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,)
+        )
+        if row is None:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self.cipher.decrypt(bytes(row["token_blob"])))
+        except InvalidToken as exc:
+            raise UndecryptableTokens("linked account") from exc
+        return LinkedAccount(
+            discord_user_id=int(row["discord_user_id"]),
+            spotify_user_id=row["spotify_user_id"],
+            display_name=row["display_name"],
+            tokens=TokenSet(
+                access=data["access"],
+                refresh=data["refresh"],
+                expires_at=float(data["expires_at"]),
+            ),
+            scopes=[s for s in (row["scopes"] or "").split() if s],
+            linked_at=row["linked_at"],
+            updated_at=row["updated_at"],
+        )
+
+    async def delete_account(self, discord_user_id: int) -> bool:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,)
+            )
+            await conn.execute(
+                "DELETE FROM oauth_states WHERE discord_user_id = ?", (discord_user_id,)
+            )
+            return cur.rowcount > 0
+
+    async def count_accounts(self) -> int:
+        row = await self.db.fetchone("SELECT count(*) FROM linked_accounts")
+        return int(row[0]) if row else 0
