@@ -1,0 +1,177 @@
+"""Benchmark one playlist of N real tracks end to end through the real JobQueue.
+
+Measures, for a development-mode app reading its user's own playlist through the loopback
+fake (``--latency-ms`` per request, default 100):
+
+* requests made (fake's log, and the clients' ``request_count``) versus the minimum
+  ``1 meta + ceil(N/50) item pages + ceil(N/40) ReccoBeats calls``; then a second run of the
+  unchanged playlist, whose minimum is the 1 meta request;
+* wall time from ``JobQueue.submit`` to the finished ``JobOutcome`` (PNG + markdown rendered);
+* the largest event-loop stall during the job (a task sleeping 5 ms in a loop);
+* peak RSS of this (bot) process and of the live worker-pool processes.
+
+    python -m bench.playlist --n 1000 [--latency-ms 100] [--workers 2] [--no-warmup]
+                             [--json out.json]
+
+Before the measured run a warm-up job (the bundled demo, no network) starts the worker pool;
+its cached features are then deleted so the measured run is cold for every network cache.
+``--no-warmup`` measures a first job in a freshly started bot instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    BotEnv,
+    FakeServer,
+    JobTiming,
+    PlaylistSpec,
+    classify,
+    env_summary,
+    minimum_requests,
+)
+from bench.monitor import LoopMonitor, children_peak_rss_mb, self_peak_rss_mb
+
+
+async def warm_up(env: BotEnv) -> float | None:
+    """Run the bundled demo through the queue (starts the pool); return its wall time.
+
+    Then forget every cached feature/fetch so the measured job starts cold.
+    """
+    from bot.pipeline import AnalysisRequest
+
+    start = time.perf_counter()
+    try:
+        handle = await env.queue.submit(AnalysisRequest(demo=True, user_id=999))
+        await handle.result()
+    except Exception as exc:  # the demo is optional for the benchmark
+        print(f"  (warm-up demo job failed: {type(exc).__name__}: {exc}; continuing cold)")
+        return None
+    wall = time.perf_counter() - start
+    await env.db.execute("DELETE FROM track_features")
+    return wall
+
+
+def _job_summary(t: JobTiming) -> dict[str, Any]:
+    out: dict[str, Any] = {"wall_s": round(t.wall_s, 3), "stages": t.stage_offsets()}
+    if t.error is not None:
+        out["error"] = f"{type(t.error).__name__}: {t.error}"
+    elif t.outcome is not None:
+        analysis = t.outcome.analysis
+        out.update(
+            reused=bool(t.outcome.reused),
+            n_tracks=len(analysis.tracks),
+            k=analysis.k,
+            feature_mode=analysis.feature_mode,
+            coverage=dict(analysis.coverage),
+            png_bytes=len(t.outcome.rendered.png),
+            markdown_chars=len(t.outcome.rendered.markdown),
+        )
+    return out
+
+
+async def run(n: int, latency_ms: float, workers: int, warmup: bool) -> dict[str, Any]:
+    spec = PlaylistSpec("bench", n)
+    result: dict[str, Any] = {"n": n, "latency_ms": latency_ms, "workers": workers}
+    result["env"] = env_summary()
+    fake = FakeServer([spec], latency_ms=latency_ms)
+    async with fake as info, BotEnv(info, workers=workers) as env:
+        playlist_id = info.playlists[spec.name]
+        result["warmup_s"] = await warm_up(env) if warmup else None
+        await fake.reset()
+        before = env.request_counts()
+        rss_before = self_peak_rss_mb()
+
+        async with LoopMonitor() as monitor:
+            first = await env.run_job(f"{n} tracks", playlist_id)
+        log = await fake.requests()
+        after = env.request_counts()
+        children = children_peak_rss_mb(exclude=frozenset({info.pid}))
+
+        result["first"] = _job_summary(first)
+        result["first"]["requests"] = dict(classify(log, playlist_id))
+        result["first"]["client_counts"] = {k: after[k] - before[k] for k in after}
+        result["first"]["statuses"] = _status_counts(log)
+        result["minimum"] = minimum_requests(n)
+        result["loop_stall_ms"] = round(monitor.max_ms, 1)
+        result["loop_samples"] = monitor.samples
+        result["loop_stalls_over_50ms"] = monitor.over_50ms
+
+        # Second run, same snapshot: only the meta request should reach the network.
+        await fake.reset()
+        before = env.request_counts()
+        second = await env.run_job(f"{n} tracks (unchanged)", playlist_id)
+        log = await fake.requests()
+        after = env.request_counts()
+        result["second"] = _job_summary(second)
+        result["second"]["requests"] = dict(classify(log, playlist_id))
+        result["second"]["client_counts"] = {k: after[k] - before[k] for k in after}
+
+        result["rss_mb"] = {
+            "bot_peak": round(self_peak_rss_mb(), 1),
+            "bot_before_job": round(rss_before, 1),
+            "workers_peak": {str(pid): round(v, 1) for pid, v in children.items()},
+        }
+    return result
+
+
+def _status_counts(log: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for entry in log:
+        key = str(entry.get("status"))
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def print_result(r: dict[str, Any]) -> None:
+    n, mins = r["n"], r["minimum"]
+    first, second = r["first"], r["second"]
+    print(
+        f"\n== playlist of {n} tracks, {r['latency_ms']:.0f} ms/request, {r['workers']} workers =="
+    )
+    print(f"env: {r['env']}")
+    if r.get("warmup_s") is not None:
+        print(f"warm-up (demo job, starts the pool): {r['warmup_s']:.2f} s")
+    for label, job in (("first run", first), ("unchanged rerun", second)):
+        print(f"{label}: wall {job['wall_s']:.2f} s; stages at {job['stages']}")
+        if "error" in job:
+            print(f"  ERROR {job['error']}")
+        else:
+            print(
+                f"  {job['n_tracks']} tracks, k={job['k']}, mode={job['feature_mode']}, "
+                f"coverage={job['coverage']}, reused={job['reused']}"
+            )
+        print(f"  requests (fake log): {job['requests']}; client counters: {job['client_counts']}")
+    print(f"minimum requests (cold): {mins}")
+    print(
+        f"max event-loop stall: {r['loop_stall_ms']:.1f} ms "
+        f"({r['loop_samples']} samples, {r['loop_stalls_over_50ms']} over 50 ms)"
+    )
+    print(f"peak RSS: {r['rss_mb']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark one playlist of N real tracks.")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (≥1)")
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.n, args.latency_ms, max(1, args.workers), args.warmup))
+    print_result(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    failed = "error" in result["first"] or "error" in result["second"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
