@@ -1,1 +1,118 @@
-"""Fixtures for the fake Discord gateway + REST (owned by the Discord work)."""
+"""Fixtures for the fake Discord gateway + REST (owned by the Discord work).
+
+* ``fake_discord``: a started :class:`tests.fakes.discord_fake.FakeDiscord` on 127.0.0.1 with
+  discord.py patched to use it (REST base + default gateway).
+* ``make_services``: ``await make_services(settings=None, **overrides)`` → real
+  :class:`bot.services.Services` (SQLite in tmp_path, Store, JobQueue with inline CPU) via
+  :func:`bot.app.build_services`.
+* ``start_bot``: ``async with start_bot(services, **bot_kwargs) as bot:`` runs a real
+  :class:`bot.app.PlaylistClustersBot` against the fake until it is READY (commands synced to
+  the fake guild), and closes it afterwards.
+
+Typical test::
+
+    async def test_x(fake_discord, make_services, start_bot):
+        services = await make_services()
+        async with start_bot(services) as bot:
+            it = await fake_discord.slash("about")
+            [msg] = await fake_discord.wait_response(it)
+            assert "Version" in msg.text
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.discord_fake import FakeDiscord, patch_discord
+
+
+@pytest.fixture
+async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    fake = await FakeDiscord().start()
+    patch_discord(fake, monkeypatch)
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+def discord_test_settings(tmp_path: Path, base: Any = None, **overrides: Any) -> Any:
+    """Settings for a bot test: tmp database, inline CPU, no real network."""
+    from bot.config import Settings
+
+    values: dict[str, Any] = {
+        "database_path": tmp_path / "bot.sqlite3",
+        "worker_processes": 0,
+        "reccobeats_enabled": False,
+        "discord_token": "fake-token",
+    }
+    values.update(overrides)
+    if base is not None:
+        return base.model_copy(update=values)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def make_services(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Factory for real Services (closed at teardown unless a bot closed them)."""
+    from bot.app import build_services, close_services
+
+    built: list[Any] = []
+
+    async def _make(settings: Any = None, **overrides: Any) -> Any:
+        s = discord_test_settings(tmp_path, settings, **overrides)
+        services = await build_services(s, executor=None)
+        built.append(services)
+        return services
+
+    yield _make
+    for services in built:
+        if services.db._conn is not None:
+            with contextlib.suppress(Exception):
+                await close_services(services)
+
+
+@pytest.fixture
+def start_bot(fake_discord: FakeDiscord) -> Callable[..., Any]:
+    """``async with start_bot(services, **kwargs) as bot`` — a READY bot against the fake."""
+
+    @contextlib.asynccontextmanager
+    async def _start(services: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        from bot.app import PlaylistClustersBot
+
+        if not services.settings.discord_dev_guild_id:
+            services.settings = services.settings.model_copy(
+                update={"discord_dev_guild_id": fake_discord.guild_id}
+            )
+        bot = PlaylistClustersBot(services, **kwargs)
+        ready = asyncio.Event()
+
+        async def _on_ready() -> None:
+            ready.set()
+
+        bot.add_listener(_on_ready, "on_ready")
+        task = asyncio.create_task(bot.start("fake-token"))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when="FIRST_COMPLETED")
+        if task in done:
+            waiter.cancel()
+            task.result()  # re-raise the start-up error
+            raise RuntimeError("bot stopped before READY")
+        if waiter not in done:
+            waiter.cancel()
+            task.cancel()
+            raise TimeoutError("bot did not become READY against the fake Discord")
+        try:
+            yield bot
+        finally:
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
+
+    return _start

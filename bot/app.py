@@ -1,0 +1,300 @@
+"""The Discord bot: a ``commands.Bot`` that owns the long-lived services.
+
+``python -m bot`` (bot/__main__.py) calls :func:`run_bot` when DISCORD_TOKEN is set. Start-up
+(``setup_hook``) opens the services, loads the cogs, starts the job worker and syncs the
+application commands *deliberately*: instantly to ``DISCORD_DEV_GUILD_ID`` when set, globally
+only when ``DISCORD_SYNC_GLOBAL`` is true (or an owner runs ``!sync`` / ``/admin sync``), so a
+restart never burns the global command-sync rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import __version__
+from bot.config import Settings
+from bot.pipeline import PipelineContext
+from bot.services import Services
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ["cogs.cluster", "cogs.about", "cogs.admin", "cogs.spotify", "cogs.digest"]
+
+# Interaction tokens live 15 minutes; stop using them a little earlier.
+INTERACTION_TTL_S = 14 * 60
+
+
+def make_intents() -> discord.Intents:
+    """Guilds + guild messages + message content (to see posted playlist links)."""
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = False
+    intents.presences = False
+    return intents
+
+
+class PlaylistClustersBot(commands.Bot):
+    """The bot. Cogs reach the services as ``bot.services``.
+
+    ``interaction_ttl_s`` / ``clock`` decide when an interaction token is too old to use (results
+    then go to the channel); tests inject them. ``manage_services``: start the queue (and
+    digests) in ``setup_hook`` and close every service in ``close()``.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        interaction_ttl_s: float = INTERACTION_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        manage_services: bool = True,
+        extensions: list[str] | None = None,
+        progress_interval_s: float = 1.5,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned_or("!"),
+            intents=make_intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=True, replied_user=False
+            ),
+            activity=discord.Activity(type=discord.ActivityType.listening, name="/cluster"),
+        )
+        self.services = services
+        self.interaction_ttl_s = interaction_ttl_s
+        self.clock = clock
+        self.manage_services = manage_services
+        self.extensions_to_load = list(EXTENSIONS if extensions is None else extensions)
+        self.progress_interval_s = progress_interval_s
+        self.version = __version__
+        self.synced: list[str] = []  # scopes synced ("guild:<id>", "global"), for /about + tests
+
+    # ----------------------------------------------------------------------------- start-up
+    async def setup_hook(self) -> None:
+        self.tree.on_error = self.on_app_command_error
+        for ext in self.extensions_to_load:
+            try:
+                await self.load_extension(ext)
+            except commands.ExtensionNotFound:
+                log.warning("Extension %s not found; skipped", ext)
+        if self.manage_services:
+            await self._start_services()
+        await self.sync_commands(
+            guild_id=self.services.settings.discord_dev_guild_id,
+            globally=self.services.settings.discord_sync_global,
+        )
+
+    async def _start_services(self) -> None:
+        queue = self.services.queue
+        if queue is not None and hasattr(queue, "start"):
+            await queue.start()
+        digests = self.services.digests
+        if digests is not None and hasattr(digests, "start"):
+            res = digests.start()
+            if asyncio.iscoroutine(res):
+                await res
+
+    async def sync_commands(self, *, guild_id: int | None, globally: bool) -> list[str]:
+        """Sync app commands to a dev guild (instant) and/or globally (rate limited, slow)."""
+        done: list[str] = []
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            cmds = await self.tree.sync(guild=guild)
+            log.info("Synced %d commands to guild %s", len(cmds), guild_id)
+            done.append(f"guild:{guild_id}")
+        if globally:
+            cmds = await self.tree.sync()
+            log.info("Synced %d commands globally", len(cmds))
+            done.append("global")
+        if not done:
+            log.info(
+                "Commands not synced (set DISCORD_DEV_GUILD_ID or DISCORD_SYNC_GLOBAL, "
+                "or run !sync as the bot owner)"
+            )
+        self.synced += done
+        return done
+
+    async def on_ready(self) -> None:
+        log.info(
+            "Logged in as %s (%s) in %d guild(s)",
+            self.user,
+            self.user and self.user.id,
+            len(self.guilds),
+        )
+
+    # ----------------------------------------------------------------------------- errors
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        """Last-resort handler: every app command error becomes a clear ephemeral message."""
+        from bot.embeds import error_message, new_incident_id
+
+        original = getattr(error, "original", error)
+        incident: str | None = None
+        if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
+            text = _check_failure_text(error)
+        else:
+            from bot.errors import PipelineError
+
+            if isinstance(original, PipelineError):
+                text = error_message(original)
+            else:
+                incident = new_incident_id()
+                log.error(
+                    "Incident %s in /%s",
+                    incident,
+                    interaction.command and interaction.command.qualified_name,
+                    exc_info=original,
+                )
+                text = error_message(original, incident_id=incident)
+        await send_ephemeral(interaction, text)
+
+    # ----------------------------------------------------------------------------- shutdown
+    async def close(self) -> None:
+        try:
+            if self.manage_services:
+                await close_services(self.services)
+        finally:
+            await super().close()
+
+
+def _check_failure_text(error: app_commands.AppCommandError) -> str:
+    if isinstance(error, app_commands.MissingPermissions):
+        perms = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"You need the **{perms}** permission to do that."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        perms = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        return f"I'm missing the **{perms}** permission in this channel."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works in a server."
+    if isinstance(error, app_commands.TransformerError):
+        return f"I couldn't understand `{error.value}`."
+    return str(error) or "You can't use this command here."
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+    """Reply ephemerally whether or not the interaction was already acknowledged."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("Could not deliver an error message for interaction %s", interaction.id)
+
+
+# ------------------------------------------------------------------------------ services
+def _optional(module: str, name: str) -> Any:
+    """A class from a module another work item provides, or None when it isn't there yet."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        log.info("%s.%s not available", module, name)
+        return None
+
+
+async def build_services(settings: Settings, *, executor: Any = "auto") -> Services:
+    """Open the database and build every long-lived service from ``settings``.
+
+    ``executor="auto"``: a process pool of ``settings.worker_processes`` (0 → inline CPU).
+    """
+    db = await Database(settings.database_path).open()
+    Store = _optional("storage.repo", "Store")
+    store = Store(db) if Store else None
+
+    spotify = None
+    Gateway = _optional("bot.sources.spotify", "SpotifyGateway")
+    if Gateway and settings.spotify_configured:
+        spotify = Gateway(settings)
+    reccobeats = None
+    Recco = _optional("bot.features.reccobeats", "ReccoBeatsClient")
+    if Recco and settings.reccobeats_enabled:
+        reccobeats = Recco(settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s)
+
+    accounts = None
+    Accounts = _optional("bot.accounts", "AccountService")
+    if Accounts:
+        try:
+            accounts = Accounts(db, settings, app_gateway=spotify)
+        except Exception:  # e.g. no TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
+            log.warning("Spotify account linking disabled", exc_info=True)
+
+    if executor == "auto":
+        executor = (
+            ProcessPoolExecutor(max_workers=settings.worker_processes)
+            if settings.worker_processes > 0
+            else None
+        )
+    ctx = PipelineContext(
+        settings=settings,
+        spotify=spotify,
+        reccobeats=reccobeats,
+        feature_cache=store,
+        user_tokens=accounts.access_token if accounts else None,
+        executor=executor,
+    )
+    queue = None
+    JobQueue = _optional("bot.jobs", "JobQueue")
+    if JobQueue and store is not None:
+        queue = JobQueue(store, ctx, settings)
+    services = Services(
+        settings=settings, db=db, store=store, queue=queue, ctx=ctx, accounts=accounts
+    )
+    Digests = _optional("bot.digests", "DigestScheduler")
+    if Digests is not None and queue is not None:
+        try:
+            # The digest cog sets the poster (it knows how to post to Discord).
+            services.digests = Digests(db, queue)
+        except Exception:
+            log.warning("Digests disabled", exc_info=True)
+    return services
+
+
+async def close_services(services: Services) -> None:
+    """Close everything :func:`build_services` opened; each step guarded."""
+    steps: list[Any] = [
+        getattr(services.digests, "close", None),
+        getattr(services.queue, "close", None),
+        getattr(services.ctx.reccobeats, "close", None),
+        getattr(services.ctx.spotify, "close", None),
+        getattr(services.accounts, "close", None),
+    ]
+    for step in steps:
+        if step is None:
+            continue
+        try:
+            res = step()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception:
+            log.warning("Error while closing a service", exc_info=True)
+    executor = services.ctx.executor
+    if executor is not None:
+        with contextlib.suppress(Exception):
+            executor.shutdown(wait=False, cancel_futures=True)
+    await services.db.close()
+
+
+async def run_bot(settings: Settings) -> None:
+    """Start the bot with ``settings`` (blocks until it stops)."""
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level.upper(), logging.INFO))
+    logging.getLogger("spotipy").setLevel(max(logging.INFO, logging.getLogger().level))
+    if settings.discord_token is None:
+        raise SystemExit("DISCORD_TOKEN is not set.")
+    services = await build_services(settings)
+    bot = PlaylistClustersBot(services)
+    async with bot:
+        await bot.start(settings.discord_token.get_secret_value())

@@ -1,0 +1,105 @@
+"""/about: version, feature sources, Spotify app mode, uptime, queue size."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+log = logging.getLogger(__name__)
+
+
+def _yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "unknown (not tried yet)"}[value]
+
+
+def format_uptime(started_at: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or datetime.now(UTC)) - started_at).total_seconds())
+    days, seconds = divmod(max(0, seconds), 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes = seconds // 60
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if days or hours else []
+    parts.append(f"{minutes}m")
+    return " ".join(parts)
+
+
+async def _queue_size(queue: Any) -> str:
+    if queue is None:
+        return "worker not running"
+    for attr in ("size", "pending", "qsize"):
+        value = getattr(queue, attr, None)
+        if value is None:
+            continue
+        try:
+            value = value() if callable(value) else value
+            if hasattr(value, "__await__"):
+                value = await value
+            return f"{int(value)} job(s) waiting or running"
+        except Exception:
+            log.debug("queue size lookup failed", exc_info=True)
+    return "unknown"
+
+
+async def spotify_mode(services: Any) -> str:
+    spotify = services.ctx.spotify
+    if spotify is None:
+        return "not configured (no Spotify credentials: CSV uploads only)"
+    try:
+        mode = await spotify.detect_mode()
+    except Exception:
+        log.warning("detect_mode failed", exc_info=True)
+        return "unknown (Spotify did not answer)"
+    return {
+        "development": "Development Mode (no audio-features; only playlists you own)",
+        "extended": "Extended Quota (every endpoint)",
+    }.get(mode, str(mode))
+
+
+async def about_embed(bot: Any) -> discord.Embed:
+    services = bot.services
+    spotify = services.ctx.spotify
+    af = getattr(spotify, "audio_features_available", None) if spotify is not None else False
+    recco = services.ctx.reccobeats is not None
+    embed = discord.Embed(
+        title="Playlist Clusters",
+        description=(
+            "Clusters a Spotify playlist by how its tracks sound, and shows each cluster with "
+            "its most representative tracks and a scatter chart."
+        ),
+        colour=0x1DB954,
+    )
+    embed.add_field(name="Version", value=bot.version)
+    embed.add_field(name="Uptime", value=format_uptime(services.started_at))
+    embed.add_field(name="Queue", value=await _queue_size(services.queue))
+    embed.add_field(
+        name="Feature sources",
+        value=(
+            f"Spotify audio-features: {_yes_no(af) if spotify is not None else 'no'}\n"
+            f"ReccoBeats: {'enabled' if recco else 'disabled'}\n"
+            "Exportify CSV audio columns: always"
+        ),
+        inline=False,
+    )
+    embed.add_field(name="Spotify app mode", value=await spotify_mode(services), inline=False)
+    linking = "available (/spotify link)" if services.accounts is not None else "not configured"
+    embed.add_field(name="Account linking", value=linking, inline=False)
+    return embed
+
+
+class About(commands.Cog):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="about", description="What this bot can do right now.")
+    async def about(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await interaction.followup.send(embed=await about_embed(self.bot), ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(About(bot))
