@@ -133,6 +133,8 @@ async def serve(specs: list[PlaylistSpec], latency_ms: float, mode: str) -> None
         "accounts_base": fake.accounts_base,
         "reccobeats_base": fake.reccobeats_base,
         "control": f"http://127.0.0.1:{port}/",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
         "user_token": token,
         "user_id": BENCH_USER,
         "mode": mode,

@@ -63,6 +63,8 @@ class FakeInfo:
     accounts_base: str
     reccobeats_base: str
     control: str
+    client_id: str
+    client_secret: str
     user_token: str
     user_id: str
     mode: str
@@ -194,8 +196,8 @@ def classify(log: list[dict[str, Any]], playlist_id: str | None = None) -> Count
 def bench_settings(info: FakeInfo, db_path: Path, **overrides: Any) -> Settings:
     """Settings pointed at the fake (no .env, so a developer's real credentials are not used)."""
     values: dict[str, Any] = {
-        "spotify_client_id": "bench-client",
-        "spotify_client_secret": "bench-secret",
+        "spotify_client_id": info.client_id,
+        "spotify_client_secret": info.client_secret,
         "spotify_api_base": info.api_base,
         "spotify_accounts_base": info.accounts_base,
         "reccobeats_base": info.reccobeats_base,
