@@ -1,4 +1,5 @@
--- Digests, schema version 3 (after 0002_snapshots_and_listing): what the last run did, and when the last full digest was posted.
+-- Digests, schema version 3 (after 0002_snapshots_and_listing): what the last run did, and
+-- when the last full digest was posted.
 -- last_status: short human-readable outcome of the last run ("posted", "no changes",
 --              "skipped: Spotify is rate limiting…"), shown by /digest list.
 -- last_posted_at: UTC ISO-8601 time of the last digest that posted the full clusters; the
