@@ -92,6 +92,9 @@ class Database:
         except sqlite3.DatabaseError as exc:
             await self.close()
             raise _storage_error(exc, self.path) from exc
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def close(self) -> None:
@@ -112,7 +115,15 @@ class Database:
     async def migrate(self, *, target: int | None = None) -> int:
         """Apply pending migrations up to ``target`` (all by default). Returns the version."""
         current = await self.version()
-        for version, _name, sql in load_migrations():
+        migrations = load_migrations()
+        head = migrations[-1][0] if migrations else 0
+        if current > head:
+            raise StorageError(
+                f"The database {self.path} has schema version {current}, newer than this "
+                f"version of the bot knows ({head}). Upgrade the bot or use another database.",
+                detail=f"user_version={current} head={head}",
+            )
+        for version, _name, sql in migrations:
             if version <= current or (target is not None and version > target):
                 continue
             async with self._write_lock:
@@ -122,8 +133,7 @@ class Database:
                         f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
                     )
                 except sqlite3.DatabaseError as exc:
-                    if self.conn.in_transaction:
-                        await self.conn.execute("ROLLBACK")
+                    await self._rollback()
                     raise _storage_error(exc, self.path) from exc
             current = version
         return current
@@ -154,15 +164,26 @@ class Database:
                 raise _storage_error(exc, self.path) from exc
             try:
                 yield self.conn
+            except sqlite3.DatabaseError as exc:
+                await self._rollback()
+                raise _storage_error(exc, self.path) from exc
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             else:
                 try:
                     await self.conn.execute("COMMIT")
                 except sqlite3.DatabaseError as exc:
-                    await self.conn.execute("ROLLBACK")
+                    await self._rollback()
                     raise _storage_error(exc, self.path) from exc
+
+    async def _rollback(self) -> None:
+        """Roll back if a transaction is open; never masks the original error."""
+        try:
+            if self.conn.in_transaction:
+                await self.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns lastrowid."""

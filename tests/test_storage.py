@@ -1,0 +1,260 @@
+"""Store: fetch round trips, feature cache, analyses, guild settings, storage failures."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.errors import StorageError
+from bot.pipeline import AnalysisRequest
+from storage.db import Database, load_migrations
+from storage.repo import Store, default_params_key, snapshot_key
+from tests.storage_helpers import make_analysis, make_fetch, make_rendered, make_tracks
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(tmp_path / "pc.sqlite3")
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def store(db):
+    return Store(db)
+
+
+async def test_open_sets_wal_foreign_keys_and_head_version(db):
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert await db.version() == load_migrations()[-1][0]
+
+
+async def test_fetch_round_trip_is_exact(store):
+    fetched = make_fetch(120, features=True)
+    key = await store.save_fetch(fetched)
+    assert key == "snap-1"
+    loaded = await store.load_fetch(fetched.meta.id, key)
+    assert loaded is not None
+    assert loaded.to_dict() == fetched.to_dict()
+    assert await store.load_fetch(fetched.meta.id, "other-snapshot") is None
+
+
+async def test_empty_snapshot_is_stored(store):
+    fetched = make_fetch(0)
+    await store.save_fetch(fetched)
+    loaded = await store.load_fetch(fetched.meta.id, "snap-1")
+    assert loaded is not None and loaded.tracks == [] and loaded.skipped == fetched.skipped
+
+
+async def test_source_without_snapshot_gets_content_key(store):
+    a = make_fetch(5, playlist_id="csv:0123456789abcdef", snapshot=None, kind="csv")
+    b = make_fetch(5, playlist_id="csv:0123456789abcdef", snapshot=None, kind="csv", start=1)
+    key_a, key_b = await store.save_fetch(a), await store.save_fetch(b)
+    assert key_a.startswith("h:") and key_a != key_b
+    assert key_a == snapshot_key(a)
+    assert (await store.load_fetch(a.meta.id, key_a)).to_dict() == a.to_dict()
+    assert (await store.load_fetch(b.meta.id, key_b)).to_dict() == b.to_dict()
+
+
+async def test_track_upsert_never_erases_known_fields(store):
+    rich = make_fetch(3, playlist_id="p" * 22)
+    for t in rich.tracks:
+        t.popularity, t.label = 55, "Some Label"
+    await store.save_fetch(rich)
+    poor = make_fetch(3, playlist_id="q" * 22)  # same track ids, dev-mode: no popularity
+    await store.save_fetch(poor)
+    again = await store.load_fetch("p" * 22, "snap-1")
+    assert [t.popularity for t in again.tracks] == [55, 55, 55]
+    assert again.tracks[0].label == "Some Label"
+    n_tracks = (await store.db.fetchone("SELECT count(*) FROM tracks"))[0]
+    assert n_tracks == 3
+
+
+async def test_artists_and_links_saved(store):
+    fetched = make_fetch(20)
+    await store.save_fetch(fetched)
+    n_links = (await store.db.fetchone("SELECT count(*) FROM track_artists"))[0]
+    assert n_links == sum(len(t.artist_ids) for t in fetched.tracks)
+    row = await store.db.fetchone(
+        "SELECT name, genres_json FROM artists WHERE id = ?", ("A" + "0" * 21,)
+    )
+    assert row["name"] == "Artist 0"
+
+
+async def test_save_10000_tracks(store, capsys):
+    fetched = make_fetch(10_000)
+    started = time.perf_counter()
+    await store.save_fetch(fetched)
+    saved = time.perf_counter() - started
+    started = time.perf_counter()
+    loaded = await store.load_fetch(fetched.meta.id, "snap-1")
+    read = time.perf_counter() - started
+    assert loaded is not None and len(loaded.tracks) == 10_000
+    assert loaded.tracks[9_999].to_dict() == fetched.tracks[9_999].to_dict()
+    with capsys.disabled():
+        print(f"\n[storage] save_fetch 10,000 tracks: {saved:.3f}s, load_fetch: {read:.3f}s")
+
+
+# --- feature cache ----------------------------------------------------------------------------
+async def test_feature_cache_hits_misses_and_known_missing(store):
+    await store.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
+    got = await store.get_many("reccobeats", ["a", "b", "c"])
+    assert got == {"a": {"energy": 0.5}, "b": None}
+    assert await store.get_many("spotify", ["a", "b"]) == {}
+    assert await store.get_many("reccobeats", []) == {}
+
+
+async def test_feature_cache_overwrites(store):
+    await store.put_many("reccobeats", {"a": None})
+    await store.put_many("reccobeats", {"a": {"energy": 0.9}})
+    assert await store.get_many("reccobeats", ["a"]) == {"a": {"energy": 0.9}}
+
+
+async def test_feature_cache_expiry(db):
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = Store(db, feature_cache_days=90, clock=lambda: now[0])
+    await store.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
+    now[0] += timedelta(days=89)
+    assert set(await store.get_many("reccobeats", ["a", "b"])) == {"a", "b"}
+    now[0] += timedelta(days=2)
+    assert await store.get_many("reccobeats", ["a", "b"]) == {}
+
+
+async def test_feature_cache_many_ids(store):
+    ids = [f"id{i}" for i in range(40_000)]
+    await store.put_many("reccobeats", {i: {"energy": 0.1} for i in ids[::2]})
+    got = await store.get_many("reccobeats", ids)
+    assert len(got) == 20_000 and "id0" in got and "id1" not in got
+
+
+# --- analyses ---------------------------------------------------------------------------------
+async def test_analysis_round_trip_and_lookup(store):
+    fetched = make_fetch(30)
+    analysis = make_analysis(fetched)
+    rendered = make_rendered(analysis)
+    request = AnalysisRequest(link="x", user_id=7, guild_id=9, channel_id=11)
+    aid = await store.save_analysis(analysis, rendered, request)
+    assert analysis.analysis_id == aid
+
+    again = await store.get_analysis(aid)
+    assert again.to_dict() == analysis.to_dict()
+    assert await store.get_analysis(aid + 100) is None
+
+    key = default_params_key(None)
+    assert await store.find_analysis(fetched.meta.id, "snap-1", key) == aid
+    assert await store.find_analysis(fetched.meta.id, "snap-2", key) is None
+    assert await store.find_analysis(fetched.meta.id, "snap-1", default_params_key(5)) is None
+
+    assert await store.get_file(aid, "clusters.png") == rendered.png
+    assert (await store.get_file(aid, "report.md")).decode() == rendered.markdown
+    assert await store.get_file(aid, "nope.txt") is None
+    assert (await store.get_rendered(aid)) == rendered
+
+    n_clusters = (await store.db.fetchone("SELECT count(*) FROM clusters"))[0]
+    n_assign = (await store.db.fetchone("SELECT count(*) FROM assignments"))[0]
+    assert (n_clusters, n_assign) == (3, 30)
+
+    listed = await store.list_analyses(user_id=7)
+    assert listed == [
+        {
+            "id": aid,
+            "playlist_id": fetched.meta.id,
+            "name": fetched.meta.name,
+            "k": 3,
+            "n_tracks": 30,
+            "created_at": analysis.created_at,
+            "requested_by": 7,
+        }
+    ]
+    assert await store.list_analyses(user_id=8) == []
+    assert len(await store.list_analyses(guild_id=9)) == 1
+
+
+async def test_list_analyses_newest_first_and_limit(store):
+    ids = []
+    for i in range(4):
+        fetched = make_fetch(5, playlist_id=f"{i}" * 22)
+        analysis = make_analysis(fetched, k=2)
+        ids.append(await store.save_analysis(analysis, make_rendered(analysis), AnalysisRequest()))
+    listed = await store.list_analyses(limit=3)
+    assert [row["id"] for row in listed] == ids[::-1][:3]
+
+
+# --- guild settings ---------------------------------------------------------------------------
+async def test_guild_settings(store):
+    assert await store.get_guild_settings(1) == {"links_enabled": True}
+    await store.set_links_enabled(1, False)
+    assert (await store.get_guild_settings(1))["links_enabled"] is False
+    await store.set_links_enabled(1, True)
+    assert (await store.get_guild_settings(1))["links_enabled"] is True
+    assert (await store.get_guild_settings(2))["links_enabled"] is True
+
+
+# --- failures ---------------------------------------------------------------------------------
+async def test_corrupted_file_gives_clear_error(tmp_path):
+    path = tmp_path / "bad.sqlite3"
+    path.write_bytes(b"this is not an sqlite database at all " * 200)
+    with pytest.raises(StorageError) as info:
+        await Database(path, busy_timeout_s=0.2).open()
+    assert "corrupted or not an SQLite file" in info.value.user_message
+
+
+async def test_locked_database_gives_clear_error(tmp_path):
+    path = tmp_path / "locked.sqlite3"
+    async with Database(path):
+        pass
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        db = Database(path, busy_timeout_s=0.2)
+        with pytest.raises(StorageError) as info:
+            await asyncio.wait_for(db.open(), 30)
+        assert "locked" in info.value.user_message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+async def test_locked_for_writes_in_wal_mode(tmp_path):
+    path = tmp_path / "wal-locked.sqlite3"
+    db = await Database(path, busy_timeout_s=0.2).open()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageError) as info:
+            await asyncio.wait_for(Store(db).set_links_enabled(1, False), 30)
+        assert "locked" in info.value.user_message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await db.close()
+
+
+async def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(StorageError) as info:
+        await Database(path).open()
+    assert "newer than this version" in info.value.user_message
+
+
+async def test_failed_write_rolls_back(store):
+    fetched = make_fetch(3)
+    fetched.tracks.append(make_tracks(1)[0])  # same id twice is fine (entries by position)
+    await store.save_fetch(fetched)
+    with pytest.raises(StorageError):
+        async with store.db.transaction() as conn:
+            await conn.execute("DELETE FROM guild_settings")
+            await conn.execute("INSERT INTO nonexistent VALUES (1)")
+    # the connection is usable and not left inside a transaction
+    assert not store.db.conn.in_transaction
+    await store.set_links_enabled(3, False)
