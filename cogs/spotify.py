@@ -1,7 +1,295 @@
-"""Placeholder: filled in by its own work item."""
+"""``/spotify link | status | unlink``: link a Discord user to their Spotify account.
+
+Thin Discord layer over :class:`bot.accounts.AccountService`. Every reply is ephemeral: the
+authorize link is personal (its ``state`` is bound to the user who asked).
+
+Two callback modes (see the README, "Linking Spotify accounts"):
+
+* ``PUBLIC_BASE_URL`` set: Spotify redirects to the bot's web server (:mod:`bot.web`, started
+  here in :meth:`SpotifyCog.cog_load`); the ephemeral message is edited to "Linked" when done.
+* otherwise: the redirect URI is a loopback address; the user copies the URL the browser ends
+  up on and pastes it into a modal ("Paste the URL" button).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import datetime
+from typing import Any
 
-async def setup(bot) -> None:
-    return None
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.accounts import STATE_TTL, AccountService
+from bot.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+MAX_LINK_BUTTON_URL = 512  # Discord's limit for a link button's url
+#: Interaction tokens live 15 minutes; keep a little margin for editing the link message.
+PENDING_TTL_S = 14 * 60
+
+NOT_AVAILABLE = (
+    "Spotify account linking isn't available on this bot (no Spotify app configured). "
+    "You can still attach an Exportify CSV of a playlist."
+)
+
+
+def _ts(iso: str | None, style: str = "D") -> str:
+    """An ISO time as a Discord timestamp tag (rendered in the reader's time zone)."""
+    if not iso:
+        return "unknown"
+    try:
+        return f"<t:{int(datetime.fromisoformat(iso).timestamp())}:{style}>"
+    except ValueError:
+        return iso
+
+
+def link_instructions(url: str, *, web_callback: bool, redirect_uri: str) -> str:
+    """The ephemeral text of ``/spotify link`` (kept in line with the NotOwner advice)."""
+    minutes = int(STATE_TTL.total_seconds() // 60)
+    lines = [
+        "**Link your Spotify account**",
+        "Spotify only lets this bot read playlists that you own or collaborate on, through "
+        "your own linked account (apps in Development Mode can't read other playlists). "
+        "Linking also enables your Liked Songs, the 💚 marks and *Save as playlist*.",
+        "",
+        "1. Open the authorization link below and approve.",
+    ]
+    if web_callback:
+        lines.append("2. You'll see **Linked** in your browser; this message updates too.")
+    else:
+        lines += [
+            f"2. Your browser then opens `{redirect_uri}?code=…` — it may show *can't connect*; "
+            "that's expected. Copy the **whole address** from the address bar.",
+            "3. Click **Paste the URL** below and paste it.",
+        ]
+    lines += [
+        "",
+        f"The link works once, for {minutes} minutes, and only for you. Don't share it.",
+        "Can't link (e.g. the bot is full: Spotify allows 5 users per app in Development "
+        "Mode)? Attach an Exportify CSV (https://exportify.net) of the playlist instead.",
+    ]
+    if len(url) > MAX_LINK_BUTTON_URL:
+        lines.append(f"\n<{url}>")
+    return "\n".join(lines)
+
+
+def status_text(info: dict[str, Any]) -> str:
+    name = info.get("display_name") or info.get("spotify_user_id") or "unknown"
+    lines = [f"Linked as **{discord.utils.escape_markdown(name)}**"]
+    if info.get("spotify_user_id"):
+        lines[0] += f" (`{info['spotify_user_id']}`)"
+    lines.append(f"Since: {_ts(info.get('linked_at'))}")
+    lines.append("Scopes: " + (", ".join(f"`{s}`" for s in info.get("scopes", [])) or "none"))
+    if info.get("token_state") == "valid":
+        minutes = max(1, info.get("token_expires_in_s", 0) // 60)
+        lines.append(f"Access token: valid for about {minutes} more minutes.")
+    else:
+        lines.append("Access token: expired; it is refreshed automatically on next use.")
+    lines.append(
+        f"Spotify ends the link around {_ts(info.get('consent_expires_at'))} (6 months after "
+        "you approved); then run `/spotify link` again."
+    )
+    if info.get("missing_scopes"):
+        lines.append(
+            "Missing permissions: "
+            + ", ".join(f"`{s}`" for s in info["missing_scopes"])
+            + ". Run `/spotify link` again to grant them."
+        )
+    return "\n".join(lines)
+
+
+def linked_text(info: dict[str, Any]) -> str:
+    name = info.get("display_name") or info.get("spotify_user_id") or "your Spotify account"
+    return (
+        f"✅ Linked as **{discord.utils.escape_markdown(name)}**. Your own and collaborative "
+        "playlists, Liked Songs and *Save as playlist* now work for you. "
+        "`/spotify status` shows the link; `/spotify unlink` removes it."
+    )
+
+
+class PasteUrlModal(discord.ui.Modal, title="Finish linking Spotify"):
+    url: discord.ui.TextInput[PasteUrlModal] = discord.ui.TextInput(
+        label="The address your browser ended up on",
+        style=discord.TextStyle.paragraph,
+        placeholder="http://127.0.0.1:8080/spotify/callback?code=…&state=…",
+        min_length=10,
+        max_length=2000,
+    )
+
+    def __init__(self, accounts: AccountService) -> None:
+        super().__init__(timeout=STATE_TTL.total_seconds())
+        self.accounts = accounts
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            info = await self.accounts.complete_from_redirect(
+                interaction.user.id, str(self.url.value)
+            )
+        except PipelineError as exc:
+            await interaction.followup.send(f"⚠️ {exc.user_message}", ephemeral=True)
+            return
+        await interaction.followup.send(linked_text(info), ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+        log.exception("paste-URL modal failed", exc_info=error)
+        message = "Something went wrong while linking. Try `/spotify link` again."
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+
+
+class LinkView(discord.ui.View):
+    """The authorize link button, plus "Paste the URL" in loopback mode."""
+
+    def __init__(self, accounts: AccountService, url: str, *, owner_id: int) -> None:
+        super().__init__(timeout=STATE_TTL.total_seconds())
+        self.accounts = accounts
+        self.owner_id = owner_id
+        if len(url) <= MAX_LINK_BUTTON_URL:
+            self.add_item(
+                discord.ui.Button(
+                    style=discord.ButtonStyle.link, label="Authorize on Spotify", url=url
+                )
+            )
+        if not accounts.web_callback:
+            paste: discord.ui.Button[LinkView] = discord.ui.Button(
+                style=discord.ButtonStyle.primary, label="Paste the URL", emoji="📋"
+            )
+            paste.callback = self._paste  # type: ignore[method-assign]
+            self.add_item(paste)
+
+    async def _paste(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(PasteUrlModal(self.accounts))
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "This link belongs to someone else: run `/spotify link` yourself.",
+                ephemeral=True,
+            )
+            return False
+        return True
+
+
+class SpotifyCog(
+    commands.GroupCog, group_name="spotify", group_description="Link your Spotify account"
+):
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        self.web_server: Any = None
+        # discord user id -> (interaction of their latest /spotify link, monotonic time)
+        self._pending: dict[int, tuple[discord.Interaction, float]] = {}
+        super().__init__()
+
+    @property
+    def accounts(self) -> AccountService | None:
+        services = getattr(self.bot, "services", None)
+        return getattr(services, "accounts", None) if services is not None else None
+
+    async def cog_load(self) -> None:
+        accounts = self.accounts
+        if accounts is None:
+            return
+        accounts.add_link_listener(self._on_linked)
+        if accounts.web_callback:
+            from bot.web import CallbackServer
+
+            server = CallbackServer(accounts, accounts.settings)
+            try:
+                await server.start()
+            except OSError as exc:
+                log.error(
+                    "Could not start the OAuth callback server on %s:%s (%s); /spotify link "
+                    "will not complete until it can.",
+                    accounts.settings.web_host,
+                    accounts.settings.web_port,
+                    exc,
+                )
+            else:
+                self.web_server = server
+
+    async def cog_unload(self) -> None:
+        if self.web_server is not None:
+            server, self.web_server = self.web_server, None
+            await server.close()
+
+    async def _on_linked(self, user_id: int, info: dict[str, Any]) -> None:
+        """A link completed (web callback): update the user's ephemeral /spotify link reply."""
+        pending = self._pending.pop(user_id, None)
+        if pending is None:
+            return
+        interaction, since = pending
+        if time.monotonic() - since > PENDING_TTL_S:
+            return
+        try:
+            await interaction.edit_original_response(content=linked_text(info), view=None)
+        except discord.HTTPException as exc:
+            log.info("could not update the /spotify link message: %s", exc)
+
+    # --- commands ---------------------------------------------------------------------------
+    @app_commands.command(name="link", description="Link your Spotify account (private reply)")
+    async def link(self, interaction: discord.Interaction) -> None:
+        accounts = self.accounts
+        if accounts is None:
+            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
+            return
+        try:
+            url = await accounts.start_link(interaction.user.id)
+        except PipelineError as exc:
+            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
+            return
+        text = link_instructions(
+            url, web_callback=accounts.web_callback, redirect_uri=accounts.redirect_uri
+        )
+        view = LinkView(accounts, url, owner_id=interaction.user.id)
+        await interaction.response.send_message(text, view=view, ephemeral=True)
+        if accounts.web_callback:
+            now = time.monotonic()
+            self._pending = {
+                uid: p for uid, p in self._pending.items() if now - p[1] < PENDING_TTL_S
+            }
+            self._pending[interaction.user.id] = (interaction, now)
+
+    @app_commands.command(name="status", description="Show your linked Spotify account")
+    async def status(self, interaction: discord.Interaction) -> None:
+        accounts = self.accounts
+        if accounts is None:
+            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
+            return
+        try:
+            info = await accounts.status(interaction.user.id)
+        except PipelineError as exc:
+            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
+            return
+        if info is None:
+            text = "You haven't linked a Spotify account. Use `/spotify link` to link one."
+        else:
+            text = status_text(info)
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="unlink", description="Remove your Spotify link from this bot")
+    async def unlink(self, interaction: discord.Interaction) -> None:
+        accounts = self.accounts
+        if accounts is None:
+            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
+            return
+        self._pending.pop(interaction.user.id, None)
+        if await accounts.unlink(interaction.user.id):
+            text = (
+                "Unlinked: your Spotify tokens were deleted from this bot. To also revoke its "
+                "access on Spotify's side, remove the app at "
+                "<https://www.spotify.com/account/apps/>."
+            )
+        else:
+            text = "You had no linked Spotify account, so there was nothing to delete."
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(SpotifyCog(bot))
