@@ -20,8 +20,12 @@ MIN_TRACKS = 10
 MAX_AUTO_K = 12
 N_REPRESENTATIVES = 10
 SILHOUETTE_SAMPLE = 3000
+K_SEARCH_SAMPLE = 2500
 # A feature must differ from the playlist average by this many (robust) sds to be named.
 DESCRIBE_MIN_Z = 0.35
+# Metadata words rank below sound words of the same strength; the year needs a big shift.
+WORD_PRIORITY = {"popularity": 0.7, "duration_min": 0.6, "explicit": 0.7, "year": 0.8}
+MIN_YEAR_Z = 0.8
 
 # Words for a cluster whose centroid is above (+) / below (−) the playlist's average.
 # None: not worth saying (e.g. "not live" — almost every studio track is).
@@ -31,7 +35,7 @@ WORDS: dict[str, tuple[str | None, str | None]] = {
     "loudness": ("loud", "quiet"),
     "speechiness": ("wordy", None),
     "acousticness": ("acoustic", "electronic"),
-    "instrumentalness": ("instrumental", "vocal"),
+    "instrumentalness": ("instrumental", None),
     "liveness": ("live", None),
     "valence": ("happy", "sad"),
     "tempo": ("fast", "slow"),
@@ -78,9 +82,23 @@ def silhouette(X: np.ndarray, labels: np.ndarray, seed: int = 0) -> float | None
 
 
 def choose_k(X: np.ndarray, seed: int = 0) -> tuple[int, np.ndarray, float | None]:
-    """Try k = 2..max_auto_k(n) and keep the best silhouette. Returns (k, labels, score)."""
+    """Try k = 2..max_auto_k(n) and keep the best silhouette. Returns (k, labels, score).
+
+    Large playlists search k on a fixed random subsample (``K_SEARCH_SAMPLE`` rows), then fit
+    the chosen k on everything — keeps 10,000 tracks within a few seconds.
+    """
+    n = X.shape[0]
+    if n > K_SEARCH_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(n, K_SEARCH_SAMPLE, replace=False))
+        k, _, _ = _search_k(X[rows], max_auto_k(n), seed)
+        labels = fit_labels(X, k, seed)
+        return k, labels, silhouette(X, labels, seed)
+    return _search_k(X, max_auto_k(n), seed)
+
+
+def _search_k(X: np.ndarray, k_max: int, seed: int) -> tuple[int, np.ndarray, float | None]:
     best: tuple[int, np.ndarray, float | None] | None = None
-    for k in range(2, max_auto_k(X.shape[0]) + 1):
+    for k in range(2, k_max + 1):
         labels = fit_labels(X, k, seed)
         score = silhouette(X, labels, seed)
         if best is None or (score is not None and (best[2] is None or score > best[2] + 1e-9)):
@@ -134,8 +152,10 @@ def describe(fm: FeatureMatrix, members: np.ndarray, *, max_words: int = 3) -> l
         if word is None or abs(z) < DESCRIBE_MIN_Z:
             continue
         if name == "year":
+            if abs(z) < MIN_YEAR_Z:
+                continue
             word = _decade_word(fm.raw["year"][members]) or word
-        scored.append((abs(z), word))
+        scored.append((abs(z) * WORD_PRIORITY.get(name, 1.0), word))
     scored.sort(key=lambda s: (-s[0], s[1]))
     words = [w for _, w in scored]
     genre = _top_genre(fm, members)
@@ -222,7 +242,18 @@ def analyze(
     k: int | None,
     seed: int = 0,
 ) -> Analysis:
-    """Cluster ``fm`` and assemble the :class:`Analysis` for ``fetched``'s tracks."""
+    """Cluster ``fm`` and assemble the :class:`Analysis` for ``fetched``'s tracks.
+
+    BLAS/OpenMP run single-threaded: the worker pool already runs one job per core, and
+    OpenMP threads spinning on a busy machine made k-means ~50x slower in measurements.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _analyze(fetched, fm, k, seed)
+
+
+def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) -> Analysis:
     result = fit(fm, k, seed)
     ids = np.array(fm.ids)
     clusters: list[Cluster] = []

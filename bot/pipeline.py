@@ -7,12 +7,27 @@ offline CLI calls :func:`run_analysis`, which chains them. CPU steps (:func:`clu
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import Settings
-from bot.models import Analysis, FetchResult, ProgressCallback
+from bot.errors import AuthError, EmptyPlaylist, InvalidInput, TooLarge
+from bot.models import (
+    AUDIO_FEATURES,
+    Analysis,
+    FetchResult,
+    PlaylistMeta,
+    Progress,
+    ProgressCallback,
+    Track,
+)
+
+# Bump when the clustering method changes so stored analyses are not reused across methods.
+METHOD_VERSION = "m1"
 
 
 @dataclass
@@ -100,33 +115,203 @@ class PipelineContext:
 
 
 async def fetch_step(
-    request: AnalysisRequest, ctx: PipelineContext, progress: ProgressCallback
+    request: AnalysisRequest,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    *,
+    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None = None,
 ) -> FetchResult:
-    """Read the source (link, CSV, liked songs, demo) into a FetchResult."""
-    raise NotImplementedError
+    """Read the source (link, CSV, liked songs, demo) into a FetchResult.
+
+    For links the requester's linked account is used when ``ctx.user_tokens`` returns a token
+    (it can read their private playlists), else the app's ``ctx.spotify``. After the one
+    metadata request, ``reuse(meta)`` may return a stored fetch of the same snapshot, which
+    skips reading the tracks again.
+    """
+    limit = max_tracks(request, ctx.settings)
+    await progress(Progress("fetching", message="Reading the playlist…"))
+    if request.demo:
+        from bot.demo import load_demo
+
+        fetched = load_demo()
+    elif request.csv_text is not None:
+        from bot.sources.exportify import read_exportify_csv
+
+        fetched = read_exportify_csv(request.csv_text, request.csv_name or "CSV upload")
+    elif request.liked:
+        gateway = await _user_gateway(request, ctx)
+        if gateway is None:
+            raise AuthError(
+                "Analysing your Liked Songs needs a linked Spotify account: "
+                "run `/spotify link` first."
+            )
+        fetched = await gateway.fetch_liked(progress, max_tracks=limit)
+    elif request.link:
+        fetched = await _fetch_link(request, ctx, progress, limit, reuse)
+    else:
+        raise InvalidInput("Nothing to analyse: give a playlist link, a CSV file or the demo.")
+    check_size(fetched, limit)
+    return fetched
+
+
+async def _fetch_link(
+    request: AnalysisRequest,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    limit: int,
+    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None,
+) -> FetchResult:
+    from bot.sources.links import parse_spotify_link
+
+    ref = parse_spotify_link(request.link or "")
+    gateway = await _user_gateway(request, ctx) or ctx.spotify
+    if gateway is None:
+        raise AuthError(
+            "This bot has no Spotify credentials configured, so it cannot read playlists. "
+            "Attach an Exportify CSV (https://exportify.net) instead."
+        )
+    meta = await gateway.get_meta(ref)
+    if meta.total is not None and meta.total > limit:
+        raise TooLarge(_too_large_message(meta.total, limit))
+    if reuse is not None:
+        stored = await reuse(meta)
+        if stored is not None:
+            return stored
+    return await gateway.fetch_tracks(ref, meta, progress)
+
+
+async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Any:
+    """A gateway acting as the requester's linked Spotify account, or None."""
+    if request.user_id is None or ctx.user_tokens is None:
+        return None
+    token = await ctx.user_tokens(request.user_id)
+    if not token:
+        return None
+    if ctx.spotify is not None:
+        return ctx.spotify.with_user_token(token)
+    from bot.sources.spotify import SpotifyGateway
+
+    return SpotifyGateway(ctx.settings, access_token=token)
+
+
+def max_tracks(request: AnalysisRequest, settings: Settings) -> int:
+    """The effective track limit: the request's, capped by the bot's setting."""
+    if request.max_tracks is None:
+        return settings.max_playlist_tracks
+    return min(request.max_tracks, settings.max_playlist_tracks)
+
+
+def _too_large_message(n: int, limit: int) -> str:
+    return f"This playlist has {n:,} tracks; this bot analyses at most {limit:,}."
+
+
+def check_size(fetched: FetchResult, limit: int) -> None:
+    """EmptyPlaylist / TooLarge on what a source returned."""
+    if not fetched.tracks:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(fetched.skipped.items()) if n)
+        extra = f" (skipped: {skipped})" if skipped else ""
+        raise EmptyPlaylist(f"“{fetched.meta.name}” has no playable tracks{extra}.")
+    if len(fetched.tracks) > limit:
+        raise TooLarge(_too_large_message(len(fetched.tracks), limit))
+
+
+def features_from_tracks(tracks: list[Track]) -> FeatureTable | None:
+    """The FeatureTable when every track carries its own audio features (CSV, demo), else None."""
+    table = FeatureTable()
+    for t in tracks:
+        if not t.features or not all(f in t.features for f in AUDIO_FEATURES):
+            return None
+        table.values[t.id] = dict(t.features)
+        table.sources[t.id] = "csv"
+    return table
 
 
 async def featurize_step(
     fetched: FetchResult, ctx: PipelineContext, progress: ProgressCallback
 ) -> FeatureTable:
-    """Fill audio features: CSV values, cache, Spotify (if available), ReccoBeats."""
-    raise NotImplementedError
+    """Fill audio features: CSV values, cache, Spotify (if available), ReccoBeats.
+
+    Sources whose tracks all carry features (CSV, demo) need no network at all.
+    """
+    own = features_from_tracks(fetched.tracks)
+    if own is not None:
+        return own
+    await progress(Progress("featurizing", done=0, total=len(fetched.tracks)))
+    from bot.features.gather import gather_features
+
+    return await gather_features(
+        fetched.tracks,
+        spotify=ctx.spotify,
+        reccobeats=ctx.reccobeats,
+        cache=ctx.feature_cache,
+        progress=progress,
+    )
+
+
+def unique_tracks(fetched: FetchResult) -> tuple[list[Track], dict[str, int]]:
+    """Tracks with an id, first occurrence only; ``skipped`` plus any duplicates dropped."""
+    seen: set[str] = set()
+    out: list[Track] = []
+    dropped = 0
+    for t in fetched.tracks:
+        if not t.id or t.id in seen:
+            dropped += 1
+            continue
+        seen.add(t.id)
+        out.append(t)
+    skipped = dict(fetched.skipped)
+    if dropped:
+        skipped["duplicate"] = skipped.get("duplicate", 0) + dropped
+    return out, skipped
 
 
 def cluster_step(
     fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
 ) -> Analysis:
     """CPU: build the matrix, choose k, cluster, describe, project to 2-D. Picklable."""
-    raise NotImplementedError
+    from bot.clustering import analyze
+    from bot.features.matrix import build_matrix
+
+    tracks, skipped = unique_tracks(fetched)
+    clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
+    fm = build_matrix(tracks, features.values, features.sources)
+    analysis = analyze(clean, fm, k, seed)
+    analysis.created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return analysis
 
 
 def render_step(analysis: Analysis) -> Rendered:
     """CPU: scatter PNG, markdown report, CSV, JSON summary. Picklable."""
-    raise NotImplementedError
+    from bot import render
+
+    return Rendered(
+        png=render.render_scatter(analysis),
+        markdown=render.render_markdown(analysis),
+        csv=render.render_csv(analysis),
+        summary=render.summary(analysis),
+    )
+
+
+def params_key(k: int | None) -> str:
+    """Stable key of the analysis parameters (storage dedupe): method version + k."""
+    return f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
+
+
+async def _cpu(ctx: PipelineContext, fn: Callable[..., Any], *args: Any) -> Any:
+    if ctx.executor is None:
+        return fn(*args)
+    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
 
 
 async def run_analysis(
     request: AnalysisRequest, ctx: PipelineContext, progress: ProgressCallback
 ) -> tuple[Analysis, Rendered]:
     """All steps in order (the CLI's path; the worker runs them with checkpoints)."""
-    raise NotImplementedError
+    fetched = await fetch_step(request, ctx, progress)
+    features = await featurize_step(fetched, ctx, progress)
+    await progress(Progress("clustering", total=len(fetched.tracks)))
+    analysis = await _cpu(ctx, cluster_step, fetched, features, request.k)
+    await progress(Progress("rendering"))
+    rendered = await _cpu(ctx, render_step, analysis)
+    await progress(Progress("done"))
+    return analysis, rendered

@@ -1,0 +1,168 @@
+"""Offline command line: ``python -m bot analyze <link|csv> [--k N] [--out DIR]`` and
+``python -m bot demo [--k N] [--out DIR]``.
+
+Writes clusters.png, report.md, tracks.csv and summary.json, then prints one line per cluster
+and where the features came from. Never imports discord. Errors the user can act on
+(:class:`bot.errors.PipelineError`) are printed as one message on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+
+from bot.config import Settings, get_settings
+from bot.errors import InvalidInput, PipelineError
+from bot.models import Analysis, Progress
+from bot.pipeline import (
+    AnalysisRequest,
+    PipelineContext,
+    Rendered,
+    cluster_step,
+    features_from_tracks,
+    featurize_step,
+    fetch_step,
+    render_step,
+)
+
+EXIT_USER_ERROR = 2
+FILES = ("clusters.png", "report.md", "tracks.csv", "summary.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=(
+            "Playlist Clusters: cluster a Spotify playlist's tracks by sound. Without a "
+            "subcommand: runs the Discord bot when DISCORD_TOKEN is set, else the offline demo."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{analyze,demo}")
+    analyze = sub.add_parser(
+        "analyze",
+        help="analyse a playlist/album link (needs Spotify credentials) or an Exportify CSV",
+    )
+    analyze.add_argument("source", help="playlist or album link/URI/id, or a path to a .csv")
+    demo = sub.add_parser("demo", help="analyse the bundled real playlist mix (no network)")
+    for p in (analyze, demo):
+        p.add_argument("--k", type=int, default=None, help="number of clusters (default: auto)")
+        p.add_argument("--out", type=Path, default=None, help="output folder (./out/<name>)")
+    return parser
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:60] or "playlist"
+
+
+def request_for(args: argparse.Namespace) -> AnalysisRequest:
+    if args.command == "demo":
+        return AnalysisRequest(demo=True, k=args.k)
+    source: str = args.source
+    path = Path(source)
+    if path.suffix.lower() == ".csv" or path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise InvalidInput(f"Cannot read {source}: {exc.strerror or exc}.") from exc
+        return AnalysisRequest(csv_text=text, csv_name=path.name, k=args.k)
+    return AnalysisRequest(link=source, k=args.k)
+
+
+def _network_context(ctx: PipelineContext) -> None:
+    """Add the Spotify/ReccoBeats clients and a feature cache (only when really needed)."""
+    from bot.features.cache import MemoryFeatureCache
+
+    settings = ctx.settings
+    ctx.feature_cache = ctx.feature_cache or MemoryFeatureCache()
+    if ctx.spotify is None and settings.spotify_configured:
+        from bot.sources.spotify import SpotifyGateway
+
+        ctx.spotify = SpotifyGateway(settings)
+    if ctx.reccobeats is None and settings.reccobeats_enabled:
+        from bot.features.reccobeats import ReccoBeatsClient
+
+        ctx.reccobeats = ReccoBeatsClient(
+            settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s
+        )
+
+
+async def _progress(event: Progress) -> None:
+    if event.stage in ("fetching", "featurizing") and event.total:
+        print(f"{event.stage}: {event.done or 0}/{event.total}", file=sys.stderr)
+
+
+async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, Rendered]:
+    """The pipeline steps; CSV files with audio columns and the demo never touch the network."""
+    ctx = PipelineContext(settings=settings)
+    try:
+        if request.link is not None:
+            from bot.sources.links import parse_spotify_link
+
+            parse_spotify_link(request.link)  # a bad link fails before any client is built
+            _network_context(ctx)
+        fetched = await fetch_step(request, ctx, _progress)
+        if features_from_tracks(fetched.tracks) is None:
+            _network_context(ctx)
+        features = await featurize_step(fetched, ctx, _progress)
+        analysis = cluster_step(fetched, features, request.k)
+        return analysis, render_step(analysis)
+    finally:
+        if ctx.reccobeats is not None:
+            await ctx.reccobeats.close()
+
+
+def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    contents: dict[str, bytes] = {
+        "clusters.png": rendered.png,
+        "report.md": rendered.markdown.encode("utf-8"),
+        "tracks.csv": rendered.csv.encode("utf-8"),
+        "summary.json": json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
+    }
+    paths = []
+    for name in FILES:
+        (out / name).write_bytes(contents[name])
+        paths.append(out / name)
+    return paths
+
+
+def print_table(analysis: Analysis) -> None:
+    from bot.render import coverage_sentence, skipped_sentence
+
+    print(f"{analysis.source.name}: {len(analysis.assignments)} tracks, k = {analysis.k}")
+    print(f"{'#':>3}  {'size':>5}  description")
+    for c in analysis.clusters:
+        print(f"{c.index + 1:>3}  {c.size:>5}  {c.description}")
+    print(coverage_sentence(analysis))
+    skipped = skipped_sentence(analysis)
+    if skipped:
+        print(skipped)
+
+
+def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Entry point of the subcommands; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("spotipy").setLevel(logging.WARNING)  # it logs bearer tokens at DEBUG
+    settings = settings or get_settings()
+    try:
+        request = request_for(args)
+        analysis, rendered = asyncio.run(_run(settings, request))
+    except PipelineError as err:
+        print(f"error: {err.user_message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    out = args.out or Path("out") / slugify(analysis.source.name)
+    paths = write_outputs(rendered, out)
+    print_table(analysis)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
