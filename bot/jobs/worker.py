@@ -1,0 +1,176 @@
+"""Runs one job's steps with a committed checkpoint after each, so a crash resumes mid-way.
+
+States: queued → fetching → featurizing → clustering → rendering → done | failed. The state
+is the step being run; ``checkpoint_json`` holds the outputs of the finished ones:
+
+* ``fetch``: ``{"playlist_id", "snapshot"}`` — the entries are in ``playlist_tracks``
+  (Store.save_fetch), so resuming reads them back with no network call;
+* ``features``: the FeatureTable (CSV values included, which the feature cache does not hold);
+* ``analysis``: the clustered Analysis (then rendering only needs it).
+
+The final step stores the analysis and marks the job done in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import pipeline
+from bot.config import Settings
+from bot.jobs.pool import CpuPool
+from bot.models import Analysis, FetchResult, PlaylistMeta, Progress, ProgressCallback
+from bot.pipeline import AnalysisRequest, FeatureTable, PipelineContext, Rendered
+from storage.repo import Store, analysis_to_dict, default_params_key
+
+log = logging.getLogger(__name__)
+
+# Sources whose id is a hash of their content (same id, same entries) even without a
+# snapshot id. Other sources are reused only when they carry a snapshot id (playlists, albums,
+# the versioned demo); Liked Songs never are.
+CONTENT_ADDRESSED_KINDS = ("csv",)
+
+CommitHook = Callable[[int, str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class JobOutcome:
+    """A finished job: the stored analysis, its rendered files, and whether it was reused."""
+
+    analysis_id: int
+    analysis: Analysis
+    rendered: Rendered
+    reused: bool = False
+
+
+class _StoredAnalysis(Exception):
+    """Raised from the fetch ``reuse`` hook: this snapshot was already analysed so."""
+
+    def __init__(self, analysis_id: int, meta: PlaylistMeta) -> None:
+        super().__init__(analysis_id)
+        self.analysis_id = analysis_id
+        self.meta = meta
+
+
+def params_key(k: int | None) -> str:
+    return default_params_key(k)
+
+
+class StepRunner:
+    """Executes the pipeline steps for a job (shared by every job of a JobQueue)."""
+
+    def __init__(
+        self,
+        store: Store,
+        ctx: PipelineContext,
+        settings: Settings,
+        pool: CpuPool,
+        network: asyncio.Semaphore,
+        on_commit: CommitHook,
+    ) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.settings = settings
+        self.pool = pool
+        self.network = network
+        self.on_commit = on_commit
+
+    async def _commit(self, job_id: int, state: str, cp: dict[str, Any]) -> None:
+        await self.store.set_job_state(job_id, state, cp)
+        await self.on_commit(job_id, state, cp)
+
+    async def run(
+        self,
+        job_id: int,
+        request: AnalysisRequest,
+        checkpoint: dict[str, Any],
+        progress: ProgressCallback,
+    ) -> JobOutcome:
+        req = dataclasses.replace(
+            request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
+        )
+        pkey = params_key(req.k)
+        cp = dict(checkpoint)
+
+        analysis = Analysis.from_dict(cp["analysis"]) if "analysis" in cp else None
+        if analysis is None:
+            fetched = await self._load_fetch(cp)
+            if fetched is None:
+                stored: list[FetchResult] = []
+                try:
+                    async with self.network:
+                        fetched = await self._fetch(req, pkey, progress, stored)
+                except _StoredAnalysis as found:
+                    return await self._reused(job_id, found.analysis_id)
+                if fetched.meta.snapshot_id or fetched.meta.kind in CONTENT_ADDRESSED_KINDS:
+                    found_id = await self.store.find_analysis(
+                        fetched.meta.id, fetched.meta.snapshot_id, pkey
+                    )
+                    if found_id is not None:
+                        return await self._reused(job_id, found_id)
+                if stored and fetched is stored[0] and fetched.meta.snapshot_id:
+                    key = fetched.meta.snapshot_id  # already in storage, unchanged
+                else:
+                    key = await self.store.save_fetch(fetched)
+                cp["fetch"] = {"playlist_id": fetched.meta.id, "snapshot": key}
+                await self._commit(job_id, "featurizing", cp)
+
+            features = FeatureTable.from_dict(cp["features"]) if "features" in cp else None
+            if features is None:
+                async with self.network:
+                    features = await pipeline.featurize_step(fetched, self.ctx, progress)
+                cp["features"] = features.to_dict()
+                await self._commit(job_id, "clustering", cp)
+
+            await progress(Progress("clustering", message="Clustering"))
+            analysis = await self.pool.run(pipeline.cluster_step, fetched, features, req.k)
+            cp = {"fetch": cp.get("fetch"), "analysis": analysis_to_dict(analysis)}
+            await self._commit(job_id, "rendering", cp)
+
+        await progress(Progress("rendering", message="Drawing the chart"))
+        rendered = await self.pool.run(pipeline.render_step, analysis)
+        analysis_id = await self.store.save_analysis(
+            analysis, rendered, req, params_key=pkey, job_id=job_id
+        )
+        await self.on_commit(job_id, "done", {})
+        return JobOutcome(analysis_id, analysis, rendered, reused=False)
+
+    async def _load_fetch(self, cp: dict[str, Any]) -> FetchResult | None:
+        ref = cp.get("fetch")
+        if not ref:
+            return None
+        return await self.store.load_fetch(ref["playlist_id"], ref["snapshot"])
+
+    async def _fetch(
+        self,
+        req: AnalysisRequest,
+        pkey: str,
+        progress: ProgressCallback,
+        stored: list[FetchResult],
+    ) -> FetchResult:
+        async def reuse(meta: PlaylistMeta) -> FetchResult | None:
+            """Unchanged snapshot: the stored analysis, else the stored entries."""
+            if not meta.snapshot_id:
+                return None
+            found = await self.store.find_analysis(meta.id, meta.snapshot_id, pkey)
+            if found is not None:
+                raise _StoredAnalysis(found, meta)
+            loaded = await self.store.load_fetch(meta.id, meta.snapshot_id)
+            if loaded is not None:
+                stored.append(loaded)
+            return loaded
+
+        return await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
+
+    async def _reused(self, job_id: int, analysis_id: int) -> JobOutcome:
+        analysis = await self.store.get_analysis(analysis_id)
+        rendered = await self.store.get_rendered(analysis_id)
+        if analysis is None or rendered is None:  # pragma: no cover - deleted meanwhile
+            raise RuntimeError(f"stored analysis {analysis_id} is incomplete")
+        await self.store.finish_job(job_id, analysis_id)
+        await self.on_commit(job_id, "done", {})
+        return JobOutcome(analysis_id, analysis, rendered, reused=True)

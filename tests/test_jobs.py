@@ -1,0 +1,334 @@
+"""JobQueue: states and checkpoints, dedupe, reuse, limits, failures, progress, the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.errors import LimitReached, NotOwner, QuotaExceeded, RateLimited, TooLarge
+from bot.jobs import JobCrashed, JobQueue
+from bot.jobs.queue import MAX_ATTEMPTS
+from bot.pipeline import AnalysisRequest, PipelineContext
+from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue
+
+
+@pytest.fixture
+async def env(tmp_path, monkeypatch):
+    fake = FakePipeline().install(monkeypatch)
+    db, store, queue = await open_queue(tmp_path / "jobs.sqlite3")
+    rec = Recorder()
+    queue.add_listener(rec.listener)
+    yield fake, store, queue, rec
+    await queue.close()
+    await db.close()
+
+
+async def result(handle):
+    return await asyncio.wait_for(handle.result(), 60)
+
+
+async def test_job_runs_through_every_state(env):
+    _fake, store, queue, rec = env
+    committed: list[str] = []
+
+    async def on_commit(job_id, state, checkpoint):
+        committed.append(state)
+        job = await store.get_job(job_id)
+        assert job["state"] == state  # the state is in SQLite before the next step runs
+
+    queue.runner.on_commit = on_commit
+    handle = await queue.submit(AnalysisRequest(link=link(1), user_id=5), rec.progress)
+    row = await store.get_job(handle.job_id)
+    assert row["state"] in ("queued", "fetching", "featurizing")  # written before running
+    outcome = await result(handle)
+
+    assert not handle.shared and not outcome.reused
+    assert committed == ["featurizing", "clustering", "rendering", "done"]
+    assert rec.stages == ["queued", "fetching", "clustering", "rendering", "done"]
+    assert all(e.job_id == handle.job_id for e in rec.events)
+    assert any(e.done == 10 and e.total == 10 for e in rec.events)
+
+    job = await store.get_job(handle.job_id)
+    assert job["state"] == "done" and job["analysis_id"] == outcome.analysis_id
+    assert job["checkpoint"] == {} and job["attempts"] == 1
+    stored = await store.get_analysis(outcome.analysis_id)
+    assert stored.to_dict() == outcome.analysis.to_dict()
+    assert rec.ended == [(handle.job_id, outcome, None)]
+    assert queue.active_job_ids == []
+
+
+async def test_worker_passes_the_track_limit(tmp_path, monkeypatch):
+    fake = FakePipeline().install(monkeypatch)
+    db, _store, queue = await open_queue(
+        tmp_path / "l.sqlite3", job_settings(max_playlist_tracks=77)
+    )
+    try:
+        await result(await queue.submit(AnalysisRequest(link=link(1))))
+        await result(await queue.submit(AnalysisRequest(link=link(2), max_tracks=20)))
+        assert fake.seen_max_tracks == [77, 20]
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_identical_requests_share_one_job(env):
+    fake, _store, queue, _rec = env
+    gate = fake.hold("fetch")
+    first, second = Recorder(), Recorder()
+    h1 = await queue.submit(AnalysisRequest(link=link(1), user_id=1, channel_id=10), first.progress)
+    await fake.reached("fetch")
+    h2 = await queue.submit(
+        AnalysisRequest(link=link(1) + "?si=abc", user_id=2, channel_id=20), second.progress
+    )
+    h3 = await queue.submit(AnalysisRequest(link=link(1), k=4, user_id=3))
+    assert (h2.job_id, h2.shared) == (h1.job_id, True)
+    assert h3.job_id != h1.job_id and not h3.shared
+    gate.set()
+    o1, o2, o3 = await result(h1), await result(h2), await result(h3)
+    assert o1.analysis_id == o2.analysis_id != o3.analysis_id
+    assert fake.calls["fetch"] == 2  # one for the shared job, one for k=4
+    # the late joiner got the last event at once, then everything after it
+    assert second.events[0].stage == "fetching"
+    assert [e.stage for e in second.events][-1] == "done"
+    assert first.stages[-1] == "done"
+
+
+async def test_unchanged_snapshot_reuses_the_stored_analysis(env):
+    fake, _store, queue, _rec = env
+    first = await result(await queue.submit(AnalysisRequest(link=link(1))))
+    again = await result(await queue.submit(AnalysisRequest(link=link(1))))
+    assert again.reused and again.analysis_id == first.analysis_id
+    assert again.rendered == first.rendered
+    assert fake.calls["meta"] == 2 and fake.calls["items"] == 1
+    assert fake.calls["cluster"] == 1 and fake.calls["render"] == 1
+
+    # other parameters: stored entries reused (no items refetch), clustering runs
+    other_k = await result(await queue.submit(AnalysisRequest(link=link(1), k=5)))
+    assert not other_k.reused and other_k.analysis.k == 5
+    assert fake.calls["items"] == 1 and fake.calls["cluster"] == 2
+
+    # a new snapshot: everything again
+    fake.snapshots[f"{1:022d}"] = "s2"
+    changed = await result(await queue.submit(AnalysisRequest(link=link(1))))
+    assert not changed.reused and changed.analysis_id != first.analysis_id
+    assert fake.calls["items"] == 2 and fake.calls["cluster"] == 3
+
+
+async def test_user_and_guild_limits(tmp_path, monkeypatch):
+    fake = FakePipeline().install(monkeypatch)
+    settings = job_settings(max_jobs_per_user=1, max_jobs_per_guild=2)
+    db, _store, queue = await open_queue(tmp_path / "lim.sqlite3", settings)
+    try:
+        gate = fake.hold("fetch")
+        h1 = await queue.submit(AnalysisRequest(link=link(1), user_id=1, guild_id=9))
+        with pytest.raises(LimitReached) as info:
+            await queue.submit(AnalysisRequest(link=link(2), user_id=1, guild_id=9))
+        assert "limit is 1" in info.value.user_message
+        # joining an identical running job is not a new job: allowed
+        shared = await queue.submit(AnalysisRequest(link=link(1), user_id=1, guild_id=9))
+        assert shared.shared
+        h2 = await queue.submit(AnalysisRequest(link=link(3), user_id=2, guild_id=9))
+        with pytest.raises(LimitReached) as info:
+            await queue.submit(AnalysisRequest(link=link(4), user_id=3, guild_id=9))
+        assert "This server" in info.value.user_message
+        other_guild = await queue.submit(AnalysisRequest(link=link(4), user_id=3, guild_id=8))
+        gate.set()
+        for h in (h1, h2, other_guild):
+            await result(h)
+        # finished jobs free their slot
+        await result(await queue.submit(AnalysisRequest(link=link(2), user_id=1, guild_id=9)))
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_pipeline_error_fails_the_job(env):
+    fake, store, queue, rec = env
+    fake.errors["fetch"] = NotOwner("You can only analyse playlists you own.")
+    handle = await queue.submit(AnalysisRequest(link=link(1)), rec.progress)
+    with pytest.raises(NotOwner):
+        await result(handle)
+    job = await store.get_job(handle.job_id)
+    assert (job["state"], job["error_code"]) == ("failed", "not_owner")
+    assert job["error_message"] == "You can only analyse playlists you own."
+    assert rec.ended[0][0] == handle.job_id and isinstance(rec.ended[0][2], NotOwner)
+    assert rec.events[-1].stage == "failed"
+
+
+@pytest.mark.parametrize("error_cls", [RateLimited, QuotaExceeded])
+async def test_rate_limits_fail_fast_with_the_wait(env, error_cls):
+    fake, store, queue, _rec = env
+    fake.errors["featurize"] = error_cls("Spotify asks us to wait 2 hours.", retry_after=7200)
+    handle = await queue.submit(AnalysisRequest(link=link(1)))
+    with pytest.raises(error_cls) as info:
+        await result(handle)
+    assert info.value.retry_after == 7200
+    job = await store.get_job(handle.job_id)
+    assert job["state"] == "failed" and "2 hours" in job["error_message"]
+
+
+async def test_unexpected_error_gets_an_incident_id(env, caplog):
+    fake, store, queue, rec = env
+    fake.errors["cluster"] = RuntimeError("boom with token=sekrit")
+    caplog.set_level(logging.ERROR, logger="bot.jobs")
+    handle = await queue.submit(AnalysisRequest(link=link(1)))
+    with pytest.raises(JobCrashed) as info:
+        await result(handle)
+    incident = info.value.incident_id
+    assert incident in info.value.user_message and "sekrit" not in info.value.user_message
+    job = await store.get_job(handle.job_id)
+    assert job["error_code"] == "internal" and incident in job["error_message"]
+    assert any(incident in r.getMessage() for r in caplog.records)
+    assert isinstance(rec.ended[0][2], JobCrashed)
+
+
+async def test_bad_link_is_refused_before_a_job_exists(env):
+    _fake, store, queue, _rec = env
+    from bot.errors import InvalidInput, InvalidLink
+
+    with pytest.raises(InvalidLink):
+        await queue.submit(AnalysisRequest(link="https://example.com/nope"))
+    with pytest.raises(InvalidInput):
+        await queue.submit(AnalysisRequest())
+    assert (await store.db.fetchone("SELECT count(*) FROM jobs"))[0] == 0
+
+
+async def test_progress_callback_errors_do_not_fail_the_job(env):
+    _fake, _store, queue, _rec = env
+
+    async def broken(_event):
+        raise RuntimeError("discord edit failed")
+
+    outcome = await result(await queue.submit(AnalysisRequest(link=link(1)), broken))
+    assert outcome.analysis_id
+
+
+async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
+    fake = FakePipeline().install(monkeypatch)
+    path = tmp_path / "restart.sqlite3"
+    db, store, queue = await open_queue(path)
+    fake.hold("featurize")
+    handle = await queue.submit(AnalysisRequest(link=link(1), channel_id=42))
+    await fake.reached("featurize")
+    await queue.close()
+    with pytest.raises(Exception) as info:
+        await result(handle)
+    assert getattr(info.value, "code", "") == "interrupted"
+    assert (await store.get_job(handle.job_id))["state"] == "featurizing"
+    await db.close()
+
+    fake.gates.clear()
+    rec = Recorder()
+    db, store, queue = await open_queue_with_listener(path, rec)
+    try:
+        await asyncio.wait_for(rec.ended_event.wait(), 60)
+        job_id, outcome, error = rec.ended[0]
+        assert job_id == handle.job_id and error is None and not outcome.reused
+        assert fake.calls["fetch"] == 1 and fake.calls["featurize"] == 2  # no refetch
+        job = await store.get_job(job_id)
+        assert job["state"] == "done" and job["attempts"] == 2
+        assert job["request"].channel_id == 42
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def open_queue_with_listener(path, rec: Recorder):
+    """Like open_queue, but the listener is in place before start() resumes jobs."""
+    from storage.db import Database
+    from storage.repo import Store
+
+    settings = job_settings()
+    db = await Database(path).open()
+    store = Store(db)
+    queue = JobQueue(store, PipelineContext(settings=settings), settings)
+    queue.add_listener(rec.listener)
+    await queue.start()
+    return db, store, queue
+
+
+async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
+    FakePipeline().install(monkeypatch)
+    path = tmp_path / "crashloop.sqlite3"
+    db, store, queue = await open_queue(path)
+    await queue.close()
+    job_id = await store.create_job("playlist:x|k", AnalysisRequest(link=link(1)))
+    await store.db.execute("UPDATE jobs SET attempts = ? WHERE id = ?", (MAX_ATTEMPTS, job_id))
+    await db.close()
+    rec = Recorder()
+    db, store, queue = await open_queue_with_listener(path, rec)
+    try:
+        await asyncio.wait_for(rec.ended_event.wait(), 60)
+        assert isinstance(rec.ended[0][2], JobCrashed)
+        assert (await store.get_job(job_id))["state"] == "failed"
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_csv_jobs_keep_their_text(env):
+    _fake, store, _queue, _rec = env
+    gate_free_request = AnalysisRequest(csv_text="Track URI,Track Name\n", csv_name="x.csv")
+    # the fake fetch needs a link; only the stored request matters here
+    job_id = await store.create_job("csv:x", gate_free_request)
+    job = await store.get_job(job_id)
+    assert job["request"].csv_text == "Track URI,Track Name\n"
+    assert job["request"].csv_name == "x.csv"
+    await store.fail_job(job_id, "test", "not run")
+
+
+async def test_store_is_the_feature_cache(env):
+    _fake, store, queue, _rec = env
+    assert queue.ctx.feature_cache is store
+
+
+# --- the real pipeline ------------------------------------------------------------------------
+async def test_demo_in_the_process_pool(tmp_path):
+    """Real clustering and rendering in a (forkserver/spawn) worker process."""
+    settings = job_settings(worker_processes=1)
+    db, _store, queue = await open_queue(tmp_path / "pool.sqlite3", settings)
+    try:
+        assert not queue.pool.inline
+        rec = Recorder()
+        outcome = await asyncio.wait_for(
+            (await queue.submit(AnalysisRequest(demo=True), rec.progress)).result(), 300
+        )
+        assert outcome.rendered.png.startswith(b"\x89PNG")
+        assert len(outcome.analysis.tracks) > 100 and outcome.analysis.k >= 2
+        assert rec.stages[-1] == "done"
+        again = await asyncio.wait_for(
+            (await queue.submit(AnalysisRequest(demo=True))).result(), 300
+        )
+        assert again.reused and again.analysis_id == outcome.analysis_id
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_too_large_is_refused_from_the_metadata(tmp_path, fake_spotify):
+    from bot.sources.spotify import SpotifyGateway
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    settings = spotify_settings(fake_spotify, worker_processes=0, max_playlist_tracks=10)
+    token = fake_spotify.alice_token
+
+    async def user_tokens(_uid):
+        return token
+
+    ctx = PipelineContext(
+        settings=settings, spotify=SpotifyGateway(settings), user_tokens=user_tokens
+    )
+    db, store, queue = await open_queue(tmp_path / "big.sqlite3", settings, ctx)
+    try:
+        fake_spotify.clear_log()
+        url = f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}"
+        handle = await queue.submit(AnalysisRequest(link=url, user_id=1))
+        with pytest.raises(TooLarge):
+            await result(handle)
+        assert fake_spotify.count(f"playlists/{fake_spotify.alice_playlist}/items") == 0
+        assert (await store.get_job(handle.job_id))["error_code"] == "too_large"
+    finally:
+        await queue.close()
+        await db.close()
