@@ -486,7 +486,10 @@ class AccountService:
         gateway = await self.gateway_for(discord_user_id)
         if gateway is None:
             return []
-        return await gateway.my_playlists()
+        try:
+            return await gateway.my_playlists()
+        finally:
+            gateway.close()
 
     async def fetch_liked(
         self,
@@ -497,15 +500,17 @@ class AccountService:
     ) -> FetchResult:
         """The user's Liked Songs (GET /me/tracks)."""
         gateway = await self._require_gateway(discord_user_id, "Analysing your Liked Songs")
-        return await gateway.fetch_liked(progress, max_tracks=max_tracks)
+        try:
+            return await gateway.fetch_liked(progress, max_tracks=max_tracks)
+        finally:
+            gateway.close()
 
     async def liked_among(
         self, discord_user_id: int, track_ids: list[str], *, strict: bool = False
     ) -> set[str]:
-        """Which of ``track_ids`` the user saved (💚). Empty when not linked.
-
-        The marks are decoration: failures are logged and give an empty set unless ``strict``.
-        """
+        """Which of ``track_ids`` the user saved (💚), ≤40 URIs per request. Empty when not
+        linked. The marks are decoration: failures are logged and give an empty set unless
+        ``strict``."""
         unique = list(dict.fromkeys(t for t in track_ids if t))
         if not unique:
             return set()
@@ -513,7 +518,10 @@ class AccountService:
             gateway = await self.gateway_for(discord_user_id)
             if gateway is None:
                 return set()
-            return set(await gateway.library_contains(unique))
+            try:
+                return set(await gateway.library_contains(unique))
+            finally:
+                gateway.close()
         except PipelineError as exc:
             if strict:
                 raise
@@ -523,18 +531,22 @@ class AccountService:
     async def save_cluster(
         self, discord_user_id: int, name: str, description: str, track_ids: list[str]
     ) -> PlaylistMeta:
-        """Create a private playlist from a cluster in the clicking user's account."""
+        """Create a private playlist from a cluster in the clicking user's account
+        (POST /me/playlists, then the tracks in batches of 100)."""
         account = await self._account(discord_user_id)
         if account is not None and not any(s in account.scopes for s in SAVE_SCOPES):
             raise RelinkRequired(
                 "Your Spotify link predates playlist saving and lacks permission to create "
                 f"playlists. {RELINK_HINT}"
             )
-        gateway = await self._require_gateway(discord_user_id, "Saving a cluster as a playlist")
         ids = list(dict.fromkeys(t for t in track_ids if t))
         if not ids:
             raise LinkError("This cluster has no Spotify tracks to save.")
-        return await gateway.create_playlist(name[:100], description[:300], ids)
+        gateway = await self._require_gateway(discord_user_id, "Saving a cluster as a playlist")
+        try:
+            return await gateway.create_playlist(name[:100], description[:300], ids)
+        finally:
+            gateway.close()
 
 
 class _InvalidGrant(Exception):

@@ -397,3 +397,77 @@ def test_redirect_uri_modes(fake_spotify: FakeSpotify) -> None:
         public_base_url="https://bot.example.org",
     )
     assert redirect_uri_for(explicit) == "https://x.example/cb"
+
+
+# --- using the link (through the SpotifyGateway) ---------------------------------------------
+
+
+async def test_linked_user_reads_own_playlists_liked_songs_and_marks(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    await link(fake_spotify, accounts)
+    playlists = await accounts.my_playlists(USER)
+    assert fake_spotify.alice_playlist in [p.id for p in playlists]
+    liked = await accounts.fetch_liked(USER)
+    saved = fake_spotify.users["alice"].saved_tracks
+    assert [t.id for t in liked.tracks] == saved and liked.meta.kind == "liked"
+    # 💚 marks: 45 ids (5 saved) → 2 calls of at most 40 URIs
+    ids = fake_spotify.track_ids()[:45]
+    fake_spotify.clear_log()
+    assert await accounts.liked_among(USER, [*ids, ids[0]]) == set(saved)
+    calls = [q for m, p, q in fake_spotify.requests if p == "/v1/me/library/contains"]
+    assert [len(q["uris"].split(",")) for q in calls] in ([40, 5], [5, 40])
+    assert await accounts.liked_among(OTHER, ids) == set()  # not linked: no marks
+
+
+async def test_liked_among_failure_gives_no_marks_unless_strict(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    await link(fake_spotify, accounts)
+    ids = fake_spotify.track_ids()[:3]
+    fake_spotify.fail_next("/v1/me/library/contains", 403)
+    assert await accounts.liked_among(USER, ids) == set()
+    fake_spotify.fail_next("/v1/me/library/contains", 403)
+    with pytest.raises(Exception, match="/spotify link"):
+        await accounts.liked_among(USER, ids, strict=True)
+
+
+async def test_expired_token_is_refreshed_before_a_spotify_call(
+    accounts: AccountService, fake_spotify: FakeSpotify, clock: Clock
+) -> None:
+    await link(fake_spotify, accounts)
+    fake_spotify.expire_all_tokens()  # Spotify's side: the old access token is dead
+    clock.offset = 3600  # our side knows it expired
+    playlists = await accounts.my_playlists(USER)
+    assert fake_spotify.alice_playlist in [p.id for p in playlists]
+    assert accounts.refresh_count == 1
+
+
+async def test_save_cluster_creates_a_private_playlist_in_batches_of_100(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    await link(fake_spotify, accounts)
+    ids = fake_spotify.track_ids()[:250]
+    assert len(ids) == 250
+    fake_spotify.clear_log()
+    meta = await accounts.save_cluster(
+        USER, "Alice's mix · Cluster 2 · fast", "From Playlist Clusters", [*ids, ids[0]]
+    )
+    assert fake_spotify.count("/v1/me/playlists", method="POST") == 1
+    adds = [p for m, p, _ in fake_spotify.requests if m == "POST" and p.endswith("/items")]
+    assert adds == [f"/v1/playlists/{meta.id}/items"] * 3
+    created = fake_spotify.playlists[meta.id]
+    assert created.owner_id == "alice" and created.public is False
+    assert created.entries == ids  # every track once, in order
+    assert meta.name == "Alice's mix · Cluster 2 · fast" and meta.total == 250
+
+
+async def test_save_cluster_needs_a_link_and_tracks(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    with pytest.raises(NotLinked, match="/spotify link"):
+        await accounts.save_cluster(USER, "x", "", ["4uLU6hMCjMI75M1A2tKUQC"])
+    await link(fake_spotify, accounts)
+    with pytest.raises(LinkError, match="no Spotify tracks"):
+        await accounts.save_cluster(USER, "x", "", [])
+    assert fake_spotify.count("/v1/me/playlists", method="POST") == 0
