@@ -244,6 +244,9 @@ class FakeSpotify:
         self.reccobeats_missing: set[str] = set()  # ids ReccoBeats does not know
         self.spotify_features_missing: set[str] = set()  # audio-features -> null entries
         self.latency = 0.0
+        # Keys carrying the track on playlist entries: the 2026 API sends both ("track" is
+        # deprecated); set ("track",) to mimic older recorded data or ("item",) the future.
+        self.entry_keys: tuple[str, ...] = ("item", "track")
         self.token_lifetime_s = 3600
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.fail_rules: list[FailRule] = []
@@ -407,8 +410,26 @@ class FakeSpotify:
         self.playlists[pid] = pl
         return pl
 
-    def add_album_playlist_of(self, album_id: str) -> dict:
-        return self.albums[album_id]
+    def add_album(
+        self,
+        track_ids: Sequence[str],
+        *,
+        album_id: str | None = None,
+        name: str = "Fake album",
+        release_date: str = "2019-06-14",
+    ) -> str:
+        """An album listing ``track_ids`` (existing tracks keep their own album elsewhere)."""
+        aid = album_id or fake_id("album", name, str(len(self.albums)))
+        first = self.tracks[track_ids[0]] if track_ids else None
+        self.albums[aid] = {
+            "id": aid,
+            "name": name,
+            "release_date": release_date,
+            "artist_ids": list(first["artist_ids"]) if first else [],
+            "label": "Fake Label",
+            "track_ids": list(track_ids),
+        }
+        return aid
 
     def track_ids(self) -> list[str]:
         return list(self.tracks)
@@ -745,8 +766,8 @@ class FakeSpotify:
             item = self._track_obj(entry["unavailable"], playable=False)
         else:  # pragma: no cover - misuse
             raise ValueError(f"bad entry {entry!r}")
-        base["item"] = item
-        base["track"] = item
+        for key in self.entry_keys:
+            base[key] = item
         return base
 
     def _can_read_items(self, pl: FakePlaylist, info: TokenInfo) -> bool:
@@ -782,7 +803,7 @@ class FakeSpotify:
             "uri": f"spotify:playlist:{pl.id}",
         }
         items_href = f"{self.api_base}playlists/{pl.id}/items"
-        if self._can_read_items(pl, info):
+        if self._can_read_items(pl, info) and pl.owner_id != "spotify":
             entries = [self._entry(pl, e) for e in pl.entries[:100]]
             paging = {
                 "href": items_href,
@@ -1025,9 +1046,12 @@ class FakeSpotify:
             out.append(parts[1] == "track" and parts[2] in saved)
         return web.json_response(out)
 
-    def _lookup_playlist(self, pid: str) -> FakePlaylist | web.Response:
+    def _lookup_playlist(self, pid: str, *, items: bool = False) -> FakePlaylist | web.Response:
+        """Editorial ids 404 outright; other Spotify-owned playlists 404 on their items."""
         pl = self.playlists.get(pid)
-        if pl is None or pid.startswith(EDITORIAL_PREFIX) or pl.owner_id == "spotify":
+        if pl is None or pid.startswith(EDITORIAL_PREFIX):
+            return self._error(404, "Resource not found")
+        if items and pl.owner_id == "spotify":
             return self._error(404, "Resource not found")
         return pl
 
@@ -1047,7 +1071,7 @@ class FakeSpotify:
         info = self._auth(request)
         if isinstance(info, web.Response):
             return info
-        pl = self._lookup_playlist(request.match_info["pid"])
+        pl = self._lookup_playlist(request.match_info["pid"], items=True)
         if isinstance(pl, web.Response):
             return pl
         if not self._can_read_items(pl, info):
