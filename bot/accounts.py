@@ -74,14 +74,10 @@ REFRESH_MARGIN_S = 120.0
 #: Spotify refresh tokens stop working this long after consent.
 CONSENT_LIFETIME = timedelta(days=182)
 CALLBACK_PATH = "/spotify/callback"
+#: ``my_playlists`` feeds autocomplete (a call per keystroke): answers are reused this long.
+PLAYLISTS_CACHE_S = 120.0
 
 RELINK_HINT = "Link it again with `/spotify link`."
-#: Same advice as the NotOwner message (H1): link your account, or attach an Exportify CSV.
-LINK_ADVICE = (
-    "In Development Mode, Spotify only lets this bot read playlists that you own or "
-    "collaborate on, and only through your own linked account. Link your Spotify account "
-    "with `/spotify link` (or attach an Exportify CSV of the playlist instead)."
-)
 
 
 class LinkError(PipelineError):
@@ -151,6 +147,7 @@ class AccountService:
         self._locks: dict[int, asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
         self._listeners: list[LinkListener] = []
+        self._playlists: dict[int, tuple[float, list[PlaylistMeta]]] = {}
 
     # --- plumbing -------------------------------------------------------------------------
     @property
@@ -331,6 +328,7 @@ class AccountService:
             )
         except _InvalidGrant as exc:
             await self.store.delete_account(discord_user_id)
+            self._playlists.pop(discord_user_id, None)
             log.info("Spotify link of Discord user %s expired or was revoked", discord_user_id)
             raise RelinkRequired(
                 "Your Spotify link has expired or was revoked (Spotify ends links 6 months "
@@ -346,6 +344,7 @@ class AccountService:
             return await self.store.get_account(discord_user_id)
         except UndecryptableTokens:
             await self.store.delete_account(discord_user_id)
+            self._playlists.pop(discord_user_id, None)
             raise RelinkRequired(
                 "Your stored Spotify link can no longer be read (the bot's token encryption "
                 f"key changed). {RELINK_HINT}"
@@ -457,6 +456,7 @@ class AccountService:
 
     async def unlink(self, discord_user_id: int) -> bool:
         """Delete the user's stored tokens. True if there was a link."""
+        self._playlists.pop(discord_user_id, None)
         async with self._locks.setdefault(discord_user_id, asyncio.Lock()):
             removed = await self.store.delete_account(discord_user_id)
         if removed:
@@ -481,15 +481,27 @@ class AccountService:
             raise NotLinked(f"{why} needs your Spotify account: link it with `/spotify link`.")
         return gateway
 
-    async def my_playlists(self, discord_user_id: int) -> list[PlaylistMeta]:
-        """The user's own and followed playlists (autocomplete); [] when not linked."""
+    async def my_playlists(
+        self, discord_user_id: int, *, fresh: bool = False
+    ) -> list[PlaylistMeta]:
+        """The user's own and followed playlists; [] when not linked.
+
+        Autocomplete calls this on every keystroke, so answers are cached per user for
+        :data:`PLAYLISTS_CACHE_S` (``fresh=True`` bypasses the cache).
+        """
+        cached = self._playlists.get(discord_user_id)
+        if cached is not None and not fresh and self.clock() - cached[0] < PLAYLISTS_CACHE_S:
+            return list(cached[1])
         gateway = await self.gateway_for(discord_user_id)
         if gateway is None:
+            self._playlists.pop(discord_user_id, None)
             return []
         try:
-            return await gateway.my_playlists()
+            playlists = await gateway.my_playlists()
         finally:
             gateway.close()
+        self._playlists[discord_user_id] = (self.clock(), playlists)
+        return list(playlists)
 
     async def fetch_liked(
         self,
@@ -544,9 +556,11 @@ class AccountService:
             raise LinkError("This cluster has no Spotify tracks to save.")
         gateway = await self._require_gateway(discord_user_id, "Saving a cluster as a playlist")
         try:
-            return await gateway.create_playlist(name[:100], description[:300], ids)
+            meta = await gateway.create_playlist(name[:100], description[:300], ids)
         finally:
             gateway.close()
+        self._playlists.pop(discord_user_id, None)  # the new playlist should show up
+        return meta
 
 
 class _InvalidGrant(Exception):

@@ -409,6 +409,7 @@ async def test_linked_user_reads_own_playlists_liked_songs_and_marks(
     playlists = await accounts.my_playlists(USER)
     assert fake_spotify.alice_playlist in [p.id for p in playlists]
     liked = await accounts.fetch_liked(USER)
+    assert liked.meta.name == "Alice's Liked Songs"
     saved = fake_spotify.users["alice"].saved_tracks
     assert [t.id for t in liked.tracks] == saved and liked.meta.kind == "liked"
     # 💚 marks: 45 ids (5 saved) → 2 calls of at most 40 URIs
@@ -471,3 +472,50 @@ async def test_save_cluster_needs_a_link_and_tracks(
     with pytest.raises(LinkError, match="no Spotify tracks"):
         await accounts.save_cluster(USER, "x", "", [])
     assert fake_spotify.count("/v1/me/playlists", method="POST") == 0
+
+
+async def test_pipeline_reads_a_dev_mode_playlist_through_the_requesters_link(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    """The point of linking: the app token gets 403 on a user's playlist in Development Mode
+    (NotOwner, whose advice is /spotify link); the requester's linked token reads it."""
+    from bot.errors import NotOwner
+    from bot.models import no_progress
+    from bot.pipeline import AnalysisRequest, PipelineContext, fetch_step
+    from bot.sources.spotify import SpotifyGateway
+
+    app = SpotifyGateway(accounts.settings)
+    ctx = PipelineContext(
+        settings=accounts.settings, spotify=app, user_tokens=accounts.access_token
+    )
+    request = AnalysisRequest(
+        link=f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}", user_id=USER
+    )
+    try:
+        with pytest.raises(NotOwner, match="/spotify link"):
+            await fetch_step(request, ctx, no_progress)
+        await link(fake_spotify, accounts)
+        fetched = await fetch_step(request, ctx, no_progress)
+        assert len(fetched.tracks) == 60
+        liked = await fetch_step(AnalysisRequest(liked=True, user_id=USER), ctx, no_progress)
+        assert len(liked.tracks) == len(fake_spotify.users["alice"].saved_tracks)
+    finally:
+        app.close()
+
+
+async def test_my_playlists_is_cached_for_autocomplete_and_refreshed_after_a_save(
+    accounts: AccountService, fake_spotify: FakeSpotify, clock: Clock
+) -> None:
+    await link(fake_spotify, accounts)
+    first = await accounts.my_playlists(USER)
+    for _ in range(5):  # keystrokes
+        assert await accounts.my_playlists(USER) == first
+    assert fake_spotify.count("/v1/me/playlists", method="GET") == 1
+    meta = await accounts.save_cluster(USER, "New one", "", fake_spotify.track_ids()[:3])
+    assert meta.id in [p.id for p in await accounts.my_playlists(USER)]
+    assert fake_spotify.count("/v1/me/playlists", method="GET") == 2
+    clock.offset = 121  # cache expired
+    await accounts.my_playlists(USER)
+    assert fake_spotify.count("/v1/me/playlists", method="GET") == 3
+    await accounts.unlink(USER)
+    assert await accounts.my_playlists(USER) == []
