@@ -21,11 +21,11 @@ MAX_AUTO_K = 12
 N_REPRESENTATIVES = 10
 SILHOUETTE_SAMPLE = 3000
 K_SEARCH_SAMPLE = 2500
-# A feature must differ from the playlist average by this many (robust) sds to be named.
-DESCRIBE_MIN_Z = 0.35
+# A feature must differ between the cluster and the rest by this many sds to be named.
+DESCRIBE_MIN_Z = 0.5
 # Metadata words rank below sound words of the same strength; the year needs a big shift.
 WORD_PRIORITY = {"popularity": 0.7, "duration_min": 0.6, "explicit": 0.7, "year": 0.8}
-MIN_YEAR_Z = 0.8
+MIN_YEAR_Z = 1.0
 
 # Words for a cluster whose centroid is above (+) / below (−) the playlist's average.
 # None: not worth saying (e.g. "not live" — almost every studio track is).
@@ -147,7 +147,10 @@ def describe(fm: FeatureMatrix, members: np.ndarray, *, max_words: int = 3) -> l
         sd = float(np.std(col))
         if words is None or sd <= 1e-9:
             continue
-        z = (float(col[members].mean()) - float(col.mean())) / sd
+        if members.all() or not members.any():
+            continue
+        # contrast with the rest of the playlist (symmetric for k = 2, sharper than vs mean)
+        z = (float(col[members].mean()) - float(col[~members].mean())) / sd
         word = words[0] if z > 0 else words[1]
         if word is None or abs(z) < DESCRIBE_MIN_Z:
             continue
