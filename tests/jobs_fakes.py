@@ -113,12 +113,19 @@ def job_settings(**overrides: Any) -> Settings:
 
 
 async def open_queue(
-    path: Path, settings: Settings | None = None, ctx: PipelineContext | None = None
+    path: Path,
+    settings: Settings | None = None,
+    ctx: PipelineContext | None = None,
+    *,
+    listener: Any = None,
 ) -> tuple[Database, Store, JobQueue]:
+    """Database + Store + started JobQueue; ``listener`` is added before start() resumes."""
     settings = settings or job_settings()
     db = await Database(path).open()
     store = Store(db, feature_cache_days=settings.feature_cache_days)
     queue = JobQueue(store, ctx or PipelineContext(settings=settings), settings)
+    if listener is not None:
+        queue.add_listener(listener)
     await queue.start()
     return db, store, queue
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.errors import LimitReached, NotOwner, QuotaExceeded, RateLimited, TooLarge
-from bot.jobs import JobCrashed, JobQueue
+from bot.jobs import JobCrashed
 from bot.jobs.queue import MAX_ATTEMPTS
 from bot.pipeline import AnalysisRequest, PipelineContext
 from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue
@@ -221,7 +221,7 @@ async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
 
     fake.gates.clear()
     rec = Recorder()
-    db, store, queue = await open_queue_with_listener(path, rec)
+    db, store, queue = await open_queue(path, listener=rec.listener)
     try:
         await asyncio.wait_for(rec.ended_event.wait(), 60)
         job_id, outcome, error = rec.ended[0]
@@ -235,20 +235,6 @@ async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
         await db.close()
 
 
-async def open_queue_with_listener(path, rec: Recorder):
-    """Like open_queue, but the listener is in place before start() resumes jobs."""
-    from storage.db import Database
-    from storage.repo import Store
-
-    settings = job_settings()
-    db = await Database(path).open()
-    store = Store(db)
-    queue = JobQueue(store, PipelineContext(settings=settings), settings)
-    queue.add_listener(rec.listener)
-    await queue.start()
-    return db, store, queue
-
-
 async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
     FakePipeline().install(monkeypatch)
     path = tmp_path / "crashloop.sqlite3"
@@ -258,7 +244,7 @@ async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
     await store.db.execute("UPDATE jobs SET attempts = ? WHERE id = ?", (MAX_ATTEMPTS, job_id))
     await db.close()
     rec = Recorder()
-    db, store, queue = await open_queue_with_listener(path, rec)
+    db, store, queue = await open_queue(path, listener=rec.listener)
     try:
         await asyncio.wait_for(rec.ended_event.wait(), 60)
         assert isinstance(rec.ended[0][2], JobCrashed)

@@ -1,0 +1,118 @@
+"""kill -9 a process in the middle of a job; the next JobQueue.start() finishes it.
+
+The child (tests/crash_worker.py) runs the real pipeline on the bundled demo (no network) and
+freezes right after committing a chosen step; the parent kills it with SIGKILL, checks what
+SQLite holds, then resumes in-process with the earlier steps booby-trapped: the job must
+finish from its checkpoint without running them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import pipeline
+from bot.pipeline import AnalysisRequest
+from tests.jobs_fakes import Recorder, open_queue
+
+ROOT = Path(__file__).resolve().parents[1]
+# Steps that must not run again when resuming after each committed state.
+ALREADY_DONE = {
+    "featurizing": ("fetch_step",),
+    "clustering": ("fetch_step", "featurize_step"),
+    "rendering": ("fetch_step", "featurize_step", "cluster_step"),
+}
+
+
+async def run_child_until_paused(db_path: Path, pause: str, request: AnalysisRequest) -> int:
+    marker = db_path.with_suffix(".paused")
+    errors = db_path.with_suffix(".stderr")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)}
+    with errors.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.crash_worker",
+            str(db_path),
+            pause,
+            str(marker),
+            json.dumps(request.to_dict()),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            # Hang guard only (the child pauses at a known point; no timing is asserted).
+            async with asyncio.timeout(300):
+                while not marker.exists():
+                    if proc.returncode is not None:
+                        pytest.fail(f"child exited {proc.returncode}: {errors.read_text()}")
+                    await asyncio.sleep(0.05)
+        finally:
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return int(marker.read_text())
+
+
+@pytest.mark.parametrize("pause", ["featurizing", "rendering"])
+async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause):
+    db_path = tmp_path / "crash.sqlite3"
+    request = AnalysisRequest(demo=True, user_id=1, guild_id=2, channel_id=3)
+    job_id = await run_child_until_paused(db_path, pause, request)
+
+    def booby_trap(name):
+        def trap(*args, **kwargs):
+            raise AssertionError(f"{name} ran again after the crash")
+
+        return trap
+
+    for name in ALREADY_DONE[pause]:
+        monkeypatch.setattr(pipeline, name, booby_trap(name))
+
+    rec = Recorder()
+    db, store, queue = await open_queue(tmp_path / "crash.sqlite3", listener=rec.listener)
+    try:
+        await asyncio.wait_for(rec.ended_event.wait(), 300)
+        ended_id, outcome, error = rec.ended[0]
+        assert error is None, error
+        assert ended_id == job_id and not outcome.reused
+        assert outcome.rendered.png.startswith(b"\x89PNG")
+        assert len(outcome.analysis.tracks) > 100
+        job = await store.get_job(job_id)
+        assert job["state"] == "done" and job["analysis_id"] == outcome.analysis_id
+        assert job["attempts"] == 2  # the killed run, and this one
+        assert job["request"].channel_id == 3  # where the Discord layer posts the result
+        stored = await store.get_analysis(outcome.analysis_id)
+        assert stored.to_dict() == outcome.analysis.to_dict()
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_killed_state_is_what_was_committed(tmp_path):
+    """What SQLite holds after the kill: the paused state and its checkpoint, nothing later."""
+    from storage.db import Database
+    from storage.repo import Store
+
+    db_path = tmp_path / "state.sqlite3"
+    job_id = await run_child_until_paused(db_path, "clustering", AnalysisRequest(demo=True))
+    async with Database(db_path) as db:
+        job = await Store(db).get_job(job_id)
+        assert job["state"] == "clustering" and job["attempts"] == 1
+        assert set(job["checkpoint"]) == {"fetch", "features"}
+        assert (await db.fetchone("SELECT count(*) FROM analyses"))[0] == 0
+        fetched = await Store(db).load_fetch(
+            job["checkpoint"]["fetch"]["playlist_id"], job["checkpoint"]["fetch"]["snapshot"]
+        )
+        assert fetched is not None and len(fetched.tracks) == len(
+            job["checkpoint"]["features"]["values"]
+        )
