@@ -112,8 +112,8 @@ class CallbackServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.web_port
+        addresses = runner.addresses  # [(host, port, ...)]: the real port when web_port is 0
+        self.port = int(addresses[0][1]) if addresses else self.settings.web_port
         log.info("OAuth callback server listening on %s:%s", self.settings.web_host, self.port)
 
     async def close(self) -> None:
