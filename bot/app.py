@@ -15,7 +15,6 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import discord
@@ -62,6 +61,7 @@ class PlaylistClustersBot(commands.Bot):
         manage_services: bool = True,
         extensions: list[str] | None = None,
         progress_interval_s: float = 1.5,
+        **client_options: Any,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned_or("!"),
@@ -71,6 +71,7 @@ class PlaylistClustersBot(commands.Bot):
                 everyone=False, roles=False, users=True, replied_user=False
             ),
             activity=discord.Activity(type=discord.ActivityType.listening, name="/cluster"),
+            **client_options,
         )
         self.services = services
         self.interaction_ttl_s = interaction_ttl_s
@@ -206,10 +207,11 @@ def _optional(module: str, name: str) -> Any:
         return None
 
 
-async def build_services(settings: Settings, *, executor: Any = "auto") -> Services:
+async def build_services(settings: Settings, *, executor: Any = None) -> Services:
     """Open the database and build every long-lived service from ``settings``.
 
-    ``executor="auto"``: a process pool of ``settings.worker_processes`` (0 → inline CPU).
+    ``executor``: an Executor for CPU steps; None lets the job queue's pool create one with
+    ``settings.worker_processes`` processes (0 → inline CPU, tests).
     """
     db = await Database(settings.database_path).open()
     Store = _optional("storage.repo", "Store")
@@ -232,12 +234,6 @@ async def build_services(settings: Settings, *, executor: Any = "auto") -> Servi
         except Exception:  # e.g. no TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
             log.warning("Spotify account linking disabled", exc_info=True)
 
-    if executor == "auto":
-        executor = (
-            ProcessPoolExecutor(max_workers=settings.worker_processes)
-            if settings.worker_processes > 0
-            else None
-        )
     ctx = PipelineContext(
         settings=settings,
         spotify=spotify,

@@ -65,7 +65,8 @@ def truncate(text: str | None, limit: int) -> str:
 
 def escape(text: str) -> str:
     """Escape markdown so track names like ``*NSYNC`` or ``[Live]`` render literally."""
-    return discord.utils.escape_markdown(text or "", as_needs=False).replace("]", "\\]")
+    out = discord.utils.escape_markdown(text or "")
+    return out.replace("[", "\\[").replace("]", "\\]")
 
 
 def embed_size(embed: discord.Embed) -> int:

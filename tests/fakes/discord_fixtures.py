@@ -90,6 +90,7 @@ def start_bot(fake_discord: FakeDiscord) -> Callable[..., Any]:
             services.settings = services.settings.model_copy(
                 update={"discord_dev_guild_id": fake_discord.guild_id}
             )
+        kwargs.setdefault("guild_ready_timeout", 0.05)
         bot = PlaylistClustersBot(services, **kwargs)
         ready = asyncio.Event()
 
@@ -116,3 +117,40 @@ def start_bot(fake_discord: FakeDiscord) -> Callable[..., Any]:
                 await asyncio.wait_for(task, 10)
 
     return _start
+
+
+def demo_outcome(k: int | None = 4, *, limit: int | None = 120) -> tuple[Any, Any]:
+    """(Analysis, Rendered) of the bundled demo mix (no network): for tests of stored results."""
+    from bot.demo import load_demo
+    from bot.models import FetchResult
+    from bot.pipeline import cluster_step, features_from_tracks, render_step
+
+    fetched = load_demo()
+    if limit is not None:
+        fetched = FetchResult(fetched.meta, fetched.tracks[:limit], fetched.skipped)
+    features = features_from_tracks(fetched.tracks)
+    assert features is not None
+    analysis = cluster_step(fetched, features, k)
+    return analysis, render_step(analysis)
+
+
+async def store_demo_analysis(
+    services: Any,
+    fake: FakeDiscord,
+    k: int | None = 4,
+    *,
+    user_id: int | None = None,
+    limit: int | None = 120,
+) -> int:
+    """Save a demo analysis as if ``user_id`` (default: the guild owner) ran it in #general."""
+    from bot.pipeline import AnalysisRequest
+
+    analysis, rendered = demo_outcome(k, limit=limit)
+    request = AnalysisRequest(
+        demo=True,
+        k=k,
+        user_id=user_id or int(fake.owner_user["id"]),
+        guild_id=fake.guild_id,
+        channel_id=fake.channel_id,
+    )
+    return await services.store.save_analysis(analysis, rendered, request)

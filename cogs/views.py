@@ -1,0 +1,334 @@
+"""Persistent components for stored analyses (they keep working after a restart).
+
+Every component is a :class:`discord.ui.DynamicItem` whose custom id carries what it needs
+(scheme ``pc:<action>:<analysis_id>:<arg>``, see notes/apis.md), so nothing has to be kept in
+memory between the message and the click:
+
+* ``pc:browse:<aid>:<part>``        select a cluster to browse (part = which select, 25 each)
+* ``pc:page:<aid>:<cluster>:<page>:<p|n>``  previous/next page of a cluster's tracks
+* ``pc:dl:<aid>:<md|csv>``          download the markdown report / the CSV (ephemeral)
+* ``pc:save:<aid>:<cluster>``       save a cluster as a playlist in the user's Spotify account
+
+Callbacks never raise: DynamicItem errors are only logged by discord.py, so each one turns a
+failure into an ephemeral message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from bot import embeds as E
+from bot.errors import PipelineError
+from bot.models import Analysis
+
+log = logging.getLogger(__name__)
+
+FILES = {"md": ("report.md", "Report (.md)"), "csv": ("tracks.csv", "Tracks (.csv)")}
+SELECT_OPTIONS = 25
+MAX_SELECTS = 3  # + 1 row of buttons = 4 of the 5 allowed action rows
+
+
+# ----------------------------------------------------------------------------- loading
+class AnalysisCache:
+    """A few recently used analyses, so paging doesn't re-read a large JSON blob per click."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[int, Analysis] = OrderedDict()
+
+    async def get(self, store: Any, analysis_id: int) -> Analysis | None:
+        if analysis_id in self._items:
+            self._items.move_to_end(analysis_id)
+            return self._items[analysis_id]
+        analysis = await store.get_analysis(analysis_id)
+        if analysis is not None:
+            if analysis.analysis_id is None:
+                analysis.analysis_id = analysis_id
+            self._items[analysis_id] = analysis
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return analysis
+
+
+def _cache(client: Any) -> AnalysisCache:
+    cache = getattr(client, "analysis_cache", None)
+    if cache is None:
+        cache = client.analysis_cache = AnalysisCache()
+    return cache
+
+
+async def load_analysis(interaction: discord.Interaction, analysis_id: int) -> Analysis:
+    analysis = await _cache(interaction.client).get(interaction.client.services.store, analysis_id)
+    if analysis is None:
+        raise PipelineError(f"Analysis #{analysis_id} is no longer stored.")
+    return analysis
+
+
+async def liked_for(client: Any, user_id: int, track_ids: list[str]) -> set[str]:
+    """💚 marks: which of ``track_ids`` the user saved (empty when not linked or on error)."""
+    accounts = client.services.accounts
+    if accounts is None or not track_ids:
+        return set()
+    try:
+        if not await accounts.status(user_id):
+            return set()
+        return set(await accounts.liked_among(user_id, track_ids))
+    except PipelineError:
+        return set()
+    except Exception:
+        log.warning("liked_among failed", exc_info=True)
+        return set()
+
+
+async def guarded(
+    interaction: discord.Interaction, what: str, action: Callable[[], Awaitable[None]]
+) -> None:
+    """Run a component callback; any error becomes an ephemeral message."""
+    try:
+        await action()
+    except PipelineError as err:
+        await _reply(interaction, E.error_message(err))
+    except Exception as err:
+        incident = E.new_incident_id()
+        log.error("Incident %s in %s", incident, what, exc_info=err)
+        await _reply(interaction, E.error_message(err, incident_id=incident))
+
+
+async def _reply(interaction: discord.Interaction, text: str) -> None:
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not send an error reply", exc_info=True)
+
+
+# ----------------------------------------------------------------------------- items
+def cluster_option_label(analysis: Analysis, index: int) -> str:
+    c = analysis.clusters[index]
+    return E.truncate(f"{E.cluster_title(c)} ({c.size})", 100)
+
+
+class BrowseSelect(
+    discord.ui.DynamicItem[discord.ui.Select],
+    template=r"pc:browse:(?P<aid>[0-9]+):(?P<part>[0-9]+)",
+):
+    """Pick a cluster → an ephemeral, pageable list of all its tracks."""
+
+    def __init__(self, analysis_id: int, part: int, analysis: Analysis | None = None) -> None:
+        options = [discord.SelectOption(label="…", value="0")]
+        if analysis is not None:
+            start = part * SELECT_OPTIONS
+            options = [
+                discord.SelectOption(
+                    label=cluster_option_label(analysis, i),
+                    value=str(i),
+                    description=E.truncate(analysis.clusters[i].description, 100) or None,
+                )
+                for i in range(start, min(start + SELECT_OPTIONS, len(analysis.clusters)))
+            ]
+        placeholder = "Browse every track of a cluster…"
+        if part:
+            placeholder = f"Browse clusters {part * SELECT_OPTIONS + 1}+…"
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"pc:browse:{analysis_id}:{part}",
+                placeholder=placeholder,
+                options=options,
+                min_values=1,
+                max_values=1,
+            )
+        )
+        self.analysis_id = analysis_id
+        self.part = part
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Select, match: Any
+    ) -> BrowseSelect:
+        return cls(int(match["aid"]), int(match["part"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            index = int(self.item.values[0])
+            embed, view = await browse_page(interaction, self.analysis_id, index, 0)
+            await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+        await guarded(interaction, "browse", run)
+
+
+class PageButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"pc:page:(?P<aid>[0-9]+):(?P<c>[0-9]+):(?P<p>[0-9]+)(?::(?P<d>[pn]))?",
+):
+    """Previous/next page of a cluster's tracks (edits the ephemeral message in place)."""
+
+    def __init__(
+        self, analysis_id: int, cluster: int, page: int, direction: str, *, disabled: bool = False
+    ) -> None:
+        label = "◀ Prev" if direction == "p" else "Next ▶"
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pc:page:{analysis_id}:{cluster}:{page}:{direction}",
+                disabled=disabled,
+            )
+        )
+        self.analysis_id, self.cluster, self.page = analysis_id, cluster, page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+    ) -> PageButton:
+        return cls(int(match["aid"]), int(match["c"]), int(match["p"]), match["d"] or "n")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            embed, view = await browse_page(interaction, self.analysis_id, self.cluster, self.page)
+            await interaction.response.edit_message(embed=embed, view=view)
+
+        await guarded(interaction, "page", run)
+
+
+class DownloadButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"pc:dl:(?P<aid>[0-9]+):(?P<kind>md|csv)",
+):
+    """Send the stored markdown report / CSV as an ephemeral attachment."""
+
+    def __init__(self, analysis_id: int, kind: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=FILES[kind][1],
+                style=discord.ButtonStyle.secondary,
+                emoji="📄" if kind == "md" else "📊",
+                custom_id=f"pc:dl:{analysis_id}:{kind}",
+            )
+        )
+        self.analysis_id, self.kind = analysis_id, kind
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+    ) -> DownloadButton:
+        return cls(int(match["aid"]), match["kind"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            name = FILES[self.kind][0]
+            data = await interaction.client.services.store.get_file(self.analysis_id, name)
+            if data is None:
+                raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
+            if len(data) > E.MAX_FILE_BYTES:
+                raise PipelineError(f"{name} is larger than Discord's 10 MiB file limit.")
+            filename = f"analysis-{self.analysis_id}-{name}"
+            await interaction.response.send_message(
+                file=E.text_file(data, filename), ephemeral=True
+            )
+
+        await guarded(interaction, "download", run)
+
+
+class SaveButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"pc:save:(?P<aid>[0-9]+):(?P<c>[0-9]+)",
+):
+    """Save a cluster as a new playlist in the clicking user's Spotify account."""
+
+    def __init__(self, analysis_id: int, cluster: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Save as playlist",
+                style=discord.ButtonStyle.success,
+                emoji="💾",
+                custom_id=f"pc:save:{analysis_id}:{cluster}",
+            )
+        )
+        self.analysis_id, self.cluster = analysis_id, cluster
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+    ) -> SaveButton:
+        return cls(int(match["aid"]), int(match["c"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        async def run() -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            accounts = interaction.client.services.accounts
+            if accounts is None:
+                raise PipelineError(
+                    "Saving playlists needs Spotify account linking, which this bot's "
+                    "host has not set up."
+                )
+            if not await accounts.status(interaction.user.id):
+                raise PipelineError(
+                    "Link your Spotify account first with `/spotify link`, then press "
+                    "**Save as playlist** again."
+                )
+            analysis = await load_analysis(interaction, self.analysis_id)
+            if not 0 <= self.cluster < len(analysis.clusters):
+                raise PipelineError("That cluster no longer exists in this analysis.")
+            c = analysis.clusters[self.cluster]
+            name = E.truncate(f"{analysis.source.name} · {E.cluster_title(c)}", 100)
+            desc = E.truncate(
+                f"{c.description} — made by Playlist Clusters from {analysis.source.name}", 300
+            )
+            meta = await accounts.save_cluster(interaction.user.id, name, desc, list(c.track_ids))
+            link = meta.url or f"https://open.spotify.com/playlist/{meta.id}"
+            await interaction.followup.send(
+                f"💾 Saved **{E.escape(meta.name)}** ({len(c.track_ids)} tracks): {link}",
+                ephemeral=True,
+            )
+
+        await guarded(interaction, "save", run)
+
+
+DYNAMIC_ITEMS = (BrowseSelect, PageButton, DownloadButton, SaveButton)
+
+
+# ----------------------------------------------------------------------------- builders
+async def browse_page(
+    interaction: discord.Interaction, analysis_id: int, index: int, page: int
+) -> tuple[discord.Embed, discord.ui.View]:
+    analysis = await load_analysis(interaction, analysis_id)
+    if not 0 <= index < len(analysis.clusters):
+        raise PipelineError("That cluster no longer exists in this analysis.")
+    cluster = analysis.clusters[index]
+    pages = E.page_count(cluster)
+    page = min(max(0, page), pages - 1)
+    ids = cluster.track_ids[page * E.PAGE_SIZE : (page + 1) * E.PAGE_SIZE]
+    liked = await liked_for(interaction.client, interaction.user.id, ids)
+    embed = E.browse_embed(analysis, cluster, page, liked=liked)
+    return embed, page_view(analysis_id, index, page, pages)
+
+
+def page_view(analysis_id: int, cluster: int, page: int, pages: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(PageButton(analysis_id, cluster, max(0, page - 1), "p", disabled=page <= 0))
+    view.add_item(
+        PageButton(analysis_id, cluster, min(pages - 1, page + 1), "n", disabled=page >= pages - 1)
+    )
+    view.add_item(SaveButton(analysis_id, cluster))
+    return view
+
+
+def result_view(analysis: Analysis) -> discord.ui.View | None:
+    """Browse select(s) + download buttons for a stored analysis (None when not stored)."""
+    aid = analysis.analysis_id
+    if aid is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    n = len(analysis.clusters)
+    for part in range(min(MAX_SELECTS, -(-n // SELECT_OPTIONS))):
+        view.add_item(BrowseSelect(aid, part, analysis))
+    view.add_item(DownloadButton(aid, "md"))
+    view.add_item(DownloadButton(aid, "csv"))
+    return view

@@ -1,0 +1,132 @@
+"""Stored analyses: /clusters show|history, browse pages, downloads, buttons after a restart."""
+
+from __future__ import annotations
+
+from tests.fakes.discord_fake import FakeDiscord, validate_message
+from tests.fakes.discord_fixtures import store_demo_analysis
+
+
+def _within_limits(msgs) -> None:
+    for m in msgs:
+        payload = {"content": m.content, "embeds": m.embeds, "components": m.components}
+        validate_message(payload, m.files)
+
+
+async def test_show_reposts_a_stored_analysis_with_scatter_and_components(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 4)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        msgs = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+    first = msgs[0]
+    assert [f.filename for f in first.files] == ["clusters.png"]
+    assert f"Stored analysis #{aid}" in first.text
+    titles = [e["title"] for m in msgs for e in m.embeds]
+    assert sum(t.startswith("Cluster") for t in titles) == 4
+    assert f"pc:browse:{aid}:0" in fake_discord.custom_ids(first)
+    assert {f"pc:dl:{aid}:md", f"pc:dl:{aid}:csv"} <= set(fake_discord.custom_ids(first))
+    _within_limits(msgs)
+
+
+async def test_show_unknown_id_is_an_ephemeral_error(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": 999})
+        [msg] = await fake_discord.wait_response(it)
+    assert msg.ephemeral
+    assert "no stored analysis #999" in msg.content
+
+
+async def test_history_lists_mine_and_the_servers(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    other = fake_discord.add_user("bob")
+    mine = await store_demo_analysis(services, fake_discord, 3)
+    theirs = await store_demo_analysis(services, fake_discord, 2, user_id=other)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters history")
+        [msg] = await fake_discord.wait_response(it)
+        it2 = await fake_discord.slash("clusters history", {"server": True})
+        [msg2] = await fake_discord.wait_response(it2)
+    assert msg.ephemeral
+    assert f"#{mine}" in msg.text and f"#{theirs}" not in msg.text
+    assert f"#{mine}" in msg2.text and f"#{theirs}" in msg2.text
+
+
+async def test_browse_select_pages_and_downloads(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    analysis = await services.store.get_analysis(aid)
+    biggest = max(analysis.clusters, key=lambda c: c.size)
+    assert biggest.size > 15  # needs at least two pages
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=[str(biggest.index)])
+        [page] = await fake_discord.wait_response(click)
+        assert page.ephemeral
+        assert "Page 1/" in page.text
+        first_track = analysis.track_by_id()[biggest.track_ids[0]]
+        assert first_track.name.split()[0] in page.text
+        ids = fake_discord.custom_ids(page)
+        assert f"pc:save:{aid}:{biggest.index}" in ids
+        nxt = next(i for i in ids if i.endswith(":n"))
+        click2 = await fake_discord.click(page, nxt)
+        await fake_discord.wait_for(lambda: "Page 2/" in page.text)
+        assert click2.response_type == 7  # edited in place
+        dl = await fake_discord.click(first, f"pc:dl:{aid}:md")
+        [doc] = await fake_discord.wait_response(dl)
+    assert doc.ephemeral
+    assert doc.files[0].filename.endswith("report.md")
+    assert doc.files[0].data.decode().lstrip().startswith("#")
+
+
+async def test_save_button_asks_to_link_when_not_linked(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=["0"])
+        [page] = await fake_discord.wait_response(click)
+        save = await fake_discord.click(page, f"pc:save:{aid}:0")
+        [msg] = await fake_discord.wait_response(save)
+    assert msg.ephemeral
+    assert "/spotify link" in msg.text
+
+
+async def test_buttons_work_after_a_restart(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 3)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+    # A brand-new process: new services on the same database, new bot, same old message.
+    services2 = await make_services()
+    async with start_bot(services2):
+        assert fake_discord.identifies == 2
+        dl = await fake_discord.click(first, f"pc:dl:{aid}:csv")
+        [doc] = await fake_discord.wait_response(dl)
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=["1"])
+        [page] = await fake_discord.wait_response(click)
+    assert doc.files[0].filename.endswith("tracks.csv")
+    assert "Page 1/" in page.text
