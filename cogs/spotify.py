@@ -240,6 +240,10 @@ class SpotifyCog(
             await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
             return
         try:
+            current = await accounts.status(interaction.user.id)
+        except PipelineError:
+            current = None  # unreadable link: it was deleted, link again below
+        try:
             url = await accounts.start_link(interaction.user.id)
         except PipelineError as exc:
             await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
@@ -247,6 +251,12 @@ class SpotifyCog(
         text = link_instructions(
             url, web_callback=accounts.web_callback, redirect_uri=accounts.redirect_uri
         )
+        if current is not None:
+            name = current.get("display_name") or current.get("spotify_user_id") or "?"
+            text = (
+                f"You're already linked as **{discord.utils.escape_markdown(name)}**; "
+                "approving again replaces that link.\n\n" + text
+            )
         view = LinkView(accounts, url, owner_id=interaction.user.id)
         await interaction.response.send_message(text, view=view, ephemeral=True)
         if accounts.web_callback:

@@ -117,6 +117,10 @@ async def test_link_by_pasting_the_url_then_status_and_unlink(
         assert msg.ephemeral and "Linked as **Alice**" in msg.text
         assert "playlist-read-private" in msg.text and "valid for about" in msg.text
 
+        it = await fake_discord.slash("spotify link")
+        [msg] = await fake_discord.wait_response(it)
+        assert "already linked as **Alice**" in msg.text
+
         # pasting the same redirect again is a replay
         modal = await open_modal(fake_discord, bot, link_msg, paste_id)
         again = await submit_modal(fake_discord, modal, redirected)
