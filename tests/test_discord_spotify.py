@@ -92,7 +92,11 @@ async def test_link_by_pasting_the_url_then_status_and_unlink(
         [msg] = await fake_discord.wait_response(it)
         assert msg.ephemeral
         assert "Paste the URL" in msg.text and "127.0.0.1:8080/spotify/callback" in msg.text
-        assert "Exportify CSV" in msg.text  # same advice as the NotOwner message
+        # the same advice as the NotOwner message a dev-mode 403 gives
+        from bot.sources.spotify import NOT_OWNER_MESSAGE
+
+        for phrase in ("own or collaborate on", "Development Mode", "Exportify"):
+            assert phrase in NOT_OWNER_MESSAGE and phrase in msg.text
         link_msg = msg
         authorize_url = link_button_url(msg)
         assert "code_challenge_method=S256" in authorize_url
