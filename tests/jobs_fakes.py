@@ -100,8 +100,13 @@ class FakePipeline:
         self.calls["render"] += 1
         return make_rendered(analysis)
 
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
-        for name in ("fetch_step", "featurize_step", "cluster_step", "render_step"):
+    def install(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        steps: tuple[str, ...] = ("fetch_step", "featurize_step", "cluster_step", "render_step"),
+    ) -> FakePipeline:
+        """Replace these pipeline steps by the fake ones (the others stay real)."""
+        for name in steps:
             monkeypatch.setattr(pipeline, name, getattr(self, name))
         return self
 

@@ -318,3 +318,75 @@ async def test_too_large_is_refused_from_the_metadata(tmp_path, fake_spotify):
     finally:
         await queue.close()
         await db.close()
+
+
+# --- against the fake Spotify server --------------------------------------------------------
+async def spotify_queue(tmp_path, fake, monkeypatch, **overrides):
+    """A queue whose fetch step is real (SpotifyGateway as alice, dev mode) and the rest fake."""
+    from bot.sources.spotify import SpotifyGateway
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    steps = FakePipeline().install(monkeypatch, ("featurize_step", "cluster_step", "render_step"))
+    settings = spotify_settings(fake, worker_processes=0, **overrides)
+
+    async def user_tokens(_uid):
+        return fake.alice_token
+
+    ctx = PipelineContext(
+        settings=settings, spotify=SpotifyGateway(settings), user_tokens=user_tokens
+    )
+    db, store, queue = await open_queue(tmp_path / "spotify.sqlite3", settings, ctx)
+    return steps, db, store, queue
+
+
+async def test_snapshot_reuse_counts_requests(tmp_path, fake_spotify, monkeypatch):
+    steps, db, _store, queue = await spotify_queue(tmp_path, fake_spotify, monkeypatch)
+    pid = fake_spotify.alice_playlist
+    url = f"https://open.spotify.com/playlist/{pid}"
+    try:
+        first = await result(await queue.submit(AnalysisRequest(link=url, user_id=1)))
+        assert len(first.analysis.tracks) == 60
+        assert fake_spotify.count(f"playlists/{pid}/items") >= 2  # 60 entries, 50 per page
+
+        fake_spotify.clear_log()
+        again = await result(await queue.submit(AnalysisRequest(link=url, user_id=1)))
+        assert again.reused and again.analysis_id == first.analysis_id
+        assert fake_spotify.count(f"playlists/{pid}/items") == 0
+        assert fake_spotify.count(f"playlists/{pid}") == 1  # the one metadata request
+        assert steps.calls["cluster"] == 1
+
+        fake_spotify.clear_log()
+        other_k = await result(await queue.submit(AnalysisRequest(link=url, k=3, user_id=1)))
+        assert not other_k.reused and steps.calls["cluster"] == 2
+        assert fake_spotify.count(f"playlists/{pid}/items") == 0  # stored entries reused
+
+        playlist = fake_spotify.playlists[pid]
+        playlist.entries = playlist.entries[:55]
+        playlist.snapshot_n += 1
+        fake_spotify.clear_log()
+        changed = await result(await queue.submit(AnalysisRequest(link=url, user_id=1)))
+        assert not changed.reused and len(changed.analysis.tracks) == 55
+        assert fake_spotify.count(f"playlists/{pid}/items") >= 2
+    finally:
+        await queue.close()
+        await db.close()
+
+
+@pytest.mark.parametrize("quota", [False, True])
+async def test_long_retry_after_fails_the_job_at_once(tmp_path, fake_spotify, monkeypatch, quota):
+    _steps, db, store, queue = await spotify_queue(tmp_path, fake_spotify, monkeypatch)
+    pid = fake_spotify.alice_playlist
+    try:
+        fake_spotify.rate_limit_next(f"playlists/{pid}", 7200, times=5, quota=quota)
+        handle = await queue.submit(
+            AnalysisRequest(link=f"https://open.spotify.com/playlist/{pid}", user_id=1)
+        )
+        with pytest.raises(RateLimited) as info:
+            await result(handle)  # would hang for 2 hours if the worker slept
+        assert info.value.retry_after >= 7200
+        assert isinstance(info.value, QuotaExceeded) == quota
+        job = await store.get_job(handle.job_id)
+        assert job["state"] == "failed" and job["error_code"] == info.value.code
+    finally:
+        await queue.close()
+        await db.close()
