@@ -282,13 +282,19 @@ class Schedule:
 
 @dataclass(frozen=True)
 class TrackChange:
-    """A track added (cluster = its cluster in the new analysis) or removed (in the old one)."""
+    """A track added or removed.
+
+    ``cluster``/``cluster_name`` always refer to the *current* analysis: for an added track
+    the cluster it joined; for a removed one the current cluster that continues the one it
+    left (None, with the old name, when that cluster vanished). ``previous_cluster`` is the
+    removed track's index in the previous analysis."""
 
     track_id: str
     name: str
     artists: list[str]
     cluster: int | None
     cluster_name: str | None
+    previous_cluster: int | None = None
 
 
 @dataclass(frozen=True)
@@ -392,13 +398,16 @@ def match_clusters(
     }
 
 
-def _track_change(track: Track, cluster: int | None, cluster_name: str | None) -> TrackChange:
+def _track_change(
+    track: Track, cluster: int | None, cluster_name: str | None, previous: int | None = None
+) -> TrackChange:
     return TrackChange(
         track_id=track.id,
         name=track.name,
         artists=list(track.artists),
         cluster=cluster,
         cluster_name=cluster_name,
+        previous_cluster=previous,
     )
 
 
@@ -423,15 +432,19 @@ def summarize_changes(previous: Analysis, current: Analysis) -> DigestChanges:
         for t in current.tracks
         if t.id not in prev_ids
     ]
-    removed = [
-        _track_change(
-            t,
-            previous.assignments.get(t.id),
-            prev_names.get(previous.assignments.get(t.id, -1)),
-        )
-        for t in previous.tracks
-        if t.id not in cur_ids
-    ]
+    # previous cluster index -> the current cluster that continues it
+    counterpart = {
+        previous.clusters[ppos].index: current.clusters[pos].index
+        for pos, (ppos, _) in matches.items()
+    }
+    removed = []
+    for t in previous.tracks:
+        if t.id in cur_ids:
+            continue
+        old = previous.assignments.get(t.id)
+        now = counterpart.get(old) if old is not None else None
+        name = cur_names.get(now) if now is not None else prev_names.get(old)  # type: ignore[arg-type]
+        removed.append(_track_change(t, now, name, old))
 
     clusters: list[ClusterChange] = []
     matched_prev: set[int] = set()
@@ -464,10 +477,6 @@ def summarize_changes(previous: Analysis, current: Analysis) -> DigestChanges:
     ]
 
     # Kept tracks whose new cluster is not the counterpart of their old one.
-    counterpart = {
-        previous.clusters[ppos].index: current.clusters[pos].index
-        for pos, (ppos, _) in matches.items()
-    }
     moved = sum(
         1
         for tid in prev_ids & cur_ids

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -223,14 +224,17 @@ def test_change_summary_on_real_playlist_edit() -> None:
         assert c.cluster == after.assignments[c.track_id]
         assert c.cluster_name == f"Cluster {c.cluster + 1}"
     for c in changes.removed:
-        assert c.cluster == before.assignments[c.track_id]
+        assert c.previous_cluster == before.assignments[c.track_id]
+        # named after the current cluster that continues the one it left
+        continued = next(x for x in changes.clusters if x.previous_index == c.previous_cluster)
+        assert (c.cluster, c.cluster_name) == (continued.index, continued.name)
     # The per-cluster numbers are explained by the track lists plus tracks that moved:
     # joined = added into it + moved in; left = removed from its counterpart + moved out.
     assert changes.vanished == [] and changes.new_clusters == []
     moved_in = moved_out = 0
     for c in changes.clusters:
         added_here = sum(1 for a in changes.added if a.cluster == c.index)
-        removed_here = sum(1 for r in changes.removed if r.cluster == c.previous_index)
+        removed_here = sum(1 for r in changes.removed if r.previous_cluster == c.previous_index)
         assert c.joined >= added_here and c.left >= removed_here
         assert c.size - c.previous_size == c.joined - c.left
         moved_in += c.joined - added_here
@@ -295,12 +299,14 @@ class ScriptedQueue:
     script: list[object] = field(default_factory=list)
     requests: list[object] = field(default_factory=list)
     last: Outcome | None = None
+    png: bytes | None = None  # the scatter image each outcome carries (Discord tests)
 
     async def submit(self, request, progress=None) -> FakeHandle:
         self.requests.append(request)
         item = self.script.pop(0)
         if item == "same" and self.last is not None:  # unchanged snapshot: stored analysis
-            return FakeHandle(Outcome(self.last.analysis_id, self.last.analysis, reused=True))
+            last = self.last
+            return FakeHandle(Outcome(last.analysis_id, last.analysis, last.rendered, reused=True))
         if isinstance(item, Analysis):
             analysis_id = await self.db.execute(
                 """INSERT INTO analyses (playlist_id, snapshot_id, params_json, params_key, k,
@@ -315,7 +321,8 @@ class ScriptedQueue:
                 ),
             )
             item.analysis_id = analysis_id
-            self.last = Outcome(analysis_id, item)
+            rendered = SimpleNamespace(png=self.png) if self.png else None
+            self.last = Outcome(analysis_id, item, rendered)
             return FakeHandle(self.last)
         return FakeHandle(item)
 

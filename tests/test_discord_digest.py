@@ -1,0 +1,313 @@
+"""/digest end to end: the real bot against the fake Discord, time driven by a ManualClock.
+
+The job queue is the scripted one from tests/test_digests.py (real TidyTuesday tracks,
+real k-means), so these tests are about the Discord side: permissions, validation messages,
+what lands in the channel (within Discord's limits, which the fake enforces), and pausing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pytest
+
+from bot.digests import DigestScheduler, ManualClock, Schedule
+from bot.errors import NotOwner
+from tests.fakes.discord_fake import EPHEMERAL, DiscordError, FakeDiscord, Sent
+from tests.test_digests import ScriptedQueue, _by_playlist, _snapshot
+
+LINK = "https://open.spotify.com/playlist/3S03NWbWkrR1e7DPH9rf9Z?si=abc"
+PLAYLIST_ID = "3S03NWbWkrR1e7DPH9rf9Z"
+MANAGE_GUILD = 1 << 5
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def _png() -> bytes:
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.scatter([0, 1], [1, 0])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@pytest.fixture
+async def env(fake_discord: FakeDiscord, make_services, start_bot) -> AsyncIterator[Any]:
+    services = await make_services()
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))  # Monday, 08:00 in Paris
+    queue = ScriptedQueue(services.db, png=_png())
+    services.digests = DigestScheduler(services.db, queue, clock=clock)
+    async with start_bot(services) as bot:
+        yield SimpleNamespace(
+            bot=bot, fake=fake_discord, clock=clock, queue=queue, sched=services.digests
+        )
+
+
+async def _reply(fake: FakeDiscord, command: str, options: dict | None = None, **kw) -> Sent:
+    it = await fake.slash(command, options, **kw)
+    [msg] = await fake.wait_response(it)
+    return msg
+
+
+async def _slash_with_channel(fake: FakeDiscord, options: dict[str, Any], channel_id: int) -> Sent:
+    """``/digest add`` with a resolved channel option (as Discord sends it)."""
+    synced = fake._command("digest")
+    assert synced is not None
+    schema = next(o for o in synced["options"] if o["name"] == "add")["options"]
+    types = {o["name"]: o["type"] for o in schema}
+    opts = [{"name": k, "type": types[k], "value": v} for k, v in options.items()]
+    opts.append({"name": "channel", "type": 7, "value": str(channel_id)})
+    owner = int(fake.owner_user["id"])
+    channel = dict(fake.channel(channel_id), permissions=str(fake.permissions(channel_id, owner)))
+    data = {
+        "id": synced["id"],
+        "name": "digest",
+        "type": 1,
+        "options": [{"name": "add", "type": 1, "options": opts}],
+        "resolved": {"channels": {str(channel_id): channel}},
+    }
+    fi, payload = fake._interaction_base(2, data, None, None)
+    await fake.dispatch("INTERACTION_CREATE", payload)
+    [msg] = await fake.wait_response(fi)
+    return msg
+
+
+def _channel_posts(fake: FakeDiscord, channel_id: int) -> list[Sent]:
+    return sorted(fake.sent(channel_id=channel_id, via="channel"), key=lambda m: m.id)
+
+
+async def test_digest_commands_are_for_managers_in_servers(env: Any) -> None:
+    fake: FakeDiscord = env.fake
+    [cmd] = [c for c in fake.commands[str(fake.guild_id)] if c["name"] == "digest"]
+    assert int(cmd["default_member_permissions"]) == MANAGE_GUILD
+    assert cmd.get("contexts") == [0] or cmd.get("dm_permission") is False
+    assert {o["name"] for o in cmd["options"]} == {"add", "list", "remove", "run", "resume"}
+
+    # default_permissions can be overridden per server: the runtime check still holds.
+    member = fake.add_user("member")
+    for command, options in [
+        ("digest list", None),
+        ("digest add", {"playlist": LINK, "every": "daily", "at": "09:00"}),
+        ("digest run", {"id": 1}),
+    ]:
+        msg = await _reply(fake, command, options, user_id=member)
+        assert msg.ephemeral and "Manage Server" in msg.text
+    assert await env.sched.subscriptions(fake.guild_id) == []
+
+    manager = fake.add_user("mod", manage_guild=True)
+    msg = await _reply(fake, "digest list", user_id=manager)
+    assert msg.ephemeral and "No digests yet" in msg.text
+
+
+async def test_add_validates_input_and_lists(env: Any) -> None:
+    fake: FakeDiscord = env.fake
+    bad = [
+        ({"playlist": "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC"}, "track"),
+        ({"at": "25:00"}, "HH:MM"),
+        ({"timezone": "Mars/Olympus"}, "IANA"),
+    ]
+    for override, expected in bad:
+        options = {"playlist": LINK, "every": "daily", "at": "09:00", **override}
+        msg = await _reply(fake, "digest add", options)
+        assert msg.ephemeral and expected in msg.text, msg.text
+
+    it = await fake.autocomplete("digest add", "timezone", "paris")
+    await fake.wait_acked(it)
+    choices = it.callbacks[0]["data"]["choices"]
+    assert choices[0] == {"name": "Europe/Paris", "value": "Europe/Paris"}
+
+    options = {
+        "playlist": LINK,
+        "every": "weekly",
+        "at": "18:30",
+        "timezone": "europe/paris",
+        "weekday": 4,
+    }
+    msg = await _slash_with_channel(fake, options, fake.other_channel_id)
+    assert msg.ephemeral and "Digest `#1`" in msg.text
+    assert "every Friday at 18:30 (Europe/Paris)" in msg.text
+    [sub] = await env.sched.subscriptions(fake.guild_id)
+    assert sub.channel_id == fake.other_channel_id and sub.playlist_id == PLAYLIST_ID
+    assert sub.playlist_ref == f"https://open.spotify.com/playlist/{PLAYLIST_ID}"
+    assert sub.next_run_at == "2026-11-27T17:30:00+00:00"  # Friday 18:30 CET
+
+    msg = await _slash_with_channel(fake, options, fake.other_channel_id)
+    assert "already gets a digest" in msg.text
+
+    listing = await _reply(fake, "digest list")
+    assert listing.ephemeral
+    assert "#1" in listing.text and "every Friday at 18:30 (Europe/Paris)" in listing.text
+
+    # A channel where the bot cannot attach the scatter image is refused up front.
+    fake.deny_bot(fake.channel_id, "attach_files")
+    msg = await _reply(fake, "digest add", {"playlist": LINK, "every": "daily", "at": "9:00"})
+    assert "Attach Files" in msg.text
+    assert len(await env.sched.subscriptions(fake.guild_id)) == 1
+
+    msg = await _reply(fake, "digest remove", {"id": 1})
+    assert "Removed digest `#1`" in msg.text
+    assert await env.sched.subscriptions(fake.guild_id) == []
+    msg = await _reply(fake, "digest remove", {"id": 1})
+    assert "no digest #1" in msg.text
+
+
+async def test_scheduled_digests_post_clusters_changes_and_no_change_line(env: Any) -> None:
+    fake: FakeDiscord = env.fake
+    playlists = _by_playlist()
+    base = playlists["Neo-Soul"][:30] + playlists["Trap Nation"][:30]
+    added = playlists["Vibra Tropical"][:40]  # more than one field can list: "… and N more"
+    edited = base[7:] + added
+    env.queue.script += [_snapshot(base, "s1"), _snapshot(edited, "s2"), "same"]
+
+    msg = await _reply(
+        fake,
+        "digest add",
+        {"playlist": LINK, "every": "daily", "at": "09:00", "timezone": "Europe/Paris", "k": 3},
+        channel_id=fake.other_channel_id,
+    )
+    assert "Digest `#1`" in msg.text
+
+    env.clock.set(utc(2026, 11, 23, 7, 59))
+    await env.sched.settle()
+    assert _channel_posts(fake, fake.other_channel_id) == []
+
+    env.clock.set(utc(2026, 11, 23, 8, 0))  # 09:00 in Paris
+    await env.sched.settle()
+    first = _channel_posts(fake, fake.other_channel_id)
+    assert first, "the digest was not posted"
+    assert first[0].content.startswith("📬 **Daily digest**")
+    assert "First digest" in first[0].text and "3 clusters" in first[0].text
+    assert [f.filename for f in first[0].files] == ["clusters.png"]
+    assert sum(len(m.embeds) for m in first) == 1 + 3  # overview + one per cluster
+    assert env.queue.requests[0].k == 3 and env.queue.requests[0].user_id is not None
+
+    env.clock.set(utc(2026, 11, 24, 8, 0))
+    await env.sched.settle()
+    second = _channel_posts(fake, fake.other_channel_id)[len(first) :]
+    changes = second[0]
+    assert changes.embeds[0]["title"] == "What changed"
+    fields = {f["name"]: f["value"] for f in changes.embeds[0]["fields"]}
+    assert "40** added · **7** removed" in changes.embeds[0]["description"]
+    assert "… and 30 more" in fields["➕ Added (40)"]
+    assert added[0].name.split(" ")[0] in fields["➕ Added (40)"]
+    assert base[0].artists[0] in fields["➖ Removed (7)"]
+    assert "Clusters" in fields
+    assert not fake.errors  # every message passed the fake's Discord limits
+    if __import__("os").environ.get("SHOW_DIGEST"):
+        for m in first + second:
+            print("----", m.content, [f.filename for f in m.files], fake.custom_ids(m))
+            for e in m.embeds:
+                print(e.get("title"), "\n", e.get("description"))
+                for f in e.get("fields", []):
+                    print(" *", f["name"], "\n", f["value"])
+
+    env.clock.set(utc(2026, 11, 25, 8, 0))
+    await env.sched.settle()
+    third = _channel_posts(fake, fake.other_channel_id)[len(first) + len(second) :]
+    assert len(third) == 1 and "no changes since" in third[0].content
+    assert third[0].embeds == [] and third[0].files == []
+
+
+async def test_vanished_channel_pauses_and_is_reported_once(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake: FakeDiscord = env.fake
+    env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
+    sub = await env.sched.subscribe(
+        guild_id=fake.guild_id,
+        channel_id=fake.other_channel_id,
+        playlist_ref=LINK,
+        playlist_id=PLAYLIST_ID,
+        schedule=Schedule.build("daily", "07:30", "UTC"),
+        k=None,
+        created_by=int(fake.owner_user["id"]),
+    )
+    # The channel is deleted on Discord's side (the bot's cache does not know yet).
+    gone = fake.other_channel_id
+    real_channel = fake.channel
+
+    def channel(cid: int) -> dict:
+        if cid == gone:
+            raise DiscordError(404, 10003, "Unknown Channel")
+        return real_channel(cid)
+
+    monkeypatch.setattr(fake, "channel", channel)
+
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    paused = await env.sched.subs.get(sub.id)
+    assert paused.paused and "deleted" in paused.pause_reason
+    [report] = _channel_posts(fake, fake.channel_id)  # first channel the bot can write in
+    assert "paused" in report.content and f"/digest resume {sub.id}" in report.content
+
+    for day in (24, 25):
+        env.clock.set(utc(2026, 11, day, 7, 30))
+        await env.sched.settle()
+    assert len(_channel_posts(fake, fake.channel_id)) == 1  # reported once
+    assert len(env.queue.requests) == 1  # and not retried
+
+    listing = await _reply(fake, "digest list")
+    assert "Paused" in listing.text and "deleted" in listing.text
+    msg = await _reply(fake, "digest run", {"id": sub.id})
+    assert "paused" in msg.text
+    msg = await _reply(fake, "digest resume", {"id": sub.id})
+    assert "resumed" in msg.text
+    assert not (await env.sched.subs.get(sub.id)).paused
+
+
+async def test_lost_access_and_unreadable_playlist_pause(env: Any) -> None:
+    fake: FakeDiscord = env.fake
+    tracks = _by_playlist()["Neo-Soul"][:30]
+    env.queue.script += [
+        _snapshot(tracks, "s1"),
+        NotOwner("I can't read that playlist: it is private to its owner."),
+    ]
+    owner = int(fake.owner_user["id"])
+    subs = []
+    for channel in (fake.other_channel_id, fake.channel_id):
+        subs.append(
+            await env.sched.subscribe(
+                guild_id=fake.guild_id,
+                channel_id=channel,
+                playlist_ref=LINK,
+                playlist_id=PLAYLIST_ID,
+                schedule=Schedule.build("daily", "07:30", "UTC"),
+                k=None,
+                created_by=owner,
+            )
+        )
+    fake.deny_bot(fake.other_channel_id, "view_channel")  # 403 on post
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    lost, private = [await env.sched.subs.get(s.id) for s in subs]
+    assert lost.paused and "permission" in lost.pause_reason
+    assert private.paused and "private" in private.pause_reason
+    reports = [m.content for m in _channel_posts(fake, fake.channel_id)]
+    assert len(reports) == 2 and all("is paused" in r for r in reports)
+
+
+async def test_run_now_posts_and_answers_ephemerally(env: Any) -> None:
+    fake: FakeDiscord = env.fake
+    env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
+    await _reply(
+        fake,
+        "digest add",
+        {"playlist": LINK, "every": "weekly", "at": "09:00"},
+        channel_id=fake.other_channel_id,
+    )
+    it = await fake.slash("digest run", {"id": 1})
+    await fake.wait_for(lambda: any(m.content for m in fake.responses(it)))
+    [answer] = [m for m in fake.responses(it) if m.content]
+    assert answer.flags & EPHEMERAL and "Posted digest `#1`" in answer.content
+    posts = _channel_posts(fake, fake.other_channel_id)
+    assert posts and "run by hand" in posts[0].content
+    [sub] = await env.sched.subscriptions(fake.guild_id)
+    assert sub.next_run_at == "2026-11-23T09:00:00+00:00"  # schedule unchanged (Monday)
