@@ -145,7 +145,10 @@ async def fetch_step(
                 "Analysing your Liked Songs needs a linked Spotify account: "
                 "run `/spotify link` first."
             )
-        fetched = await gateway.fetch_liked(progress, max_tracks=limit)
+        try:
+            fetched = await gateway.fetch_liked(progress, max_tracks=limit)
+        finally:
+            _close(gateway)
     elif request.link:
         fetched = await _fetch_link(request, ctx, progress, limit, reuse)
     else:
@@ -164,20 +167,32 @@ async def _fetch_link(
     from bot.sources.links import parse_spotify_link
 
     ref = parse_spotify_link(request.link or "")
-    gateway = await _user_gateway(request, ctx) or ctx.spotify
+    user_gateway = await _user_gateway(request, ctx)
+    gateway = user_gateway or ctx.spotify
     if gateway is None:
         raise AuthError(
             "This bot has no Spotify credentials configured, so it cannot read playlists. "
             "Attach an Exportify CSV (https://exportify.net) instead."
         )
-    meta = await gateway.get_meta(ref)
-    if meta.total is not None and meta.total > limit:
-        raise TooLarge(_too_large_message(meta.total, limit))
-    if reuse is not None:
-        stored = await reuse(meta)
-        if stored is not None:
-            return stored
-    return await gateway.fetch_tracks(ref, meta, progress)
+    try:
+        meta = await gateway.get_meta(ref)
+        if meta.total is not None and meta.total > limit:
+            raise TooLarge(_too_large_message(meta.total, limit))
+        if reuse is not None:
+            stored = await reuse(meta)
+            if stored is not None:
+                return stored
+        return await gateway.fetch_tracks(ref, meta, progress)
+    finally:
+        if user_gateway is not None:
+            _close(user_gateway)
+
+
+def _close(gateway: Any) -> None:
+    """Release a per-request gateway (user token); the shared ``ctx.spotify`` stays open."""
+    close = getattr(gateway, "close", None)
+    if callable(close):
+        close()
 
 
 async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Any:

@@ -1,0 +1,184 @@
+"""Renderers: PNG validity and size, the seeds' markdown structure, CSV round-trip, summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from bot.demo import load_demo
+from bot.models import Analysis, Cluster, PlaylistMeta, Track
+from bot.pipeline import cluster_step, features_from_tracks, render_step
+from bot.render import (
+    MAX_PNG_BYTES,
+    TABLE_ALIGN,
+    TABLE_HEADER,
+    render_csv,
+    render_markdown,
+    render_scatter,
+    summary,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def analysis() -> Analysis:
+    fetched = load_demo()
+    table = features_from_tracks(fetched.tracks)
+    assert table is not None
+    result = cluster_step(fetched, table, 4)
+    # decorate two representatives like an extended-mode fetch would
+    by_id = result.track_by_id()
+    first, second = (by_id[t] for t in result.clusters[0].representative_ids[:2])
+    first.image_url = "https://i.scdn.co/image/ab67616d0000b273044a5466dac00f7b3c570b99"
+    first.label = "EMI | Interscope"
+    second.name = "Pipe | In <Name>"
+    result.liked = [second.id]
+    return result
+
+
+def _synthetic(n: int, k: int) -> Analysis:
+    rng = np.random.default_rng(1)
+    tracks = [Track(id=f"t{i:06d}", name=f"Track {i}", artists=["A"]) for i in range(n)]
+    labels = rng.integers(0, k, size=n)
+    clusters = [
+        Cluster(
+            index=c,
+            name=f"Cluster {c + 1} · fast · loud",
+            description="fast · loud · danceable",
+            size=int((labels == c).sum()),
+            centroid={},
+            track_ids=[t.id for t, lab in zip(tracks, labels, strict=True) if lab == c],
+            representative_ids=[t.id for t, lab in zip(tracks, labels, strict=True) if lab == c][
+                :10
+            ],
+        )
+        for c in range(k)
+    ]
+    xy = rng.normal(size=(n, 2))
+    return Analysis(
+        source=PlaylistMeta(id="big", name="A very big playlist"),
+        tracks=tracks,
+        clusters=clusters,
+        assignments={t.id: int(lab) for t, lab in zip(tracks, labels, strict=True)},
+        coords={t.id: [float(x), float(y)] for t, (x, y) in zip(tracks, xy, strict=True)},
+        k=k,
+        k_requested=None,
+        feature_mode="audio",
+        feature_names=[],
+        coverage={"reccobeats": n},
+    )
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == PNG_MAGIC
+    assert png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_scatter_is_a_valid_png_with_readable_size(analysis: Analysis) -> None:
+    png = render_scatter(analysis)
+    width, height = _png_size(png)
+    assert width >= 600 and height >= 400
+    assert len(png) <= MAX_PNG_BYTES
+
+
+def test_scatter_of_ten_thousand_points_stays_under_one_megabyte() -> None:
+    png = render_scatter(_synthetic(10_000, 12))
+    _png_size(png)
+    assert len(png) <= MAX_PNG_BYTES
+
+
+def test_scatter_shrinks_until_it_fits_a_smaller_limit(analysis: Analysis) -> None:
+    full = render_scatter(analysis)
+    small = render_scatter(analysis, max_bytes=len(full) // 2)
+    assert len(small) <= len(full) // 2
+    assert _png_size(small)[0] < _png_size(full)[0]
+
+
+def _cells(row: str) -> list[str]:
+    assert row.startswith("| ") and row.endswith(" |")
+    return [c.strip() for c in re.split(r"(?<!\\)\|", row[1:-1])]
+
+
+def test_markdown_follows_the_seeds_structure(analysis: Analysis) -> None:
+    md = render_markdown(analysis)
+    lines = md.splitlines()
+    assert lines[0] == "# Clusters in Demo mix (5 real playlists, TidyTuesday 2020)"
+    assert "![Comparison of Cluster](clusters.png)" in lines[1:4]
+    assert "audio features from the file for 300 tracks" in md  # feature sources stated
+    headings = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    assert [lines[i] for i in headings] == [f"## Cluster #{c + 1}" for c in range(analysis.k)]
+    by_id = analysis.track_by_id()
+    for c, start in zip(analysis.clusters, headings, strict=True):
+        section = lines[start : [*headings, len(lines)][headings.index(start) + 1]]
+        assert f"**{c.name}** — {c.description}" in section
+        assert f"{c.size} tracks" in section
+        h = section.index(TABLE_HEADER)
+        assert section[h + 1] == TABLE_ALIGN
+        rows = [line for line in section[h + 2 :] if line.startswith("|")]
+        assert len(rows) == min(10, c.size)
+        for row, tid in zip(rows, c.representative_ids, strict=True):
+            cells = _cells(row)
+            assert len(cells) == 8
+            assert cells[7] == f"[🔗](https://open.spotify.com/track/{tid})"
+            pop = by_id[tid].popularity
+            assert cells[5] == ("" if pop is None else str(pop))
+
+
+def test_markdown_escapes_cells_and_marks_art_and_likes(analysis: Analysis) -> None:
+    md = render_markdown(analysis)
+    by_id = analysis.track_by_id()
+    first, second = (by_id[t] for t in analysis.clusters[0].representative_ids[:2])
+    rows = {line.split("track/")[-1][:22]: line for line in md.splitlines() if "track/" in line}
+    cells = _cells(rows[first.id])
+    assert cells[0] == f'<img src="{first.image_url}" alt="" width="50" />'
+    assert cells[4] == "EMI \\| Interscope"
+    assert cells[6] == ""
+    cells = _cells(rows[second.id])
+    assert cells[0] == ""  # no art known
+    assert cells[1] == "Pipe \\| In &lt;Name&gt;"
+    assert cells[6] == "💚"
+
+
+def test_csv_round_trips_every_track_with_its_cluster(analysis: Analysis) -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(analysis))))
+    assert len(rows) == len(analysis.assignments)
+    assert {r["track_id"]: int(r["cluster"]) - 1 for r in rows} == analysis.assignments
+    for name in analysis.feature_names:
+        assert name in rows[0]
+    by_id = {r["track_id"]: r for r in rows}
+    t = analysis.tracks[5]
+    assert by_id[t.id]["track"] == t.name
+    assert float(by_id[t.id]["tempo"]) == pytest.approx(t.features["tempo"], rel=1e-5)
+    assert float(by_id[t.id]["x"]) == pytest.approx(analysis.coords[t.id][0], rel=1e-5)
+
+
+def test_summary_is_json_and_complete(analysis: Analysis) -> None:
+    data = json.loads(json.dumps(summary(analysis)))
+    assert data["k"] == analysis.k == len(data["clusters"])
+    assert data["n_tracks"] == 300
+    assert data["coverage"] == {"csv": 300}
+    assert data["source"]["name"] == analysis.source.name
+    assert [c["size"] for c in data["clusters"]] == [c.size for c in analysis.clusters]
+    assert all(c["name"] and c["description"] for c in data["clusters"])
+    assert "silhouette" in data and "skipped" in data
+
+
+def test_render_step_bundles_everything(analysis: Analysis) -> None:
+    rendered = render_step(analysis)
+    assert rendered.png[:8] == PNG_MAGIC
+    assert rendered.markdown.startswith("# Clusters in ")
+    assert rendered.csv.startswith("cluster,")
+    assert rendered.summary["k"] == analysis.k
+
+
+def test_analysis_round_trips_through_dict(analysis: Analysis) -> None:
+    again = Analysis.from_dict(json.loads(json.dumps(analysis.to_dict())))
+    assert render_markdown(again) == render_markdown(analysis)
+    assert render_csv(again) == render_csv(analysis)
