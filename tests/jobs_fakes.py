@@ -23,6 +23,14 @@ from storage.db import Database
 from storage.repo import Store
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered
 
+SAMPLE_CSV = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
+
+
+def sample_csv(rows: int = 150) -> str:
+    """The first ``rows`` rows of the real TidyTuesday sample (a CSV the pipeline accepts)."""
+    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines(keepends=True)
+    return "".join(lines[: rows + 1])
+
 
 def link(n: int) -> str:
     return f"https://open.spotify.com/playlist/{n:022d}"

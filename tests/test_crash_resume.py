@@ -19,11 +19,12 @@ import pytest
 
 from bot import pipeline
 from bot.pipeline import AnalysisRequest
-from tests.jobs_fakes import Recorder, open_queue
+from tests.jobs_fakes import Recorder, open_queue, sample_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 # Steps that must not run again when resuming after each committed state.
-ALREADY_DONE = {
+ALREADY_DONE: dict[str, tuple[str, ...]] = {
+    "fetching": (),
     "featurizing": ("fetch_step",),
     "clustering": ("fetch_step", "featurize_step"),
     "rendering": ("fetch_step", "featurize_step", "cluster_step"),
@@ -63,10 +64,18 @@ async def run_child_until_paused(db_path: Path, pause: str, request: AnalysisReq
     return int(marker.read_text())
 
 
-@pytest.mark.parametrize("pause", ["featurizing", "rendering"])
-async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause):
+@pytest.mark.parametrize(
+    ("pause", "source"),
+    [("fetching", "csv"), ("featurizing", "demo"), ("rendering", "demo"), ("rendering", "csv")],
+)
+async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause, source):
+    """Killed after committing ``pause``; a CSV job killed while fetching re-reads its text."""
     db_path = tmp_path / "crash.sqlite3"
-    request = AnalysisRequest(demo=True, user_id=1, guild_id=2, channel_id=3)
+    ids = {"user_id": 1, "guild_id": 2, "channel_id": 3}
+    if source == "csv":
+        request = AnalysisRequest(csv_text=sample_csv(), csv_name="mix.csv", **ids)
+    else:
+        request = AnalysisRequest(demo=True, **ids)
     job_id = await run_child_until_paused(db_path, pause, request)
 
     def booby_trap(name):

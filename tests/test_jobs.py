@@ -11,7 +11,7 @@ from bot.errors import LimitReached, NotOwner, QuotaExceeded, RateLimited, TooLa
 from bot.jobs import JobCrashed
 from bot.jobs.queue import MAX_ATTEMPTS
 from bot.pipeline import AnalysisRequest, PipelineContext
-from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue
+from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue, sample_csv
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ async def test_job_runs_through_every_state(env):
     outcome = await result(handle)
 
     assert not handle.shared and not outcome.reused
-    assert committed == ["featurizing", "clustering", "rendering", "done"]
+    assert committed == ["fetching", "featurizing", "clustering", "rendering", "done"]
     assert rec.stages == ["queued", "fetching", "clustering", "rendering", "done"]
     assert all(e.job_id == handle.job_id for e in rec.events)
     assert any(e.done == 10 and e.total == 10 for e in rec.events)
@@ -387,6 +387,46 @@ async def test_long_retry_after_fails_the_job_at_once(tmp_path, fake_spotify, mo
         assert isinstance(info.value, QuotaExceeded) == quota
         job = await store.get_job(handle.job_id)
         assert job["state"] == "failed" and job["error_code"] == info.value.code
+    finally:
+        await queue.close()
+        await db.close()
+
+
+async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
+    """Real pipeline on a real CSV: concurrent duplicates share a job; a resubmission reuses."""
+    from bot import pipeline
+
+    calls = {"fetch": 0, "cluster": 0}
+    gate = asyncio.Event()
+    real_fetch, real_cluster = pipeline.fetch_step, pipeline.cluster_step
+
+    async def fetch(*args, **kwargs):
+        calls["fetch"] += 1
+        await gate.wait()
+        return await real_fetch(*args, **kwargs)
+
+    def cluster(*args, **kwargs):
+        calls["cluster"] += 1
+        return real_cluster(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fetch_step", fetch)
+    monkeypatch.setattr(pipeline, "cluster_step", cluster)
+    db, store, queue = await open_queue(tmp_path / "csv.sqlite3")
+    try:
+        text = sample_csv()
+        h1 = await queue.submit(AnalysisRequest(csv_text=text, csv_name="a.csv", user_id=1))
+        h2 = await queue.submit(AnalysisRequest(csv_text=text, csv_name="b.csv", user_id=2))
+        assert h2.shared and h2.job_id == h1.job_id
+        gate.set()
+        o1, o2 = await result(h1), await result(h2)
+        assert o1.analysis_id == o2.analysis_id and calls == {"fetch": 1, "cluster": 1}
+        assert o1.analysis.source.kind == "csv" and len(o1.analysis.tracks) > 50
+        job = await store.get_job(h1.job_id)
+        assert job["request"].csv_text == text  # kept so the job can resume
+
+        again = await result(await queue.submit(AnalysisRequest(csv_text=text, user_id=3)))
+        assert again.reused and again.analysis_id == o1.analysis_id
+        assert calls == {"fetch": 2, "cluster": 1}  # the CSV is re-read (no network), no clustering
     finally:
         await queue.close()
         await db.close()

@@ -100,6 +100,7 @@ class StepRunner:
         if analysis is None:
             fetched = await self._load_fetch(cp)
             if fetched is None:
+                await self._commit(job_id, "fetching", cp)
                 stored: list[FetchResult] = []
                 try:
                     async with self.network:
