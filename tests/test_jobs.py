@@ -430,3 +430,53 @@ async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
     finally:
         await queue.close()
         await db.close()
+
+
+async def test_features_are_cached_across_playlists(tmp_path, fake_spotify, monkeypatch):
+    """Two playlists sharing 30 tracks: the second asks ReccoBeats only for its 30 new ones."""
+    pytest.importorskip("bot.features.gather")
+    reccobeats = pytest.importorskip("bot.features.reccobeats")
+    from bot.sources.spotify import SpotifyGateway
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    FakePipeline().install(monkeypatch, ("cluster_step", "render_step"))
+    settings = spotify_settings(fake_spotify, worker_processes=0)
+    ids = fake_spotify.track_ids()
+    second = fake_spotify.add_playlist(ids[30:90], name="Second", owner_id="alice").id
+
+    async def user_tokens(_uid):
+        return fake_spotify.alice_token
+
+    client = reccobeats.ReccoBeatsClient(settings.reccobeats_base)
+    ctx = PipelineContext(
+        settings=settings,
+        spotify=SpotifyGateway(settings),
+        reccobeats=client,
+        user_tokens=user_tokens,
+    )
+    db, store, queue = await open_queue(tmp_path / "cache.sqlite3", settings, ctx)
+    assert ctx.feature_cache is store
+
+    def asked() -> set[str]:
+        out: set[str] = set()
+        for _m, path, query in fake_spotify.requests:
+            if path.startswith("/reccobeats/") and "ids" in query:
+                out.update(query["ids"].split(","))
+        return out
+
+    try:
+        url = "https://open.spotify.com/playlist/"
+        first = await result(
+            await queue.submit(AnalysisRequest(link=url + fake_spotify.alice_playlist, user_id=1))
+        )
+        assert asked() == set(ids[:60])
+        assert first.analysis.tracks
+        fake_spotify.clear_log()
+        await result(await queue.submit(AnalysisRequest(link=url + second, user_id=1)))
+        assert asked() == set(ids[60:90])
+        cached = await store.get_many("reccobeats", ids[:90])
+        assert len(cached) == 90
+    finally:
+        await queue.close()
+        await client.close()
+        await db.close()
