@@ -744,7 +744,11 @@ class SpotifyGateway:
                     if feats:
                         out[row["id"]] = feats
 
-        await _gather_all([one(c) for c in _chunks(unique, AUDIO_FEATURES_BATCH)])
+        chunks = _chunks(unique, AUDIO_FEATURES_BATCH)
+        if chunks and self._state.audio_features_available is None:
+            # Unknown access: send one batch first so a Development-Mode app costs one 403.
+            await one(chunks.pop(0))
+        await _gather_all([one(c) for c in chunks])
         if self._state.audio_features_available is False:
             raise FeaturesUnavailable("audio-features answered 403 (Development Mode app)")
         return out

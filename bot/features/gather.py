@@ -1,0 +1,136 @@
+"""Collect audio features for a playlist's tracks from the cheapest source that has them.
+
+Order, per track: features carried by the source (Exportify CSV / demo data) → the feature
+cache → Spotify ``audio-features`` (only while the app is not known to lack it) → ReccoBeats.
+Everything fetched is cached, including "this provider has nothing for this id" (None), so
+analysing the same playlist again makes no feature requests at all. Provider trouble (rate
+limits, outages) only leaves features missing; it never fails the analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.errors import PipelineError
+from bot.features.cache import FeatureCache
+from bot.features.reccobeats import ReccoBeatsClient
+from bot.models import AUDIO_FEATURES, Progress, ProgressCallback, Track, no_progress
+from bot.pipeline import FeatureTable
+
+if TYPE_CHECKING:
+    from bot.sources.spotify import SpotifyGateway
+
+log = logging.getLogger(__name__)
+
+FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
+SOURCES = ("spotify", "reccobeats")
+
+
+def _complete(values: dict[str, float] | None) -> dict[str, float] | None:
+    """Only the known keys, and only if all 9 audio features are there."""
+    if not values or not all(values.get(k) is not None for k in AUDIO_FEATURES):
+        return None
+    return {k: float(values[k]) for k in FEATURE_KEYS if values.get(k) is not None}
+
+
+async def gather_features(
+    tracks: list[Track],
+    *,
+    spotify: SpotifyGateway | None,
+    reccobeats: ReccoBeatsClient | None,
+    cache: FeatureCache | None,
+    progress: ProgressCallback = no_progress,
+) -> FeatureTable:
+    table = FeatureTable()
+    ids = list(dict.fromkeys(t.id for t in tracks if t.id))
+    total = len(ids)
+
+    async def report() -> None:
+        await progress(Progress(stage="featurizing", done=len(table.values), total=total))
+
+    def add(track_id: str, values: dict[str, float] | None, source: str) -> bool:
+        feats = _complete(values)
+        if feats is None or track_id in table.values:
+            return False
+        table.values[track_id] = feats
+        table.sources[track_id] = source
+        return True
+
+    # 1. Carried by the source itself.
+    for t in tracks:
+        if t.id:
+            add(t.id, t.features, "csv")
+    await report()
+
+    def remaining() -> list[str]:
+        return [i for i in ids if i not in table.values]
+
+    # 2. Cache (Spotify's values first: they are the reference for the 2020-era data).
+    known_missing: dict[str, set[str]] = {s: set() for s in SOURCES}
+    if cache is not None and remaining():
+        for source in SOURCES:
+            todo = remaining()
+            if not todo:
+                break
+            cached = await cache.get_many(source, todo)
+            for track_id, values in cached.items():
+                if values is None:
+                    known_missing[source].add(track_id)
+                else:
+                    add(track_id, values, source)
+        await report()
+
+    # 3. Spotify, unless the app is known to lack audio-features.
+    if spotify is not None and spotify.audio_features_available is not False:
+        todo = [i for i in remaining() if i not in known_missing["spotify"]]
+        if todo:
+            fetched = await _from_spotify(spotify, todo)
+            if fetched is not None:
+                for track_id, values in fetched.items():
+                    add(track_id, values, "spotify")
+                if cache is not None:
+                    await cache.put_many("spotify", {i: _complete(fetched.get(i)) for i in todo})
+                await report()
+
+    # 4. ReccoBeats.
+    if reccobeats is not None:
+        todo = [i for i in remaining() if i not in known_missing["reccobeats"]]
+        if todo:
+            done_ids = len(table.values)
+
+            async def on_batch(n: int) -> None:
+                nonlocal done_ids
+                done_ids += n
+                await progress(
+                    Progress(stage="featurizing", done=min(done_ids, total), total=total)
+                )
+
+            result = await reccobeats.lookup(todo, on_batch=on_batch)
+            for track_id, values in result.found.items():
+                add(track_id, values, "reccobeats")
+            if cache is not None:
+                answered: dict[str, dict[str, float] | None] = {
+                    i: _complete(result.found.get(i)) for i in todo if i not in result.failed
+                }
+                if answered:
+                    await cache.put_many("reccobeats", answered)
+            if result.failed:
+                log.info("ReccoBeats could not answer for %d tracks", len(result.failed))
+            await report()
+    return table
+
+
+async def _from_spotify(
+    spotify: SpotifyGateway, ids: list[str]
+) -> dict[str, dict[str, float]] | None:
+    """Spotify's features, or None when Spotify can't give any (403 / trouble)."""
+    from bot.sources.spotify import FeaturesUnavailable
+
+    try:
+        return await spotify.audio_features(ids)
+    except FeaturesUnavailable:
+        return None
+    except PipelineError as exc:  # rate limit, outage: fall through to ReccoBeats
+        log.info("Spotify audio-features unavailable for this run: %s", exc.code)
+        return None
