@@ -610,3 +610,125 @@ def test_iso_roundtrip_sorts_as_time() -> None:
     assert parse_iso(a) == utc(2026, 3, 8, 7, 30)
     later = iso(utc(2026, 3, 8, 7, 30) + timedelta(seconds=1))
     assert a < later
+
+
+# --- end to end: the real job queue and pipeline against the fake Spotify -----------------
+
+
+async def _real_queue(tmp_path: Path, fake) -> tuple[Database, object]:
+    """Database + started JobQueue: real fetch (user USER = alice), features, clustering."""
+    from bot.jobs import JobQueue
+    from bot.pipeline import PipelineContext
+    from bot.sources.spotify import SpotifyGateway
+    from storage.repo import Store
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    settings = spotify_settings(fake, worker_processes=0)
+
+    async def user_tokens(user_id: int) -> str | None:
+        return fake.alice_token if user_id == USER else None
+
+    database = await Database(tmp_path / "e2e.sqlite3").open()
+    store = Store(database, feature_cache_days=settings.feature_cache_days)
+    ctx = PipelineContext(
+        settings=settings,
+        spotify=SpotifyGateway(settings),
+        feature_cache=store,
+        user_tokens=user_tokens,
+    )
+    queue = JobQueue(store, ctx, settings)
+    await queue.start()
+    return database, queue
+
+
+async def test_digests_of_a_changing_playlist_through_the_real_queue(
+    tmp_path: Path, fake_spotify_extended
+) -> None:
+    """Alice's real 60-track playlist, digested daily: then 8 tracks removed and 12 added
+    (snapshot changes), then nothing changed (snapshot reused: no refetch, no clustering)."""
+    fake = fake_spotify_extended
+    database, queue = await _real_queue(tmp_path, fake)
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 6, 0))
+    sched = DigestScheduler(database, queue, poster=poster, clock=clock)
+    pid = fake.alice_playlist
+    playlist = fake.playlists[pid]
+    try:
+        sub = await sched.subscribe(
+            guild_id=GUILD,
+            channel_id=CHANNEL,
+            playlist_ref=f"https://open.spotify.com/playlist/{pid}",
+            playlist_id=pid,
+            schedule=Schedule.build("daily", "07:00", "Europe/London"),
+            k=4,
+            created_by=USER,
+        )
+        clock.set(utc(2026, 11, 23, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["posted"]
+        first = poster.messages[-1].outcome
+        assert len(first.analysis.tracks) == 60 and first.analysis.k == 4
+        assert first.rendered.png.startswith(b"\x89PNG")
+        assert (await sched.subs.get(sub.id)).playlist_name == "Alice's mix"
+
+        removed, added = playlist.entries[:8], fake.track_ids()[60:72]
+        playlist.entries = playlist.entries[8:] + added
+        playlist.snapshot_n += 1
+        clock.set(utc(2026, 11, 24, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["posted"]
+        message = poster.messages[-1]
+        changes = message.changes
+        assert message.kind == "digest" and changes is not None
+        assert sorted(c.track_id for c in changes.added) == sorted(added)
+        assert sorted(c.track_id for c in changes.removed) == sorted(removed)
+        current = message.outcome.analysis
+        assert all(c.cluster == current.assignments[c.track_id] for c in changes.added)
+        assert sum(c.delta for c in changes.clusters) - sum(
+            v.previous_size for v in changes.vanished
+        ) == len(added) - len(removed)
+        analyses = await database.fetchone("SELECT count(*) FROM analyses")
+
+        fake.clear_log()
+        clock.set(utc(2026, 11, 25, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["unchanged"]
+        assert poster.messages[-1].kind == "unchanged"
+        assert poster.messages[-1].outcome.reused
+        assert fake.count(f"/v1/playlists/{pid}/items") == 0  # not refetched
+        assert (await database.fetchone("SELECT count(*) FROM analyses"))[0] == analyses[0]
+        assert poster.kinds() == ["digest", "digest", "unchanged"]
+    finally:
+        await sched.close()
+        await queue.close()
+        await database.close()
+
+
+async def test_unreadable_playlist_through_the_real_queue_pauses(
+    tmp_path: Path, fake_spotify
+) -> None:
+    """Development mode: a playlist alice does not own answers 403 → NotOwner → paused."""
+    fake = fake_spotify
+    database, queue = await _real_queue(tmp_path, fake)
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 6, 0))
+    sched = DigestScheduler(database, queue, poster=poster, clock=clock)
+    other = next(p for p in fake.playlists.values() if p.owner_id == "tidytuesday")
+    try:
+        sub = await sched.subscribe(
+            guild_id=GUILD,
+            channel_id=CHANNEL,
+            playlist_ref=f"spotify:playlist:{other.id}",
+            playlist_id=other.id,
+            schedule=Schedule.build("daily", "07:00", "UTC"),
+            k=None,
+            created_by=USER,
+        )
+        clock.set(utc(2026, 11, 23, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["paused"]
+        paused = await sched.subs.get(sub.id)
+        assert paused.paused and paused.pause_reason
+        assert poster.kinds() == ["paused"]
+        clock.set(utc(2026, 11, 24, 7, 0))
+        assert await sched.tick() == []
+    finally:
+        await sched.close()
+        await queue.close()
+        await database.close()

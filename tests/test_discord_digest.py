@@ -201,13 +201,6 @@ async def test_scheduled_digests_post_clusters_changes_and_no_change_line(env: A
     assert base[0].artists[0] in fields["➖ Removed (7)"]
     assert "Clusters" in fields
     assert not fake.errors  # every message passed the fake's Discord limits
-    if __import__("os").environ.get("SHOW_DIGEST"):
-        for m in first + second:
-            print("----", m.content, [f.filename for f in m.files], fake.custom_ids(m))
-            for e in m.embeds:
-                print(e.get("title"), "\n", e.get("description"))
-                for f in e.get("fields", []):
-                    print(" *", f["name"], "\n", f["value"])
 
     env.clock.set(utc(2026, 11, 25, 8, 0))
     await env.sched.settle()
