@@ -1,0 +1,109 @@
+"""The offline CLI: subprocess runs of ``python -m bot`` (no network, no tokens)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.demo import load_demo
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = {"clusters.png", "report.md", "tracks.csv", "summary.json"}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SPOTIFY_"))}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["MPLBACKEND"] = "Agg"
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=_env(**env), capture_output=True, text=True
+    )
+
+
+def test_demo_subprocess_writes_all_files_without_discord_or_pyplot(tmp_path: Path) -> None:
+    out = tmp_path / "demo_out"
+    code = (
+        "import sys\n"
+        "from bot.__main__ import main\n"
+        f"rc = main(['demo', '--k', '5', '--out', {str(out)!r}])\n"
+        "assert 'discord' not in sys.modules, 'discord imported'\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        "sys.exit(rc)\n"
+    )
+    proc = _run(["-c", code], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} == FILES
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["k"] == 5 and summary["n_tracks"] == 300
+    assert (out / "report.md").read_text().startswith("# Clusters in Demo mix")
+    assert "size  description" in proc.stdout
+    assert "Features (audio+metadata)" in proc.stdout
+
+
+def test_python_m_bot_demo_default_out_dir(tmp_path: Path) -> None:
+    proc = _run(["-m", "bot", "demo", "--k", "3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = list((tmp_path / "out").iterdir())
+    assert len(written) == 1 and written[0].name.startswith("demo-mix")
+    assert {p.name for p in written[0].iterdir()} == FILES
+
+
+def test_no_subcommand_without_token_runs_the_demo(tmp_path: Path) -> None:
+    proc = _run(["-m", "bot"], tmp_path, DISCORD_TOKEN="")
+    assert proc.returncode == 0, proc.stderr
+    assert "DISCORD_TOKEN is not set" in proc.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_help(tmp_path: Path) -> None:
+    proc = _run(["-m", "bot", "--help"], tmp_path)
+    assert proc.returncode == 0
+    assert "analyze" in proc.stdout and "demo" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["https://open.spotify.com/track/6f807x0ima9a1j3VPbc7VN", "https://example.com/x"],
+)
+def test_bad_link_gives_a_clear_message_and_exit_code_2(tmp_path: Path, source: str) -> None:
+    proc = _run(["-m", "bot", "analyze", source], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_csv_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    rc = cli.main(["analyze", str(tmp_path / "nope.csv")])
+    assert rc == 2
+    assert "Cannot read" in capsys.readouterr().err
+
+
+def test_k_out_of_range_is_a_clear_error(capsys) -> None:
+    assert cli.main(["demo", "--k", "1"]) == 2
+    assert "k must be between 2 and 100" in capsys.readouterr().err
+
+
+def test_analyze_exportify_csv_offline(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("bot.sources.exportify")
+    from tests.test_pipeline import _exportify_csv
+
+    path = tmp_path / "My Mix.csv"
+    path.write_text(_exportify_csv(load_demo().tracks[:90]), encoding="utf-8")
+    rc = cli.main(["analyze", str(path), "--k", "3", "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    assert {p.name for p in (tmp_path / "o").iterdir()} == FILES
+    out = capsys.readouterr().out
+    assert "90 tracks, k = 3" in out
+    assert "audio features from the file for 90 tracks" in out
