@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
@@ -1256,7 +1257,7 @@ class FakeDiscord:
         if len(rest) >= 3 and rest[1] == "reactions":
             self._require(cid, "add_reactions", "read_message_history")
             op = "add" if method == "PUT" else "remove"
-            self.reactions.append((cid, mid, rest[2], op))
+            self.reactions.append((cid, mid, unquote(rest[2]), op))
             return web.Response(status=204)
         if len(rest) == 1:
             m = self.messages.get(mid)

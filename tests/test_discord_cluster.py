@@ -1,0 +1,174 @@
+"""/cluster and posted links end to end: real discord.py + fake Discord (+ fake Spotify)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot import errors as err
+from tests.fakes.discord_fake import FakeDiscord, validate_message
+from tests.test_discord_errors import StubGateway
+
+SAMPLE = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
+LINK = "https://open.spotify.com/playlist/3cEYpjA9oz9GiPac4AsH4n"
+LINK2 = "https://open.spotify.com/album/1DFixLWuPkv3KT3TnV35m3"
+
+
+def csv_bytes(rows: int = 90) -> bytes:
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    return ("\n".join(lines[: rows + 1]) + "\n").encode()
+
+
+def _within_limits(msgs) -> None:
+    for m in msgs:
+        payload = {"content": m.content, "embeds": m.embeds, "components": m.components}
+        validate_message(payload, m.files)
+
+
+async def wait_results(fake: FakeDiscord, source, k: int, *, via: str | None = None):
+    """Wait until ``k`` cluster embeds were posted for an interaction (or in the channel)."""
+
+    def done():
+        msgs = fake.sent(via=via) if via else fake.responses(source)
+        msgs = [m for m in msgs if m.embeds]
+        n = sum(e.get("title", "").startswith("Cluster") for m in msgs for e in m.embeds)
+        return msgs if n >= k else None
+
+    return await fake.wait_for(done)
+
+
+def _progress_edits(fake: FakeDiscord, it) -> list[str]:
+    return [
+        p.get("content") or ""
+        for method, path, p in fake.requests
+        if method == "PATCH" and it.token in path and not p.get("embeds")
+    ]
+
+
+async def test_cluster_csv_attachment_end_to_end(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    att = fake_discord.add_attachment("my playlist.csv", csv_bytes())
+    async with start_bot(services, progress_interval_s=0.0):
+        it = await fake_discord.slash("cluster", {"k": 4}, attachments={"csv": att})
+        msgs = await wait_results(fake_discord, it, 4)
+        history = await services.store.list_analyses(user_id=it.user_id)
+    assert it.response_type == 5 and it.callbacks[0]["type"] == 5  # deferred first
+    first = msgs[0]
+    assert first.via == "callback" and not first.ephemeral
+    assert [f.filename for f in first.files] == ["clusters.png"]
+    assert first.files[0].data.startswith(b"\x89PNG")
+    overview = first.embeds[0]
+    assert overview["image"]["url"] == "attachment://clusters.png"
+    assert "90 tracks" in overview["description"] and "4 clusters" in overview["description"]
+    assert "csv: 90/90" in first.text  # feature source and coverage
+    titles = [e["title"] for m in msgs for e in m.embeds]
+    assert sum(t.startswith("Cluster") for t in titles) == 4
+    ids = fake_discord.custom_ids(first)
+    assert any(i.startswith("pc:browse:") for i in ids)
+    _within_limits(msgs)
+    edits = _progress_edits(fake_discord, it)
+    assert any("Queued" in e for e in edits) or any("Clustering" in e for e in edits)
+    assert any("Clustering" in e for e in edits)
+    assert history[0]["k"] == 4
+
+
+async def test_csv_attachment_is_validated(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    pdf = fake_discord.add_attachment("cover.pdf", b"%PDF-1.4", "application/pdf")
+    huge = fake_discord.add_attachment("huge.csv", b"a" * (6 * 1024 * 1024))
+    broken = fake_discord.add_attachment("broken.csv", b"hello,world\n1,2\n")
+    async with start_bot(services):
+        it1 = await fake_discord.slash("cluster", {}, attachments={"csv": pdf})
+        [m1] = await fake_discord.wait_response(it1)
+        it2 = await fake_discord.slash("cluster", {}, attachments={"csv": huge})
+        [m2] = await fake_discord.wait_response(it2)
+        it3 = await fake_discord.slash("cluster", {}, attachments={"csv": broken})
+        m3 = await fake_discord.wait_for(
+            lambda: next((m for m in fake_discord.responses(it3) if m.ephemeral), None)
+        )
+    assert m1.ephemeral and "doesn't look like a CSV" in m1.content
+    assert m2.ephemeral and "limit is 5 MiB" in m2.content
+    assert m3.ephemeral and m3.content.startswith("⚠️")
+
+
+async def test_results_go_to_the_channel_when_the_token_is_too_old(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    att = fake_discord.add_attachment("p.csv", csv_bytes(60))
+    async with start_bot(services, interaction_ttl_s=0.0):
+        it = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": att})
+        msgs = await wait_results(fake_discord, None, 3, via="channel")
+    assert f"<@{it.user_id}>" in msgs[0].content
+    assert [f.filename for f in msgs[0].files] == ["clusters.png"]
+    assert not [m for m in fake_discord.responses(it) if m.embeds]
+    _within_limits(msgs)
+
+
+async def test_posted_link_error_reply_reaction_and_one_reply_per_message(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    stub = StubGateway(err.NotFound("That playlist doesn't exist."))
+    services.ctx.spotify = stub
+    async with start_bot(services):
+        mid = await fake_discord.send_message(f"two links {LINK} and {LINK2}")
+        reply = await fake_discord.wait_for(
+            lambda: next(
+                (m for m in fake_discord.sent(via="channel") if "doesn't exist" in m.content),
+                None,
+            )
+        )
+        await fake_discord.wait_for(
+            lambda: (fake_discord.channel_id, mid, "❌", "add") in fake_discord.reactions
+        )
+        # edits, bots and webhooks never get a reply
+        await fake_discord.edit_user_message(mid, f"edited {LINK}")
+        await fake_discord.send_message(f"bot says {LINK}", bot=True)
+        await fake_discord.send_message(f"webhook says {LINK}", webhook=True)
+        # a final message proves the events above were processed in order
+        last = await fake_discord.send_message("no link here")
+        marker = await fake_discord.send_message(f"later {LINK2}")
+        await fake_discord.wait_for(
+            lambda: any(
+                m.reference_id == marker and "doesn't exist" in m.content
+                for m in fake_discord.sent(via="channel")
+            )
+        )
+    assert reply.reference_id == mid
+    assert "first of 2 links" in reply.payload.get("content", "") or reply.edits >= 1
+    replies = [m for m in fake_discord.sent(via="channel")]
+    assert [m.reference_id for m in replies] == [mid, marker]
+    assert stub.calls == 2
+    assert last not in [m.reference_id for m in replies]
+    reacted = [(m, e) for c, m, e, op in fake_discord.reactions if op == "add"]
+    assert (mid, "⏳") in reacted  # ⏳ while queued
+
+
+async def test_links_opt_out_and_back_in(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    stub = StubGateway(err.NotFound("nope"))
+    services.ctx.spotify = stub
+    manager = fake_discord.add_user("mod", manage_guild=True)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters links disable", user_id=manager)
+        [ack] = await fake_discord.wait_response(it)
+        ignored = await fake_discord.send_message(f"look {LINK}")
+        it2 = await fake_discord.slash("clusters links enable", user_id=manager)
+        [ack2] = await fake_discord.wait_response(it2)
+        answered = await fake_discord.send_message(f"look again {LINK}")
+        await fake_discord.wait_for(
+            lambda: any(
+                m.reference_id == answered and "nope" in m.content
+                for m in fake_discord.sent(via="channel")
+            )
+        )
+    assert ack.ephemeral and "ignore" in ack.content
+    assert ack2.ephemeral
+    assert not any(m.reference_id == ignored for m in fake_discord.sent(via="channel"))
+    assert stub.calls == 1
