@@ -515,3 +515,13 @@ async def test_tokens_redacted_even_if_spotipy_debug_enabled(
     for token in fake_spotify.tokens:
         assert token not in caplog.text
     assert fake_spotify.client_secret not in caplog.text
+
+
+async def test_recorded_real_page_through_the_fake(fake_spotify: FakeSpotify) -> None:
+    pl = fake_spotify.add_recorded_playlist("alice")
+    gw = gateway(fake_spotify).with_user_token(fake_spotify.alice_token)
+    result = await gw.fetch(SpotifyRef("playlist", pl.id))
+    page = json.loads((RECORDED_JSON / "get_playlist_tracks_page__zmb3.json").read_text())
+    assert [t.id for t in result.tracks] == [e["track"]["id"] for e in page["items"]]
+    assert result.tracks[0].name == "Calm Down"
+    assert result.tracks[0].album == page["items"][0]["track"]["album"]["name"]

@@ -431,6 +431,59 @@ class FakeSpotify:
         }
         return aid
 
+    def add_recorded_playlist(self, owner_id: str = "alice") -> FakePlaylist:
+        """The real recorded 40-track items page (shared/data/spotify_json) as a playlist.
+
+        Its tracks have real ids/metadata but no audio features anywhere (Spotify and
+        ReccoBeats both lack them here), which is handy for "features missing" paths.
+        """
+        page = recorded_json("get_playlist_tracks_page__zmb3.json")
+        pid = page["href"].split("/playlists/", 1)[1].split("/", 1)[0]
+        ids: list[str] = []
+        for entry in page["items"]:
+            obj = entry.get("track") or {}
+            if not obj.get("id"):
+                continue
+            self._register_track_json(obj)
+            ids.append(obj["id"])
+        return self.add_playlist(ids, playlist_id=pid, name="Recorded page", owner_id=owner_id)
+
+    def _register_track_json(self, obj: Mapping[str, Any]) -> None:
+        album = obj.get("album") or {}
+        artist_ids = []
+        for a in obj.get("artists") or []:
+            self.artists.setdefault(
+                a["id"], {"id": a["id"], "name": a["name"], "genres": [], "popularity": 50}
+            )
+            artist_ids.append(a["id"])
+        al = self.albums.setdefault(
+            album["id"],
+            {
+                "id": album["id"],
+                "name": album.get("name", ""),
+                "release_date": album.get("release_date", ""),
+                "artist_ids": [a["id"] for a in album.get("artists") or []] or artist_ids,
+                "label": None,
+                "track_ids": [],
+            },
+        )
+        if obj["id"] not in al["track_ids"]:
+            al["track_ids"].append(obj["id"])
+        self.tracks.setdefault(
+            obj["id"],
+            {
+                "id": obj["id"],
+                "name": obj.get("name", ""),
+                "artist_ids": artist_ids,
+                "album_id": album["id"],
+                "duration_ms": obj.get("duration_ms") or 0,
+                "popularity": obj.get("popularity") or 0,
+                "explicit": bool(obj.get("explicit")),
+                "features": {},
+                "playable": True,
+            },
+        )
+
     def track_ids(self) -> list[str]:
         return list(self.tracks)
 
@@ -592,8 +645,14 @@ class FakeSpotify:
         return info
 
     def _paging(
-        self, request: web.Request, items: list[Any], *, max_limit: int = 50
+        self,
+        request: web.Request,
+        items: list[Any],
+        *,
+        max_limit: int = 50,
+        build: Any = None,
     ) -> dict[str, Any] | web.Response:
+        """A Paging object over ``items``; ``build`` turns raw items of the page into JSON."""
         try:
             limit = int(request.query.get("limit", "20"))
             offset = int(request.query.get("offset", "0"))
@@ -602,6 +661,8 @@ class FakeSpotify:
         if not 1 <= limit <= max_limit or offset < 0:
             return self._error(400, "Invalid limit")
         page = items[offset : offset + limit]
+        if build is not None:
+            page = [build(x) for x in page]
         base = f"{self.origin}{request.path}"
 
         def link(off: int) -> str:
@@ -947,12 +1008,12 @@ class FakeSpotify:
         if isinstance(info, web.Response):
             return info
         user = self.users[info.user_id]  # type: ignore[index]
-        items = [
-            {"added_at": "2024-05-01T10:00:00Z", "track": self._track_obj(t)}
-            for t in user.saved_tracks
-            if t in self.tracks
-        ]
-        page = self._paging(request, items)
+        saved = [t for t in user.saved_tracks if t in self.tracks]
+        page = self._paging(
+            request,
+            saved,
+            build=lambda t: {"added_at": "2024-05-01T10:00:00Z", "track": self._track_obj(t)},
+        )
         return page if isinstance(page, web.Response) else web.json_response(page)
 
     def _simple_playlist(self, pl: FakePlaylist) -> dict:
@@ -1076,9 +1137,10 @@ class FakeSpotify:
             return pl
         if not self._can_read_items(pl, info):
             return self._error(403, "Forbidden")
-        entries = [self._entry(pl, e) for e in pl.entries]
         max_limit = 50 if request.path.endswith("/items") else 100
-        page = self._paging(request, entries, max_limit=max_limit)
+        page = self._paging(
+            request, pl.entries, max_limit=max_limit, build=lambda e: self._entry(pl, e)
+        )
         if isinstance(page, web.Response):
             return page
         if "fields" in request.query:
@@ -1097,16 +1159,17 @@ class FakeSpotify:
     def _album_full(self, aid: str, request: web.Request) -> dict:
         al = self.albums[aid]
         obj = self._album_simple(aid)
-        tracks = [self._track_obj(t, with_album=False) for t in al["track_ids"]]
+        tracks = [self._track_obj(t, with_album=False) for t in al["track_ids"][:50]]
+        total = len(al["track_ids"])
         href = f"{self.api_base}albums/{aid}/tracks"
         obj["tracks"] = {
             "href": href,
-            "items": tracks[:50],
+            "items": tracks,
             "limit": 50,
-            "next": f"{href}?offset=50&limit=50" if len(tracks) > 50 else None,
+            "next": f"{href}?offset=50&limit=50" if total > 50 else None,
             "offset": 0,
             "previous": None,
-            "total": len(tracks),
+            "total": total,
         }
         obj["copyrights"] = []
         if self._extended():
@@ -1122,8 +1185,11 @@ class FakeSpotify:
         aid = request.match_info["aid"]
         if aid not in self.albums:
             return self._error(404, "Resource not found")
-        tracks = [self._track_obj(t, with_album=False) for t in self.albums[aid]["track_ids"]]
-        page = self._paging(request, tracks)
+        page = self._paging(
+            request,
+            self.albums[aid]["track_ids"],
+            build=lambda t: self._track_obj(t, with_album=False),
+        )
         return page if isinstance(page, web.Response) else web.json_response(page)
 
     async def _several(self, request: web.Request, max_n: int, key: str, build) -> web.Response:
