@@ -20,6 +20,8 @@ from storage.db import Database
 # Track.to_dict() fields that belong to a playlist entry, not to the track itself.
 ENTRY_FIELDS = ("added_at", "added_by", "features")
 ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
+# A finished job is never resumed: its uploaded CSV text (up to megabytes) is not kept.
+_DROP_CSV = "json_set(request_json, '$.csv_text', json('null'))"
 FILE_NAMES = {
     "png": "clusters.png",
     "markdown": "report.md",
@@ -333,6 +335,7 @@ class Store:
             if job_id is not None:
                 await conn.execute(
                     "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
+                    f" request_json = {_DROP_CSV},"
                     " updated_at = ? WHERE id = ?",
                     (analysis_id, now, job_id),
                 )
@@ -454,14 +457,14 @@ class Store:
     async def finish_job(self, job_id: int, analysis_id: int) -> None:
         await self.db.execute(
             "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
-            " updated_at = ? WHERE id = ?",
+            f" request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?",
             (analysis_id, self._now(), job_id),
         )
 
     async def fail_job(self, job_id: int, code: str, message: str) -> None:
         await self.db.execute(
             "UPDATE jobs SET state = 'failed', error_code = ?, error_message = ?,"
-            " checkpoint_json = NULL, updated_at = ? WHERE id = ?",
+            f" checkpoint_json = NULL, request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?",
             (code, message, self._now(), job_id),
         )
 
@@ -491,6 +494,37 @@ class Store:
         )
         jobs = [await self.get_job(int(r["id"])) for r in rows]
         return [j for j in jobs if j is not None]
+
+    async def prune(self, *, keep_snapshots: int = 3, job_days: int = 30) -> dict[str, int]:
+        """Drop old playlist snapshots' entries and old finished jobs. Returns counts.
+
+        Keeps the newest ``keep_snapshots`` snapshots of each playlist and any snapshot an
+        unfinished job's checkpoint points at; analyses are never pruned (they are re-shown).
+        """
+        cutoff = (self._clock() - timedelta(days=job_days)).isoformat(timespec="seconds")
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM playlist_snapshots AS s WHERE ("
+                " SELECT count(*) FROM playlist_snapshots AS n WHERE n.playlist_id = s.playlist_id"
+                " AND (n.fetched_at > s.fetched_at OR (n.fetched_at = s.fetched_at"
+                " AND n.rowid > s.rowid))) >= ? AND NOT EXISTS ("
+                " SELECT 1 FROM jobs AS j WHERE j.state IN (?, ?, ?, ?, ?)"
+                " AND json_extract(j.checkpoint_json, '$.fetch.playlist_id') = s.playlist_id"
+                " AND json_extract(j.checkpoint_json, '$.fetch.snapshot') = s.snapshot_id)",
+                (keep_snapshots, *ACTIVE_STATES),
+            )
+            snapshots = cur.rowcount
+            await conn.execute(
+                "DELETE FROM playlist_tracks AS t WHERE NOT EXISTS (SELECT 1 FROM"
+                " playlist_snapshots AS s WHERE s.playlist_id = t.playlist_id"
+                " AND s.snapshot_id = t.snapshot_id)"
+            )
+            cur = await conn.execute(
+                "DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?",
+                (cutoff,),
+            )
+            jobs = cur.rowcount
+        return {"snapshots": snapshots, "jobs": jobs}
 
     async def count_active_jobs(
         self, *, user_id: int | None = None, guild_id: int | None = None

@@ -258,3 +258,38 @@ async def test_failed_write_rolls_back(store):
     # the connection is usable and not left inside a transaction
     assert not store.db.conn.in_transaction
     await store.set_links_enabled(3, False)
+
+
+async def test_prune_keeps_recent_and_in_use_snapshots(db):
+    now = [datetime(2026, 3, 1, tzinfo=UTC)]
+    store = Store(db, clock=lambda: now[0])
+    pid = "p" * 22
+    for i in range(5):
+        await store.save_fetch(make_fetch(4, playlist_id=pid, snapshot=f"s{i}"))
+        now[0] += timedelta(hours=1)
+    # an unfinished job still needs snapshot s0
+    running = await store.create_job("k1", AnalysisRequest(link="x"))
+    await store.set_job_state(
+        running, "featurizing", {"fetch": {"playlist_id": pid, "snapshot": "s0"}}
+    )
+    old_done = await store.create_job("k2", AnalysisRequest(link="x"))
+    await store.fail_job(old_done, "x", "y")
+    now[0] += timedelta(days=40)
+    recent_done = await store.create_job("k3", AnalysisRequest(link="x"))
+    await store.fail_job(recent_done, "x", "y")
+
+    assert await store.prune(keep_snapshots=3, job_days=30) == {"snapshots": 1, "jobs": 1}
+    for snap, kept in [("s0", True), ("s1", False), ("s2", True), ("s3", True), ("s4", True)]:
+        assert (await store.load_fetch(pid, snap) is not None) == kept, snap
+    n_entries = (await db.fetchone("SELECT count(*) FROM playlist_tracks"))[0]
+    assert n_entries == 4 * 4
+    assert await store.get_job(old_done) is None
+    assert await store.get_job(recent_done) is not None and await store.get_job(running)
+
+
+async def test_finished_jobs_drop_the_csv_text(store):
+    job_id = await store.create_job("csv:x", AnalysisRequest(csv_text="a,b\n", csv_name="f.csv"))
+    assert (await store.get_job(job_id))["request"].csv_text == "a,b\n"
+    await store.fail_job(job_id, "invalid_csv", "bad")
+    job = await store.get_job(job_id)
+    assert job["request"].csv_text is None and job["request"].csv_name == "f.csv"

@@ -160,6 +160,11 @@ class JobQueue:
         if self._started:
             return
         self._started = True
+        try:
+            pruned = await self.store.prune()
+            log.info("storage pruned: %s", pruned)
+        except PipelineError:
+            log.warning("could not prune old snapshots and jobs", exc_info=True)
         await self.pool.start()
         for job in await self.store.unfinished_jobs():
             if job["id"] in self._running:
