@@ -766,14 +766,19 @@ class DigestScheduler:
                 return RunResult("failed", "The digest failed with an internal error.")
 
     def _request(self, sub: Subscription) -> AnalysisRequest:
-        # user_id = the subscriber: their linked Spotify account (if any) reads the playlist,
-        # which is what makes their own private playlists work in Development Mode.
+        """The job for one digest run.
+
+        ``user_id`` = the subscriber: their linked Spotify account (if any) reads the playlist,
+        which is what makes their own private playlists work in Development Mode.
+        ``channel_id`` is deliberately left out: the /cluster cog posts every finished job that
+        carries a channel and that nobody awaits (jobs resumed after a restart), which would
+        post each digest a second time. The scheduler posts digests itself; a digest job
+        interrupted by a restart is simply superseded by the next slot."""
         return AnalysisRequest(
             link=sub.playlist_ref,
             k=sub.k,
             user_id=sub.created_by,
             guild_id=sub.guild_id,
-            channel_id=sub.channel_id,
         )
 
     async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:

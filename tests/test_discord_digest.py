@@ -7,6 +7,7 @@ what lands in the channel (within Discord's limits, which the fake enforces), an
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -304,3 +305,42 @@ async def test_run_now_posts_and_answers_ephemerally(env: Any) -> None:
     assert posts and "run by hand" in posts[0].content
     [sub] = await env.sched.subscriptions(fake.guild_id)
     assert sub.next_run_at == "2026-11-23T09:00:00+00:00"  # schedule unchanged (Monday)
+
+
+async def test_real_pipeline_digest_is_posted_once(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """Real services (queue, pipeline, fake Spotify): the digest lands once in its channel —
+    the /cluster cog's listener for unawaited jobs must not post it a second time."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    spotify = fake_spotify_extended
+    services = await make_services(spotify_settings(spotify))
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    services.digests = DigestScheduler(services.db, services.queue, clock=clock)
+    jobs_ended = asyncio.Event()
+
+    async def last_listener(*_args: Any) -> None:  # runs after every earlier listener
+        jobs_ended.set()
+
+    async with start_bot(services):
+        services.queue.add_listener(last_listener)
+        link = f"https://open.spotify.com/playlist/{spotify.alice_playlist}"
+        msg = await _reply(
+            fake_discord,
+            "digest add",
+            {"playlist": link, "every": "daily", "at": "08:00", "k": 4},
+            channel_id=fake_discord.other_channel_id,
+        )
+        assert "Digest `#1`" in msg.text
+        clock.set(utc(2026, 11, 23, 8, 0))
+        await services.digests.settle()
+        await asyncio.wait_for(jobs_ended.wait(), 30)
+
+        posts = _channel_posts(fake_discord, fake_discord.other_channel_id)
+        assert posts and posts[0].content.startswith("📬 **Daily digest** · Alice")
+        assert sum(len(m.embeds) for m in posts) == 1 + 4
+        everywhere = fake_discord.sent(via="channel")
+        assert len(everywhere) == len(posts)  # nothing else, nowhere else
+        assert not any("your analysis is ready" in m.content for m in everywhere)
+        assert not fake_discord.errors
