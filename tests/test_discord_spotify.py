@@ -12,6 +12,8 @@ from tests.fakes.spotify_api import FakeSpotify
 from tests.fakes.spotify_fixtures import spotify_settings
 
 EXT = ["cogs.spotify"]
+#: Deadline for waits on a whole analysis (a loaded 2-core CI box can be slow); not an assertion.
+SLOW = 120.0
 
 
 async def approve(fake: FakeSpotify, authorize_url: str, *, follow: bool) -> tuple[int, str, str]:
@@ -184,3 +186,53 @@ async def test_link_without_a_spotify_app_says_so(
         it = await fake_discord.slash("spotify status")
         [msg] = await fake_discord.wait_response(it)
         assert "isn't available" in msg.text
+
+
+async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a_cluster(
+    fake_discord: FakeDiscord, fake_spotify: FakeSpotify, make_services, start_bot
+) -> None:
+    """The issue end to end: in Development Mode only the requester's link can read their
+    playlist; results carry 💚 for saved tracks; Save as playlist lands in their account."""
+    fake = fake_spotify
+    entries = list(fake.playlists[fake.alice_playlist].entries)
+    fake.set_saved("alice", entries)  # every track saved: every shown line gets a 💚
+    services = await make_services(spotify_settings(fake, spotify_redirect_uri=None))
+    owner = int(fake_discord.owner_user["id"])
+    bob = fake_discord.add_user("bob")
+    url = await services.accounts.start_link(owner)
+    _, redirected, _ = await approve(fake, url, follow=False)
+    await services.accounts.complete_from_redirect(owner, redirected)
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+
+    async with start_bot(services, progress_interval_s=0.0):
+        # bob has no link: the app token gets 403 → the NotOwner advice
+        it = await fake_discord.slash("cluster", {"playlist": link, "k": 3}, user_id=bob)
+        [err] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if "/spotify link" in m.text],
+            SLOW,
+        )
+        assert "Exportify" in err.text
+
+        it = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds], SLOW
+        )
+        assert "💚" in first.text
+        [browse_id] = [i for i in fake_discord.custom_ids(first) if i.startswith("pc:browse:")]
+        aid = int(browse_id.split(":")[2])
+        analysis = await services.store.get_analysis(aid)
+        biggest = max(analysis.clusters, key=lambda c: c.size)
+
+        click = await fake_discord.click(first, browse_id, values=[str(biggest.index)])
+        [page] = await fake_discord.wait_response(click)
+        fake.clear_log()
+        save = await fake_discord.click(page, f"pc:save:{aid}:{biggest.index}")
+        [msg] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(save) if "Saved" in m.text], SLOW
+        )
+    assert msg.ephemeral
+    [created] = [p for p in fake.playlists.values() if p.id in msg.text]
+    assert created.owner_id == "alice" and created.public is False
+    assert created.entries == biggest.track_ids
+    adds = fake.count(f"/v1/playlists/{created.id}/items", method="POST")
+    assert adds == -(-len(biggest.track_ids) // 100)
