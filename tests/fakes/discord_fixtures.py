@@ -119,8 +119,25 @@ def start_bot(fake_discord: FakeDiscord) -> Callable[..., Any]:
     return _start
 
 
+_DEMO_CACHE: dict[tuple[int | None, int | None], tuple[dict, Any]] = {}
+
+
 def demo_outcome(k: int | None = 4, *, limit: int | None = 120) -> tuple[Any, Any]:
-    """(Analysis, Rendered) of the bundled demo mix (no network): for tests of stored results."""
+    """(Analysis, Rendered) of the bundled demo mix (no network): for tests of stored results.
+
+    Computed once per (k, limit) per session; each call returns a fresh, mutable Analysis.
+    """
+    from bot.models import Analysis
+
+    key = (k, limit)
+    if key not in _DEMO_CACHE:
+        analysis, rendered = _demo_outcome(k, limit)
+        _DEMO_CACHE[key] = (analysis.to_dict(), rendered)
+    data, rendered = _DEMO_CACHE[key]
+    return Analysis.from_dict(data), rendered
+
+
+def _demo_outcome(k: int | None, limit: int | None) -> tuple[Any, Any]:
     from bot.demo import load_demo
     from bot.models import FetchResult
     from bot.pipeline import cluster_step, features_from_tracks, render_step
