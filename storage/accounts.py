@@ -241,7 +241,3 @@ class AccountStore:
                 "DELETE FROM oauth_states WHERE discord_user_id = ?", (discord_user_id,)
             )
             return cur.rowcount > 0
-
-    async def count_accounts(self) -> int:
-        row = await self.db.fetchone("SELECT count(*) FROM linked_accounts")
-        return int(row[0]) if row else 0
