@@ -90,43 +90,21 @@ class StepRunner:
         checkpoint: dict[str, Any],
         progress: ProgressCallback,
     ) -> JobOutcome:
+        """Run the steps not yet in ``checkpoint``; each one is committed before the next."""
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )
         pkey = params_key(req.k)
         cp = dict(checkpoint)
-
         analysis = Analysis.from_dict(cp["analysis"]) if "analysis" in cp else None
         if analysis is None:
             fetched = await self._load_fetch(cp)
             if fetched is None:
-                await self._commit(job_id, "fetching", cp)
-                stored: list[FetchResult] = []
                 try:
-                    async with self.network:
-                        fetched = await self._fetch(req, pkey, progress, stored)
+                    fetched = await self._fetch_phase(job_id, req, pkey, cp, progress)
                 except _StoredAnalysis as found:
                     return await self._reused(job_id, found.analysis_id)
-                if fetched.meta.snapshot_id or fetched.meta.kind in CONTENT_ADDRESSED_KINDS:
-                    found_id = await self.store.find_analysis(
-                        fetched.meta.id, fetched.meta.snapshot_id, pkey
-                    )
-                    if found_id is not None:
-                        return await self._reused(job_id, found_id)
-                if stored and fetched is stored[0] and fetched.meta.snapshot_id:
-                    key = fetched.meta.snapshot_id  # already in storage, unchanged
-                else:
-                    key = await self.store.save_fetch(fetched)
-                cp["fetch"] = {"playlist_id": fetched.meta.id, "snapshot": key}
-                await self._commit(job_id, "featurizing", cp)
-
-            features = FeatureTable.from_dict(cp["features"]) if "features" in cp else None
-            if features is None:
-                async with self.network:
-                    features = await pipeline.featurize_step(fetched, self.ctx, progress)
-                cp["features"] = features.to_dict()
-                await self._commit(job_id, "clustering", cp)
-
+            features = await self._featurize_phase(job_id, fetched, cp, progress)
             await progress(Progress("clustering", message="Clustering"))
             analysis = await self.pool.run(pipeline.cluster_step, fetched, features, req.k)
             cp = {"fetch": cp.get("fetch"), "analysis": analysis_to_dict(analysis)}
@@ -139,6 +117,46 @@ class StepRunner:
         )
         await self.on_commit(job_id, "done", {})
         return JobOutcome(analysis_id, analysis, rendered, reused=False)
+
+    async def _fetch_phase(
+        self,
+        job_id: int,
+        req: AnalysisRequest,
+        pkey: str,
+        cp: dict[str, Any],
+        progress: ProgressCallback,
+    ) -> FetchResult:
+        """Fetch (or take the stored entries of an unchanged snapshot) and commit them.
+
+        Raises _StoredAnalysis when this content was already analysed with these parameters.
+        """
+        await self._commit(job_id, "fetching", cp)
+        stored: list[FetchResult] = []
+        async with self.network:
+            fetched = await self._fetch(req, pkey, progress, stored)
+        meta = fetched.meta
+        if meta.snapshot_id or meta.kind in CONTENT_ADDRESSED_KINDS:
+            found = await self.store.find_analysis(meta.id, meta.snapshot_id, pkey)
+            if found is not None:
+                raise _StoredAnalysis(found, meta)
+        if stored and fetched is stored[0] and meta.snapshot_id:
+            key = meta.snapshot_id  # already in storage, unchanged
+        else:
+            key = await self.store.save_fetch(fetched)
+        cp["fetch"] = {"playlist_id": meta.id, "snapshot": key}
+        await self._commit(job_id, "featurizing", cp)
+        return fetched
+
+    async def _featurize_phase(
+        self, job_id: int, fetched: FetchResult, cp: dict[str, Any], progress: ProgressCallback
+    ) -> FeatureTable:
+        if "features" in cp:
+            return FeatureTable.from_dict(cp["features"])
+        async with self.network:
+            features = await pipeline.featurize_step(fetched, self.ctx, progress)
+        cp["features"] = features.to_dict()
+        await self._commit(job_id, "clustering", cp)
+        return features
 
     async def _load_fetch(self, cp: dict[str, Any]) -> FetchResult | None:
         ref = cp.get("fetch")
