@@ -34,6 +34,8 @@ Listener = Callable[
 
 # A job started this many times without finishing (it keeps killing the process) is failed.
 MAX_ATTEMPTS = 3
+# A progress callback (e.g. a Discord message edit) that takes longer is abandoned.
+PROGRESS_TIMEOUT_S = 15.0
 
 
 class JobCrashed(PipelineError):
@@ -96,8 +98,8 @@ class _Running:
         self.last = event
         for cb in list(self.subscribers):
             try:
-                await cb(event)
-            except Exception:  # a failed message edit must not fail the job
+                await asyncio.wait_for(cb(event), PROGRESS_TIMEOUT_S)
+            except Exception:  # a failed or stuck message edit must not fail the job
                 log.warning("progress callback failed for job %d", self.job_id, exc_info=True)
 
 
@@ -152,6 +154,7 @@ class JobQueue:
         self._submit_lock = asyncio.Lock()
         self._started = False
         self._closing = False
+        self._warm_task: asyncio.Task[None] | None = None
         self.runner = StepRunner(store, ctx, settings, self.pool, self._network, self._after_commit)
 
     # --- life cycle -----------------------------------------------------------------------
@@ -165,7 +168,10 @@ class JobQueue:
             log.info("storage pruned: %s", pruned)
         except PipelineError:
             log.warning("could not prune old snapshots and jobs", exc_info=True)
-        await self.pool.start()
+        # Warm the pool in the background: start-up (and Discord login) need not wait for it;
+        # CPU steps submitted meanwhile simply queue in the executor.
+        self._warm_task = asyncio.create_task(self.pool.start(), name="cpu-pool-warm-up")
+        self._warm_task.add_done_callback(_log_warm_up_failure)
         for job in await self.store.unfinished_jobs():
             if job["id"] in self._running:
                 continue
@@ -181,6 +187,8 @@ class JobQueue:
         tasks = [r.task for r in self._running.values() if r.task is not None]
         for task in tasks:
             task.cancel()
+        if self._warm_task is not None:
+            tasks.append(self._warm_task)
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.pool.close()
 
@@ -328,6 +336,11 @@ class _GaveUp(Exception):
     def __init__(self, n: int) -> None:
         super().__init__(n)
         self.n = n
+
+
+def _log_warm_up_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("CPU pool warm-up failed", exc_info=task.exception())
 
 
 def _incident() -> str:
