@@ -83,9 +83,11 @@ PAUSE_ERRORS: tuple[type[PipelineError], ...] = (
 TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
     RateLimited,
     SpotifyUnavailable,
-    LimitReached,
     StorageError,
 )
+# The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
+# rather than tomorrow, but never later than the next slot.
+RETRY_SOON_S = 300.0
 
 # Shown first by the time-zone autocomplete when the user has not typed anything.
 COMMON_TIMEZONES: tuple[str, ...] = (
@@ -607,6 +609,10 @@ class ManualClock:
 class DigestScheduler:
     """Runs due digests in the background and serves the ``/digest`` commands.
 
+    ``concurrency`` (default 1) bounds digests running at once: they are not urgent, and each
+    one counts against its subscriber's job limit (``MAX_JOBS_PER_USER``), which interactive
+    ``/cluster`` requests need more.
+
     ``DigestScheduler(db, queue, poster=..., clock=...)``. ``queue`` needs ``submit(request)``
     returning a handle with ``await handle.result()`` (bot.jobs.JobQueue). ``poster`` may be set
     later (:meth:`set_poster`): the loop waits for it before running anything, so the bot can
@@ -620,7 +626,7 @@ class DigestScheduler:
         *,
         poster: Poster | None = None,
         clock: Clock | None = None,
-        concurrency: int = 2,
+        concurrency: int = 1,
         max_per_guild: int = MAX_SUBSCRIPTIONS_PER_GUILD,
     ) -> None:
         self.db = store_db
@@ -789,6 +795,12 @@ class DigestScheduler:
         except PAUSE_ERRORS as err:
             await self._pause(sub, err.user_message)
             return RunResult("paused", f"Paused: {err.user_message}")
+        except LimitReached as err:
+            retry = self.clock.now() + timedelta(seconds=RETRY_SOON_S)
+            if not manual and iso(retry) < (await self.subs.get(sub.id) or sub).next_run_at:
+                await self.subs.set_next_run(sub.id, iso(retry))
+            await self.subs.record_run(sub.id, run_at=now, status="waiting: job limit reached")
+            return RunResult("skipped", f"Skipped for now: {err.user_message}")
         except TRANSIENT_ERRORS as err:
             log.info("digest %s skipped (%s)", sub.id, err.code)
             await self.subs.record_run(sub.id, run_at=now, status=f"skipped: {err.user_message}")

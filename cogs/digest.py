@@ -388,7 +388,7 @@ class DigestCog(commands.Cog):
         out = []
         for s in subs:
             label = E.truncate(f"#{s.id} {s.label}" + (" (paused)" if s.paused else ""), 100)
-            if current.strip().lstrip("#") in label.lower() or not current:
+            if current.strip().lstrip("#").lower() in label.lower():
                 out.append(app_commands.Choice(name=label, value=s.id))
         return out[:25]
 
@@ -444,7 +444,7 @@ class DigestCog(commands.Cog):
             await channel.send(
                 E.truncate(
                     f"📭 **{md(name)}**: no changes since {since}. "
-                    f"Latest clusters: analysis `#{outcome.analysis_id}`.",
+                    f"See the clusters again with `/clusters show id:{outcome.analysis_id}`.",
                     E.CONTENT,
                 )
             )

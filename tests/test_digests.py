@@ -33,7 +33,7 @@ from bot.digests import (
     suggest_timezones,
     summarize_changes,
 )
-from bot.errors import NotOwner, RateLimited, TooSmall
+from bot.errors import LimitReached, NotOwner, RateLimited, TooSmall
 from bot.models import AUDIO_FEATURES, Analysis, Cluster, PlaylistMeta, Track
 from storage.db import Database
 from storage.digests import iso, parse_iso
@@ -300,10 +300,12 @@ class ScriptedQueue:
     requests: list[object] = field(default_factory=list)
     last: Outcome | None = None
     png: bytes | None = None  # the scatter image each outcome carries (Discord tests)
+    by_link: dict[str, list[object]] = field(default_factory=dict)  # scripts for other links
 
     async def submit(self, request, progress=None) -> FakeHandle:
         self.requests.append(request)
-        item = self.script.pop(0)
+        script = self.by_link.get(request.link, self.script)
+        item = script.pop(0)
         if item == "same" and self.last is not None:  # unchanged snapshot: stored analysis
             last = self.last
             return FakeHandle(Outcome(last.analysis_id, last.analysis, last.rendered, reused=True))
@@ -559,6 +561,24 @@ async def test_transient_errors_retry_at_next_slot_quietly(db: Database) -> None
     assert poster.messages == []
     clock.set(utc(2026, 11, 25, 8, 0))
     assert [r.status for r in await _tick(sched)] == ["posted"]
+
+
+async def test_job_limit_retries_within_minutes_not_next_slot(db: Database) -> None:
+    tracks = _by_playlist()["Neo-Soul"][:30]
+    busy = LimitReached("You already have 2 analyses running; wait for one to finish.")
+    queue = ScriptedQueue(db, [busy, _snapshot(tracks, "s1")])
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 8, 0))
+    sched = DigestScheduler(db, queue, poster=poster, clock=clock)
+    sub_id = await _subscribe(sched, Schedule.build("daily", "08:00", "UTC"))
+    clock.set(utc(2026, 11, 24, 8, 0))
+    assert [r.status for r in await _tick(sched)] == ["skipped"]
+    sub = await sched.subs.get(sub_id)
+    assert sub.next_run_at == "2026-11-24T08:05:00+00:00" and not sub.paused
+    assert poster.messages == []
+    clock.set(utc(2026, 11, 24, 8, 5))
+    assert [r.status for r in await _tick(sched)] == ["posted"]
+    assert (await sched.subs.get(sub_id)).next_run_at == "2026-11-25T08:00:00+00:00"
 
 
 async def test_pipeline_problem_is_said_once_then_retried(db: Database) -> None:

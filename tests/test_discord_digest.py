@@ -260,19 +260,20 @@ async def test_vanished_channel_pauses_and_is_reported_once(
 async def test_lost_access_and_unreadable_playlist_pause(env: Any) -> None:
     fake: FakeDiscord = env.fake
     tracks = _by_playlist()["Neo-Soul"][:30]
-    env.queue.script += [
-        _snapshot(tracks, "s1"),
-        NotOwner("I can't read that playlist: it is private to its owner."),
+    private_link = "https://open.spotify.com/playlist/37i9dQZF1DX68H8ZujdnN7"
+    env.queue.script += [_snapshot(tracks, "s1")]
+    env.queue.by_link[private_link] = [
+        NotOwner("I can't read that playlist: it is private to its owner.")
     ]
     owner = int(fake.owner_user["id"])
     subs = []
-    for channel in (fake.other_channel_id, fake.channel_id):
+    for channel, link in ((fake.other_channel_id, LINK), (fake.channel_id, private_link)):
         subs.append(
             await env.sched.subscribe(
                 guild_id=fake.guild_id,
                 channel_id=channel,
-                playlist_ref=LINK,
-                playlist_id=PLAYLIST_ID,
+                playlist_ref=link,
+                playlist_id=link.rsplit("/", 1)[1],
                 schedule=Schedule.build("daily", "07:30", "UTC"),
                 k=None,
                 created_by=owner,
