@@ -171,7 +171,7 @@ async def test_rate_limits_fail_fast_with_the_wait(env, error_cls):
 
 async def test_unexpected_error_gets_an_incident_id(env, caplog):
     fake, store, queue, rec = env
-    fake.errors["cluster"] = RuntimeError("boom with token=sekrit")
+    fake.errors["cluster"] = RuntimeError("boom with token=sekrit, header Bearer abc.def")
     caplog.set_level(logging.ERROR, logger="bot.jobs")
     handle = await queue.submit(AnalysisRequest(link=link(1)))
     with pytest.raises(JobCrashed) as info:
@@ -180,7 +180,9 @@ async def test_unexpected_error_gets_an_incident_id(env, caplog):
     assert incident in info.value.user_message and "sekrit" not in info.value.user_message
     job = await store.get_job(handle.job_id)
     assert job["error_code"] == "internal" and incident in job["error_message"]
-    assert any(incident in r.getMessage() for r in caplog.records)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert incident in logged and "RuntimeError" in logged and "cluster_step" in logged
+    assert "sekrit" not in logged and "Bearer abc" not in logged
     assert isinstance(rec.ended[0][2], JobCrashed)
 
 

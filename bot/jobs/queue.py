@@ -13,6 +13,8 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
+import re
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -288,11 +290,10 @@ class JobQueue:
         except Exception as exc:
             incident = _incident()
             log.error(
-                "job %d failed unexpectedly (incident %s): %s",
+                "job %d failed unexpectedly (incident %s):\n%s",
                 job_id,
                 incident,
-                type(exc).__name__,
-                exc_info=exc,
+                redacted_traceback(exc),
             )
             error = JobCrashed(incident)
         if error is not None:
@@ -341,6 +342,22 @@ class _GaveUp(Exception):
 def _log_warm_up_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("CPU pool warm-up failed", exc_info=task.exception())
+
+
+_SECRET = re.compile(
+    r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"
+    r"|((?:access_token|refresh_token|client_secret|code_verifier|token|secret|password)"
+    r"['\"]?\s*[:=]\s*['\"]?)[^'\",\s}&]+",
+    re.IGNORECASE,
+)
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with bearer tokens and secret-looking values blanked."""
+    text = "".join(traceback.format_exception(exc))
+    return _SECRET.sub(
+        lambda m: f"{m.group(1)} [redacted]" if m.group(1) else f"{m.group(2)}[redacted]", text
+    )
 
 
 def _incident() -> str:
