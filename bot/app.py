@@ -30,6 +30,8 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ["cogs.cluster", "cogs.about", "cogs.admin", "cogs.spotify", "cogs.digest"]
+# The bot is useless without these; the others (linking, digests) may fail alone.
+CORE_EXTENSIONS = frozenset({"cogs.cluster", "cogs.about", "cogs.admin"})
 
 # Interaction tokens live 15 minutes; stop using them a little earlier.
 INTERACTION_TTL_S = 14 * 60
@@ -80,6 +82,7 @@ class PlaylistClustersBot(commands.Bot):
         self.extensions_to_load = list(EXTENSIONS if extensions is None else extensions)
         self.progress_interval_s = progress_interval_s
         self.version = __version__
+        self.failed_extensions: list[str] = []
         self.synced: list[str] = []  # scopes synced ("guild:<id>", "global"), for /about + tests
 
     # ----------------------------------------------------------------------------- start-up
@@ -90,6 +93,11 @@ class PlaylistClustersBot(commands.Bot):
                 await self.load_extension(ext)
             except commands.ExtensionNotFound:
                 log.warning("Extension %s not found; skipped", ext)
+            except commands.ExtensionFailed:
+                if ext in CORE_EXTENSIONS:
+                    raise
+                log.exception("Extension %s failed to load; the rest of the bot runs", ext)
+                self.failed_extensions.append(ext)
         if self.manage_services:
             await self._start_services()
         await self.sync_commands(

@@ -31,7 +31,7 @@ def format_uptime(started_at: datetime, now: datetime | None = None) -> str:
 async def _queue_size(queue: Any) -> str:
     if queue is None:
         return "worker not running"
-    for attr in ("size", "pending", "qsize"):
+    for attr in ("active_job_ids", "size", "pending", "qsize"):
         value = getattr(queue, attr, None)
         if value is None:
             continue
@@ -39,7 +39,8 @@ async def _queue_size(queue: Any) -> str:
             value = value() if callable(value) else value
             if hasattr(value, "__await__"):
                 value = await value
-            return f"{int(value)} job(s) waiting or running"
+            n = len(value) if isinstance(value, list | tuple | set) else int(value)
+            return f"{n} job(s) running"
         except Exception:
             log.debug("queue size lookup failed", exc_info=True)
     return "unknown"

@@ -172,3 +172,51 @@ async def test_links_opt_out_and_back_in(
     assert ack2.ephemeral
     assert not any(m.reference_id == ignored for m in fake_discord.sent(via="channel"))
     assert stub.calls == 1
+
+
+async def test_cluster_spotify_link_then_show_without_refetch(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    async with start_bot(services, progress_interval_s=0.0):
+        it = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
+        msgs = await wait_results(fake_discord, it, 3)
+        edits = _progress_edits(fake_discord, it)
+        aid = (await services.store.list_analyses(user_id=it.user_id))[0]["id"]
+        before = len(fake.requests)
+        show = await fake_discord.slash("clusters show", {"id": aid})
+        shown = await wait_results(fake_discord, show, 3)
+        after = len(fake.requests)
+    assert any(e.startswith("📥 Fetched") and "/60 tracks" in e for e in edits)
+    assert "Alice's mix" in msgs[0].embeds[0]["title"]
+    assert "spotify: 60/60" in msgs[0].text
+    assert [f.filename for f in shown[0].files] == ["clusters.png"]
+    assert after == before  # re-shown from storage: no Spotify request at all
+    _within_limits(msgs + shown)
+
+
+async def test_posted_link_gets_the_results_in_one_reply(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    async with start_bot(services):
+        mid = await fake_discord.send_message(f"what do you think of {link} ?")
+        await fake_discord.wait_for(
+            lambda: (fake_discord.channel_id, mid, "✅", "add") in fake_discord.reactions
+        )
+    replies = [m for m in fake_discord.sent(via="channel") if m.embeds]
+    assert replies[0].reference_id == mid
+    assert [f.filename for f in replies[0].files] == ["clusters.png"]
+    assert any(i.startswith("pc:browse:") for i in fake_discord.custom_ids(replies[0]))
+    titles = [e["title"] for m in replies for e in m.embeds]
+    assert sum(t.startswith("Cluster") for t in titles) >= 2
+    assert len([m for m in fake_discord.sent(via="channel") if m.reference_id == mid]) == 1
+    _within_limits(replies)

@@ -101,12 +101,11 @@ def start_bot(fake_discord: FakeDiscord) -> Callable[..., Any]:
         task = asyncio.create_task(bot.start("fake-token"))
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when="FIRST_COMPLETED")
-        if task in done:
-            waiter.cancel()
-            task.result()  # re-raise the start-up error
-            raise RuntimeError("bot stopped before READY")
         if waiter not in done:
             waiter.cancel()
+            await bot.close()  # also closes the services and the HTTP session
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError("bot failed to start") from task.exception()
             task.cancel()
             raise TimeoutError("bot did not become READY against the fake Discord")
         try:
