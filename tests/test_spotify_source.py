@@ -119,18 +119,23 @@ async def test_token_refresh_is_shared_between_threads(fake_spotify_extended: Fa
     assert fake.count("/api/token") == 1
 
 
-async def test_entries_with_only_track_key(fake_spotify: FakeSpotify) -> None:
-    fake_spotify.entry_keys = ("track",)
+@pytest.mark.parametrize(
+    ("keys", "later_key"),
+    [(("item", "track"), "item"), (("track",), "track"), (("item",), "item")],
+)
+async def test_item_or_track_key(fake_spotify: FakeSpotify, keys, later_key: str) -> None:
+    fake_spotify.entry_keys = keys
+    pl = fake_spotify.add_playlist(fake_spotify.track_ids()[:160], owner_id="alice")
     gw = gateway(fake_spotify).with_user_token(fake_spotify.alice_token)
-    result = await gw.fetch(SpotifyRef("playlist", fake_spotify.alice_playlist))
-    assert len(result.tracks) == 60
-
-
-async def test_entries_with_only_item_key(fake_spotify: FakeSpotify) -> None:
-    fake_spotify.entry_keys = ("item",)
-    gw = gateway(fake_spotify).with_user_token(fake_spotify.alice_token)
-    result = await gw.fetch(SpotifyRef("playlist", fake_spotify.alice_playlist))
-    assert len(result.tracks) == 60
+    result = await gw.fetch(SpotifyRef("playlist", pl.id))
+    assert [t.id for t in result.tracks] == pl.entries
+    fields = {
+        int(q["offset"]): q["fields"] for m, p, q in fake_spotify.requests if p.endswith("/items")
+    }
+    assert "item(" in fields[0] and "track(" in fields[0]  # first page asks for both
+    other = "track" if later_key == "item" else "item"
+    for offset in (50, 100, 150):  # later pages only for the key actually used
+        assert f"{later_key}(" in fields[offset] and f"{other}(" not in fields[offset]
 
 
 def test_parse_real_recorded_items_page() -> None:

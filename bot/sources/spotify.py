@@ -115,9 +115,34 @@ _TRACK_FIELDS = (
     "type,id,uri,name,is_local,is_playable,duration_ms,explicit,popularity,"
     "artists(id,name),album(id,name,release_date,images)"
 )
-ITEMS_FIELDS = (
-    f"total,next,items(added_at,added_by.id,is_local,item({_TRACK_FIELDS}),track({_TRACK_FIELDS}))"
-)
+_ENTRY_FIELDS = "added_at,added_by.id,is_local"
+# First page: ask for both keys (2026 entries carry "item"; older data only "track"). Later
+# pages ask only for the key the first page actually used, halving the payload.
+ITEMS_FIELDS = f"total,next,items({_ENTRY_FIELDS},item({_TRACK_FIELDS}),track({_TRACK_FIELDS}))"
+
+
+def items_fields(key: str | None) -> str:
+    """The ``fields=`` filter for playlist items carrying the track under ``key``."""
+    if key is None:
+        return ITEMS_FIELDS
+    return f"total,next,items({_ENTRY_FIELDS},{key}({_TRACK_FIELDS}))"
+
+
+def _rest_item_fields(first_page: dict) -> dict[str, str]:
+    return {"fields": items_fields(entry_key(first_page.get("items") or []))}
+
+
+def entry_key(entries: list[Any]) -> str | None:
+    """Which key ("item" or "track") these entries carry their track under, if clear."""
+    for e in entries:
+        if isinstance(e, dict):
+            if e.get("item") is not None:
+                return "item"
+            if e.get("track") is not None:
+                return "track"
+    return None
+
+
 META_FIELDS = (
     "id,name,description,snapshot_id,owner(id,display_name),images,external_urls,"
     "items.total,tracks.total"
@@ -538,6 +563,7 @@ class SpotifyGateway:
                     exc, ref, items=True, owner_id=meta.owner_id
                 ),
                 fields=ITEMS_FIELDS,
+                rest_params=_rest_item_fields,
             )
         tracks, skipped = self._parse_entries(entries)
         if meta.total is None:
@@ -555,9 +581,13 @@ class SpotifyGateway:
         on_error: Callable[[_HttpFailure], PipelineError] | None = None,
         first: dict | None = None,
         limit_items: int | None = None,
+        rest_params: Callable[[dict], dict] | None = None,
         **params: Any,
     ) -> tuple[list[Any], int]:
-        """All items of a paging endpoint: page 0, then the remaining offsets concurrently."""
+        """All items of a paging endpoint: page 0, then the remaining offsets concurrently.
+
+        ``rest_params(first_page)`` may change the query parameters for the later pages.
+        """
 
         async def page(offset: int) -> dict:
             try:
@@ -575,6 +605,8 @@ class SpotifyGateway:
         await progress(Progress(stage="fetching", done=min(done, wanted), total=wanted))
         got_first = len(pages[0]) or PAGE_LIMIT
         offsets = list(range(got_first, wanted, PAGE_LIMIT))
+        if offsets and rest_params is not None:
+            params = rest_params(first_page)
 
         async def fetch_one(offset: int) -> None:
             nonlocal done
