@@ -530,3 +530,90 @@ async def test_recorded_real_page_through_the_fake(fake_spotify: FakeSpotify) ->
     assert [t.id for t in result.tracks] == [e["track"]["id"] for e in page["items"]]
     assert result.tracks[0].name == "Calm Down"
     assert result.tracks[0].album == page["items"][0]["track"]["album"]["name"]
+
+
+# -- the fake itself: accounts service and fields filter -------------------------------------------
+
+
+def test_fake_fields_filter() -> None:
+    from tests.fakes.spotify_api import apply_fields, parse_fields
+
+    obj = {
+        "id": "x",
+        "name": "n",
+        "owner": {"id": "o", "display_name": "O", "href": "h"},
+        "items": {"total": 3, "items": [{"a": 1, "b": 2}]},
+    }
+    tree = parse_fields("id,owner(id),items.total")
+    assert apply_fields(obj, tree) == {"id": "x", "owner": {"id": "o"}, "items": {"total": 3}}
+    assert apply_fields(obj, parse_fields("items(items(!b))")) == {"items": {"items": [{"a": 1}]}}
+
+
+async def test_fake_accounts_pkce_and_refresh(fake_spotify: FakeSpotify) -> None:
+    import base64
+    import hashlib
+
+    import requests
+
+    fake = fake_spotify
+    verifier = "v" * 64
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    )
+    fake.authorize_as = "alice"
+    redirect = "http://127.0.0.1:1/callback"
+    r = await asyncio.to_thread(
+        requests.get,
+        fake.accounts_base + "/authorize",
+        params={
+            "client_id": fake.client_id,
+            "response_type": "code",
+            "redirect_uri": redirect,
+            "state": "s1",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert r.status_code == 302
+    location = r.headers["Location"]
+    assert location.startswith(redirect) and "state=s1" in location
+    code = location.split("code=")[1].split("&")[0]
+
+    def token(**data):
+        data.setdefault("client_id", fake.client_id)
+        return requests.post(fake.accounts_base + "/api/token", data=data, timeout=5)
+
+    bad = await asyncio.to_thread(
+        token, grant_type="authorization_code", code=code, redirect_uri=redirect,
+        code_verifier="wrong",
+    )  # fmt: skip
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    good = await asyncio.to_thread(
+        token, grant_type="authorization_code", code=code, redirect_uri=redirect,
+        code_verifier=verifier,
+    )  # fmt: skip
+    body = good.json()
+    assert good.status_code == 200 and body["refresh_token"]
+    me = (
+        await SpotifyGateway(spotify_settings(fake))
+        .with_user_token(body["access_token"])
+        .current_user()
+    )
+    assert me["id"] == "alice"
+    replay = await asyncio.to_thread(
+        token, grant_type="authorization_code", code=code, redirect_uri=redirect,
+        code_verifier=verifier,
+    )  # fmt: skip
+    assert replay.status_code == 400  # codes are single-use
+
+    refreshed = await asyncio.to_thread(
+        token, grant_type="refresh_token", refresh_token=body["refresh_token"]
+    )
+    assert refreshed.status_code == 200 and refreshed.json()["access_token"]
+    fake.revoke_refresh_token(body["refresh_token"])
+    expired = await asyncio.to_thread(
+        token, grant_type="refresh_token", refresh_token=body["refresh_token"]
+    )
+    assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
