@@ -514,7 +514,9 @@ class SpotifyGateway:
             data = await self._get(f"albums/{album_id}")
         except _HttpFailure as exc:
             raise self._playlist_error(exc, ref) from None
-        self._albums[album_id] = data
+        self._albums[album_id] = data  # reused by fetch_tracks (its first 50 tracks)
+        while len(self._albums) > 32:  # get_meta without fetch_tracks (reused snapshot)
+            self._albums.pop(next(iter(self._albums)))
         artists = ", ".join(a.get("name", "") for a in data.get("artists") or [])
         images = data.get("images") or []
         total = data.get("total_tracks") or (data.get("tracks") or {}).get("total")
