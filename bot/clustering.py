@@ -250,6 +250,12 @@ def analyze(
     BLAS/OpenMP run single-threaded: the worker pool already runs one job per core, and
     OpenMP threads spinning on a busy machine made k-means ~50x slower in measurements.
     """
+    # Import scikit-learn first: threadpool_limits only limits thread pools (OpenMP, BLAS)
+    # already loaded, and a first analysis in a fresh process (CLI, inline mode) would
+    # otherwise run k-means with unlimited OpenMP threads (measured 10-30x slower).
+    import sklearn.cluster
+    import sklearn.decomposition
+    import sklearn.metrics  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
