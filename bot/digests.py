@@ -602,6 +602,12 @@ class ManualClock:
         """How many sleeps are pending (tests use it to know the loop went back to sleep)."""
         return sum(1 for _, f in self._sleepers if not f.done())
 
+    @property
+    def next_wake(self) -> datetime | None:
+        """The earliest deadline of a pending sleep."""
+        pending = [d for d, f in self._sleepers if not f.done()]
+        return min(pending) if pending else None
+
 
 # --- the scheduler --------------------------------------------------------------------------
 
@@ -679,8 +685,8 @@ class DigestScheduler:
         self._wake.set()
 
     async def _loop(self) -> None:
-        await self._poster_set.wait()
         while True:
+            await self._poster_set.wait()  # nothing runs while no cog can post
             self._wake.clear()
             try:
                 await self.tick()
@@ -703,7 +709,9 @@ class DigestScheduler:
 
     async def next_delay(self) -> float | None:
         """Seconds until the earliest active subscription is due (None: nothing scheduled)."""
-        nxt = await self.subs.next_due_at()
+        # Subscriptions running right now (e.g. a /digest run) are left out; their end wakes
+        # the loop, so it never spins on one that is due but busy.
+        nxt = await self.subs.next_due_at(exclude=set(self._running))
         if nxt is None:
             return None
         return max(0.0, (parse_iso(nxt) - self.clock.now()).total_seconds())
@@ -726,8 +734,12 @@ class DigestScheduler:
         coro = self._guarded_run(sub, claim_at=claim_at)
         task = asyncio.create_task(coro, name=f"digest-{sub.id}")
         self._running[sub.id] = task
-        task.add_done_callback(lambda _t, sid=sub.id: self._running.pop(sid, None))
+        task.add_done_callback(lambda _t, sid=sub.id: self._finished(sid))
         return task
+
+    def _finished(self, sub_id: int) -> None:
+        self._running.pop(sub_id, None)
+        self.wake()
 
     async def _claim(self, sub: Subscription, now: datetime) -> bool:
         """Move ``next_run_at`` past ``now``. False (and paused) if the schedule is invalid."""

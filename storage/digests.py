@@ -183,10 +183,14 @@ class DigestStore:
         )
         return [Subscription.from_row(r) for r in rows]
 
-    async def next_due_at(self) -> str | None:
-        """The earliest ``next_run_at`` among active subscriptions (None when there are none)."""
+    async def next_due_at(self, *, exclude: set[int] | frozenset[int] = frozenset()) -> str | None:
+        """The earliest ``next_run_at`` among active subscriptions not in ``exclude`` (None when
+        there are none)."""
+        marks = ",".join("?" * len(exclude))
+        where = f" AND id NOT IN ({marks})" if exclude else ""
         row = await self.db.fetchone(
-            "SELECT min(next_run_at) FROM digest_subscriptions WHERE paused = 0"
+            f"SELECT min(next_run_at) FROM digest_subscriptions WHERE paused = 0{where}",
+            tuple(sorted(exclude)),
         )
         return row[0] if row and row[0] else None
 

@@ -498,6 +498,63 @@ async def test_loop_sleeps_until_due_and_is_rearmed_by_changes(db: Database) -> 
     assert not sched.running
 
 
+async def _until(predicate, *, polls: int = 1000) -> None:
+    """Poll ``predicate`` between event-loop turns (a guard, not a timing assertion)."""
+    for _ in range(polls):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
+async def test_loop_does_not_spin_on_a_due_subscription_that_is_busy(db: Database) -> None:
+    """A /digest run still going when the slot comes: the loop waits for it instead of
+    re-checking the table in a tight loop, then runs the slot."""
+    tracks = _by_playlist()["Neo-Soul"][:30]
+    queue = ScriptedQueue(db, [_snapshot(tracks, "s1"), "same"])
+    gate = asyncio.Event()
+    real_submit = queue.submit
+
+    async def gated_submit(request, progress=None):
+        await gate.wait()
+        return await real_submit(request, progress)
+
+    queue.submit = gated_submit  # type: ignore[method-assign]
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 7, 59))
+    sched = DigestScheduler(db, queue, poster=poster, clock=clock)
+    due_calls = 0
+    real_due = sched.subs.due
+
+    async def counting_due(*args, **kwargs):
+        nonlocal due_calls
+        due_calls += 1
+        return await real_due(*args, **kwargs)
+
+    sched.subs.due = counting_due  # type: ignore[method-assign]
+    await sched.start()
+    try:
+        sub_id = await _subscribe(sched, Schedule.build("daily", "08:00", "UTC"))
+        manual = asyncio.ensure_future(sched.run_now(GUILD, sub_id))
+        await asyncio.sleep(0)
+        clock.set(utc(2026, 11, 23, 8, 0))
+        # The loop goes back to a long sleep (registered after 08:00, so until 09:00) although
+        # the subscription is due: it is busy. A spinning loop never sleeps on the clock.
+        await _until(lambda: (clock.next_wake or clock.now()) >= utc(2026, 11, 23, 9, 0))
+        calls = due_calls
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert due_calls == calls
+        assert queue.requests == [] and not manual.done()
+        gate.set()
+        assert (await asyncio.wait_for(manual, 30)).status == "posted"
+        await asyncio.wait_for(sched.settle(), 30)
+        assert len(queue.requests) == 2  # the manual run, then the 08:00 slot
+        assert poster.kinds() == ["digest", "unchanged"]
+    finally:
+        await sched.close()
+
+
 async def test_unreadable_playlist_pauses_and_reports_once(db: Database) -> None:
     queue = ScriptedQueue(db, [NotOwner("This playlist is private to its owner.")])
     poster = Recorder()
