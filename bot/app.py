@@ -83,6 +83,7 @@ class PlaylistClustersBot(commands.Bot):
         self.progress_interval_s = progress_interval_s
         self.version = __version__
         self.failed_extensions: list[str] = []
+        self.closing = False
         self.synced: list[str] = []  # scopes synced ("guild:<id>", "global"), for /about + tests
 
     # ----------------------------------------------------------------------------- start-up
@@ -173,6 +174,7 @@ class PlaylistClustersBot(commands.Bot):
 
     # ----------------------------------------------------------------------------- shutdown
     async def close(self) -> None:
+        self.closing = True
         try:
             if self.manage_services:
                 await close_services(self.services)

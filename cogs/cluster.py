@@ -31,6 +31,7 @@ from cogs import views as V
 log = logging.getLogger(__name__)
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
+RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 NEEDED = ("send_messages", "embed_links", "attach_files")
 PERM_NAMES = {
@@ -383,6 +384,11 @@ class ClusterCog(commands.Cog):
         except PipelineError as err:
             await self._safe_fail(dest, E.error_message(err), ephemeral=err.ephemeral)
         except Exception as err:
+            if getattr(self.bot, "closing", False):
+                # Shutting down: services are closing under us; not a bug to report.
+                log.info("analysis of %r stopped by shutdown: %r", _describe(request), err)
+                await self._safe_fail(dest, RESTARTING, ephemeral=False)
+                return None
             incident = E.new_incident_id()
             log.error("Incident %s while analysing %r", incident, _describe(request), exc_info=err)
             await self._safe_fail(dest, E.error_message(err, incident_id=incident), ephemeral=True)
@@ -538,10 +544,10 @@ class ClusterCog(commands.Cog):
         links = find_links(message.content)
         if not links:
             return
+        self._remember(message.id)  # before any await: a replayed event must not pass too
         settings = await self.services.store.get_guild_settings(message.guild.id)
         if not settings.get("links_enabled", True):
             return
-        self._remember(message.id)
         perms = channel_permissions(message.channel)
         if perms is not None:
             if not perms.send_messages:

@@ -130,3 +130,45 @@ async def test_buttons_work_after_a_restart(
         [page] = await fake_discord.wait_response(click)
     assert doc.files[0].filename.endswith("tracks.csv")
     assert "Page 1/" in page.text
+
+
+async def test_liked_marks_and_save_with_a_linked_account(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    from bot.models import PlaylistMeta
+    from tests.test_discord_app import CORE, StubAccounts
+
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    analysis = await services.store.get_analysis(aid)
+    rep = analysis.clusters[0].representative_ids[0]
+    owner = int(fake_discord.owner_user["id"])
+    saved: list[tuple] = []
+
+    class Accounts(StubAccounts):
+        async def save_cluster(self, user_id, name, description, track_ids):
+            saved.append((user_id, name, list(track_ids)))
+            return PlaylistMeta(id="N" * 22, name=name, url="https://open.spotify.com/playlist/N")
+
+    services.accounts = Accounts({owner}, liked={rep})
+    async with start_bot(services, extensions=CORE):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=["0"])
+        [page] = await fake_discord.wait_response(click)
+        save = await fake_discord.click(page, f"pc:save:{aid}:0")
+        msg = await fake_discord.wait_for(
+            lambda: next((m for m in fake_discord.responses(save) if "Saved" in m.text), None)
+        )
+        liked_it = await fake_discord.slash(
+            "cluster", {"liked": True}, user_id=fake_discord.add_user("x")
+        )
+        [refused] = await fake_discord.wait_response(liked_it)
+    assert first.text.count("💚") == 1
+    assert page.text.count("💚") == 1
+    assert msg.ephemeral and "open.spotify.com/playlist/N" in msg.text
+    assert saved == [(owner, saved[0][1], analysis.clusters[0].track_ids)]
+    assert analysis.source.name in saved[0][1]
+    assert refused.ephemeral and "/spotify link" in refused.text
