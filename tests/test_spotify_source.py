@@ -617,3 +617,13 @@ async def test_fake_accounts_pkce_and_refresh(fake_spotify: FakeSpotify) -> None
         token, grant_type="refresh_token", refresh_token=body["refresh_token"]
     )
     assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
+
+
+async def test_failed_post_is_not_retried(fake_spotify: FakeSpotify) -> None:
+    sleep = RecordingSleep()
+    fake_spotify.fail_next("me/playlists", 502, method="POST")
+    gw = gateway(fake_spotify, sleep).with_user_token(fake_spotify.alice_token)
+    with pytest.raises(SpotifyUnavailable):
+        await gw.create_playlist("Cluster 1", "", fake_spotify.track_ids()[:3])
+    assert fake_spotify.count("me/playlists", "POST") == 1
+    assert sleep.calls == []

@@ -366,6 +366,9 @@ class SpotifyGateway:
                 " Attach an Exportify CSV (https://exportify.net) instead, or ask the bot owner."
             )
         loop = asyncio.get_running_loop()
+        # A POST that timed out or got a 5xx may still have happened (a playlist created):
+        # only GETs are retried after such failures. A 429 means "not processed": retried.
+        max_failures = 2 if method == "GET" else 0
         failures = 0
         rate_limits = 0
         auth_retried = False
@@ -387,7 +390,7 @@ class SpotifyGateway:
                     raise self._auth_error() from None
                 if exc.status >= 500:
                     failures += 1
-                    if failures <= 2:
+                    if failures <= max_failures:
                         await self._sleep(0.5 * failures)
                         continue
                     raise SpotifyUnavailable(
@@ -404,7 +407,7 @@ class SpotifyGateway:
                         detail=str(getattr(exc, "error", "")),
                     ) from None
                 failures += 1
-                if failures <= 2:
+                if failures <= max_failures:
                     await self._sleep(0.5 * failures)
                     continue
                 raise SpotifyUnavailable(
@@ -413,7 +416,7 @@ class SpotifyGateway:
                 ) from None
             except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
                 failures += 1
-                if failures <= 2:
+                if failures <= max_failures:
                     await self._sleep(0.5 * failures)
                     continue
                 what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
