@@ -768,8 +768,10 @@ class DigestScheduler:
     async def _guarded_run(self, sub: Subscription, *, claim_at: datetime | None) -> RunResult:
         """``claim_at`` None: a manual run (``/digest run``), which leaves the schedule alone."""
         manual = claim_at is None
-        if claim_at is not None and not await self._claim(sub, claim_at):
-            return RunResult("paused", "Paused: invalid schedule.")
+        if claim_at is not None:
+            if not await self._claim(sub, claim_at):
+                return RunResult("paused", "Paused: invalid schedule.")
+            sub = await self.subs.get(sub.id) or sub  # with its new next_run_at
         async with self._semaphore:
             try:
                 return await self._run(sub, manual=manual)

@@ -84,7 +84,7 @@ def _track_text(change: TrackChange) -> str:
 def _cluster_label(index: int | None, name: str | None) -> str:
     if index is None:
         return "no cluster"
-    return E.truncate(name or f"Cluster {index + 1}", 40)
+    return md(E.truncate(name or f"Cluster {index + 1}", 40))
 
 
 def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed:

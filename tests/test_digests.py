@@ -649,6 +649,8 @@ async def test_pipeline_problem_is_said_once_then_retried(db: Database) -> None:
         clock.set(utc(2026, 11, day, 8, 0))
         assert [r.status for r in await _tick(sched)] == ["skipped"]
     assert poster.kinds() == ["skipped"]
+    # The notice knows when the next try is (the claimed slot, not the one that just ran).
+    assert poster.messages[0].subscription.next_run_at == "2026-11-25T08:00:00+00:00"
     assert len(queue.requests) == 2
 
 

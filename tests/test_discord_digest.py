@@ -345,3 +345,58 @@ async def test_real_pipeline_digest_is_posted_once(
         assert len(everywhere) == len(posts)  # nothing else, nowhere else
         assert not any("your analysis is ready" in m.content for m in everywhere)
         assert not fake_discord.errors
+
+
+def test_change_and_list_embeds_stay_within_discord_limits() -> None:
+    """Worst cases: hundreds of changes with very long names, 25 subscriptions."""
+    import discord
+
+    from bot.digests import ClusterChange, DigestChanges, TrackChange
+    from cogs.digest import changes_embed, list_embed
+    from storage.digests import Subscription
+
+    long = "Ü*_`~|>" + "x" * 300
+    changes = DigestChanges(
+        previous_analysis_id=1,
+        previous_created_at="2026-11-20T10:00:00+00:00",
+        added=[TrackChange(f"a{i}", long, [long, long], i % 12, long) for i in range(500)],
+        removed=[TrackChange(f"r{i}", long, [long], None, long, i % 12) for i in range(300)],
+        clusters=[ClusterChange(i, long, 40 + i, i, 30, 0.5, 15 + i, 5) for i in range(12)],
+        vanished=[ClusterChange(i, long, 0, i, 20, 0.0, 0, 20) for i in range(12, 20)],
+        moved=100,
+    )
+    embed = changes_embed(changes, since="2026-11-22T08:00:00+00:00")
+    assert len(embed) <= 6000 and len(embed.fields) <= 25
+    assert len(embed.description or "") <= 4096
+    for field in embed.fields:
+        assert len(field.name) <= 256 and len(field.value) <= 1024
+    values = {f.name: f.value for f in embed.fields}
+    *shown, tail = values["➕ Added (500)"].split("\n")
+    assert 1 <= len(shown) <= 10 and tail == f"… and {500 - len(shown)} more"
+    assert "regrouped" in (embed.description or "")
+    assert discord.utils.escape_markdown("*") in values["➕ Added (500)"]
+
+    subs = [
+        Subscription(
+            id=i,
+            guild_id=1,
+            channel_id=2,
+            playlist_ref="https://open.spotify.com/playlist/" + "a" * 22,
+            playlist_id="a" * 22,
+            every="weekly",
+            at_time="09:00",
+            timezone="America/Argentina/Buenos_Aires",
+            weekday=i % 7,
+            k=None,
+            created_by=3,
+            next_run_at="2026-11-23T09:00:00+00:00",
+            paused=i % 2 == 0,
+            pause_reason=long,
+            last_status="skipped: " + long,
+            playlist_name=long,
+        )
+        for i in range(25)
+    ]
+    listing = list_embed(subs)
+    assert len(listing) <= 6000 and len(listing.description or "") <= 4096
+    assert "more" in (listing.description or "")
