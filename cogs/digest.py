@@ -480,9 +480,9 @@ class DigestCog(commands.Cog):
             log.info("digest %s paused in a guild the bot left: %s", sub.id, message.text)
             return
         text = E.truncate(
-            f"⏸️ Digest `#{sub.id}` ({md(sub.label)} → <#{sub.channel_id}>) is paused: "
-            f"{message.text}\nA server manager can fix that and run `/digest resume {sub.id}`, "
-            f"or stop it with `/digest remove {sub.id}`.",
+            f"⏸️ Digest `#{sub.id}` ({md(sub.label)} → <#{sub.channel_id}>, set up by "
+            f"<@{sub.created_by}>) is paused: {message.text}\nA server manager can fix that "
+            f"and run `/digest resume {sub.id}`, or stop it with `/digest remove {sub.id}`.",
             E.CONTENT,
         )
         for channel in _report_channels(guild):

@@ -241,6 +241,7 @@ async def test_vanished_channel_pauses_and_is_reported_once(
     assert paused.paused and "deleted" in paused.pause_reason
     [report] = _channel_posts(fake, fake.channel_id)  # first channel the bot can write in
     assert "paused" in report.content and f"/digest resume {sub.id}" in report.content
+    assert f"<@{fake.owner_user['id']}>" in report.content  # the subscriber is told
 
     for day in (24, 25):
         env.clock.set(utc(2026, 11, day, 7, 30))
