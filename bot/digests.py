@@ -9,16 +9,17 @@ turns it into Discord messages. This module never imports discord.
 Schedule rules (see :meth:`Schedule.next_after`):
 
 * local wall-clock times via :mod:`zoneinfo`, so a daily 09:00 stays 09:00 across DST changes;
-* a local time that does not exist (spring-forward gap) runs at the same wall-clock offset
-  after the gap (02:30 → 03:30), an ambiguous one (fall-back) at its first occurrence — this is
-  exactly what ``fold=0`` means in PEP 495;
+* a local time that does not exist (spring-forward gap) moves forward by the length of the
+  gap (02:30 → 03:30), an ambiguous one (fall-back) runs at its first occurrence — exactly
+  what ``fold=0`` means in PEP 495;
 * missed slots (bot down) run once when the bot is back, not once per miss: a run claims the
   subscription by moving ``next_run_at`` to the first slot after *now* before doing any work.
 
 Errors: a playlist that became unreadable (:data:`PAUSE_ERRORS`) or a channel that vanished
 (:class:`DestinationGone`, raised by the poster) pauses the subscription and reports it once
-to the guild; transient errors (rate limits, Spotify outages, job limits) just wait for the
-next slot.
+to the guild; transient errors (rate limits, Spotify outages) just wait for the next slot; a
+full job queue for the subscriber (LimitReached) retries five minutes later; a playlist that is
+empty or too small to cluster is said once in the channel and retried at each slot.
 """
 
 from __future__ import annotations
