@@ -34,6 +34,7 @@ from bot.digests import (
     suggest_timezones,
 )
 from bot.errors import PipelineError
+from bot.sources.links import parse_spotify_link
 from storage.digests import Subscription, parse_iso
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,10 @@ def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed
         elif c.delta < 0:
             rows.append(f"📉 {label}: {c.previous_size} → {c.size} ({c.delta})")
     for v in changes.vanished:
-        rows.append(f"🗑️ {_cluster_label(v.index, v.name)} ({v.previous_size} tracks) is gone")
+        rows.append(
+            f"🗑️ {_cluster_label(v.index, v.name)} of the last digest "
+            f"({v.previous_size} tracks) is gone"
+        )
     if rows:
         embed.add_field(name="Clusters", value=bullet_list(rows), inline=False)
     elif not changes.added and not changes.removed:
@@ -252,8 +256,6 @@ class DigestCog(commands.Cog):
     ) -> None:
         if not await self._allowed(interaction):
             return
-        from bot.sources.links import parse_spotify_link
-
         try:
             ref = parse_spotify_link(playlist)
             schedule = Schedule.build(
