@@ -49,8 +49,8 @@ NEEDED = ("view_channel", "send_messages", "embed_links", "attach_files")
 
 # ------------------------------------------------------------------------------ rendering
 def md(text: str | None) -> str:
-    """Markdown-escaped text (track names like ``*NSYNC`` or ``[Live]`` render literally)."""
-    return discord.utils.escape_markdown(text or "").replace("]", "\\]")
+    """Markdown-escaped text (the same escaping as the /cluster embeds)."""
+    return E.escape(text or "")
 
 
 def ts(moment: str | datetime | None, style: str = "f") -> str:
