@@ -64,11 +64,21 @@ class Track:
         return f"https://open.spotify.com/track/{self.id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Same result as dataclasses.asdict, ~20x faster: asdict's recursive deep copy cost
+        # ~0.5 s of event-loop time per 10,000 tracks (bench/profile_steps.py).
+        out = {name: getattr(self, name) for name in _TRACK_FIELDS}
+        out["artists"] = list(self.artists)
+        out["artist_ids"] = list(self.artist_ids)
+        out["genres"] = list(self.genres)
+        out["features"] = None if self.features is None else dict(self.features)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Track:
         return _from_dict(cls, data)
+
+
+_TRACK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Track))
 
 
 @dataclass
