@@ -17,56 +17,15 @@ import csv
 import gzip
 import json
 import signal
-from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from bench.harness import PlaylistSpec
 from bench.make_data import OUT as DATA_FILE
-from tests.fakes.spotify_api import FakePlaylist, FakeSpotify, apply_fields, parse_fields
+from tests.fakes.spotify_api import FakeSpotify
 
 BENCH_USER = "bench-user"
-
-
-class _LazyEntries(Sequence[dict]):
-    """A playlist's entries built on demand, so serving one page costs O(page), not O(N).
-
-    ``FakeSpotify._playlist_items`` builds every entry of the playlist for each page; at
-    10,000 tracks that is 200 × 10,000 objects and the fake, not the bot, would dominate.
-    """
-
-    def __init__(self, fake: FakeSpotify, pl: FakePlaylist) -> None:
-        self.fake, self.pl = fake, pl
-
-    def __len__(self) -> int:
-        return len(self.pl.entries)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self.fake._entry(self.pl, e) for e in self.pl.entries[index]]
-        return self.fake._entry(self.pl, self.pl.entries[index])
-
-
-class BenchFakeSpotify(FakeSpotify):
-    """FakeSpotify with page-at-a-time item building (same responses)."""
-
-    async def _playlist_items(self, request: web.Request) -> web.Response:
-        info = self._auth(request)
-        if isinstance(info, web.Response):
-            return info
-        pl = self._lookup_playlist(request.match_info["pid"])
-        if isinstance(pl, web.Response):
-            return pl
-        if not self._can_read_items(pl, info):
-            return self._error(403, "Forbidden")
-        max_limit = 50 if request.path.endswith("/items") else 100
-        page = self._paging(request, _LazyEntries(self, pl), max_limit=max_limit)  # type: ignore[arg-type]
-        if isinstance(page, web.Response):
-            return page
-        if "fields" in request.query:
-            page = apply_fields(page, parse_fields(request.query["fields"]))
-        return web.json_response(page)
 
 
 def read_rows() -> list[dict[str, str]]:
@@ -106,7 +65,7 @@ def control_app(fake: FakeSpotify) -> web.Application:
 
 async def serve(specs: list[PlaylistSpec], latency_ms: float, mode: str) -> None:
     rows = read_rows()
-    fake = BenchFakeSpotify(mode)
+    fake = FakeSpotify(mode)
     fake.latency = latency_ms / 1000.0
     fake.add_user(BENCH_USER, "Bench User")
     playlists: dict[str, str] = {}

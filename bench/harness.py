@@ -233,9 +233,19 @@ class JobTiming:
 class BotEnv:
     """Database + Store + gateways + JobQueue (real process pool), pointed at the fake."""
 
-    def __init__(self, info: FakeInfo, *, workers: int = 2, db_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        info: FakeInfo,
+        *,
+        workers: int = 2,
+        db_dir: Path | None = None,
+        probe_mode: bool = True,
+    ) -> None:
         self.info = info
         self.workers = workers
+        self.probe_mode = probe_mode
+        self.mode: str | None = None
+        self.startup_requests = 0
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.db_dir = db_dir
         self.db: Any = None
@@ -248,9 +258,8 @@ class BotEnv:
 
     async def __aenter__(self) -> BotEnv:
         from bot.features.reccobeats import ReccoBeatsClient
-        from bot.sources.spotify import SpotifyGateway
-
         from bot.jobs import JobQueue
+        from bot.sources.spotify import SpotifyGateway
         from storage.db import Database
         from storage.repo import Store
 
@@ -279,6 +288,13 @@ class BotEnv:
         )
         self.queue = JobQueue(self.store, self.ctx, self.settings)
         await self.queue.start()
+        if self.probe_mode:
+            # What /about does: learn once per process whether the app still has Spotify's
+            # audio-features (a dev-mode app gets one 403). Without it, the first analysis
+            # in a process makes this probe itself (1 extra request, once).
+            before = self.spotify.request_count
+            self.mode = await self.spotify.detect_mode()
+            self.startup_requests = self.spotify.request_count - before
         return self
 
     async def __aexit__(self, *exc: object) -> None:

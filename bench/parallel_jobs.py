@@ -80,7 +80,7 @@ async def run(jobs: int, n: int, latency_ms: float, workers: int, warmup: bool) 
         loop_stall_ms=round(monitor.max_ms, 1),
         rss_mb={
             "bot_peak": round(self_peak_rss_mb(), 1),
-            "workers_peak": {str(pid): round(v, 1) for pid, v in children.items()},
+            "children_peak": {k: round(v, 1) for k, v in children.items()},
         },
     )
     ok = all(r["error"] is None for r in rows)

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import json
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -37,7 +40,7 @@ from bench.harness import (
     env_summary,
     minimum_requests,
 )
-from bench.monitor import LoopMonitor, children_peak_rss_mb, self_peak_rss_mb
+from bench.monitor import LoopMonitor, StallTracer, children_peak_rss_mb, self_peak_rss_mb
 
 
 async def warm_up(env: BotEnv) -> float | None:
@@ -77,20 +80,39 @@ def _job_summary(t: JobTiming) -> dict[str, Any]:
     return out
 
 
-async def run(n: int, latency_ms: float, workers: int, warmup: bool) -> dict[str, Any]:
+async def run(
+    n: int,
+    latency_ms: float,
+    workers: int,
+    warmup: bool,
+    probe_mode: bool = True,
+    trace_threads: bool = False,
+    profile_loop: bool = False,
+) -> dict[str, Any]:
     spec = PlaylistSpec("bench", n)
     result: dict[str, Any] = {"n": n, "latency_ms": latency_ms, "workers": workers}
     result["env"] = env_summary()
     fake = FakeServer([spec], latency_ms=latency_ms)
-    async with fake as info, BotEnv(info, workers=workers) as env:
+    async with fake as info, BotEnv(info, workers=workers, probe_mode=probe_mode) as env:
         playlist_id = info.playlists[spec.name]
+        result["startup"] = {"mode": env.mode, "probe_requests": env.startup_requests}
         result["warmup_s"] = await warm_up(env) if warmup else None
         await fake.reset()
         before = env.request_counts()
         rss_before = self_peak_rss_mb()
 
-        async with LoopMonitor() as monitor:
+        tracer = StallTracer(all_threads=trace_threads)
+        prof = cProfile.Profile() if profile_loop else None
+        async with LoopMonitor() as monitor, tracer:
+            if prof is not None:
+                prof.enable()  # profiles this thread only: the event loop's own work
             first = await env.run_job(f"{n} tracks", playlist_id)
+            if prof is not None:
+                prof.disable()
+        if prof is not None:
+            out = io.StringIO()
+            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
+            result["loop_profile"] = out.getvalue()
         log = await fake.requests()
         after = env.request_counts()
         children = children_peak_rss_mb(exclude=frozenset({info.pid}))
@@ -103,6 +125,19 @@ async def run(n: int, latency_ms: float, workers: int, warmup: bool) -> dict[str
         result["loop_stall_ms"] = round(monitor.max_ms, 1)
         result["loop_samples"] = monitor.samples
         result["loop_stalls_over_50ms"] = monitor.over_50ms
+        result["stall_stacks"] = tracer.report()
+        result["stalls_over_50ms"] = [
+            {
+                "at_s": round(at - first.submitted, 3),
+                "ms": round(ms, 1),
+                "stage": _stage_at(first, at),
+            }
+            for at, ms in monitor.stalls
+        ]
+        if trace_threads:
+            result["other_threads"] = [
+                (n * 5, list(stack)) for stack, n in tracer.other_samples.most_common(10)
+            ]
 
         # Second run, same snapshot: only the meta request should reach the network.
         await fake.reset()
@@ -117,9 +152,18 @@ async def run(n: int, latency_ms: float, workers: int, warmup: bool) -> dict[str
         result["rss_mb"] = {
             "bot_peak": round(self_peak_rss_mb(), 1),
             "bot_before_job": round(rss_before, 1),
-            "workers_peak": {str(pid): round(v, 1) for pid, v in children.items()},
+            "children_peak": {k: round(v, 1) for k, v in children.items()},
         }
     return result
+
+
+def _stage_at(timing: JobTiming, at: float) -> str:
+    """The pipeline stage the job was in at perf_counter() ``at``."""
+    current = "before submit"
+    for stage, started in sorted(timing.stages.items(), key=lambda kv: kv[1]):
+        if started <= at:
+            current = stage
+    return current
 
 
 def _status_counts(log: list[dict[str, Any]]) -> dict[str, int]:
@@ -137,6 +181,12 @@ def print_result(r: dict[str, Any]) -> None:
         f"\n== playlist of {n} tracks, {r['latency_ms']:.0f} ms/request, {r['workers']} workers =="
     )
     print(f"env: {r['env']}")
+    startup = r.get("startup") or {}
+    if startup.get("mode"):
+        print(
+            f"bot start-up: app mode {startup['mode']} "
+            f"({startup['probe_requests']} audio-features probe request, once per process)"
+        )
     if r.get("warmup_s") is not None:
         print(f"warm-up (demo job, starts the pool): {r['warmup_s']:.2f} s")
     for label, job in (("first run", first), ("unchanged rerun", second)):
@@ -154,7 +204,25 @@ def print_result(r: dict[str, Any]) -> None:
         f"max event-loop stall: {r['loop_stall_ms']:.1f} ms "
         f"({r['loop_samples']} samples, {r['loop_stalls_over_50ms']} over 50 ms)"
     )
+    if r.get("stalls_over_50ms"):
+        print("stalls over 50 ms (s after submit, ms, stage):")
+        print(
+            "  "
+            + ", ".join(
+                f"{x['at_s']:.2f}s {x['ms']:.0f}ms {x['stage']}" for x in r["stalls_over_50ms"]
+            )
+        )
+    if r.get("other_threads"):
+        print("other threads during stalls (samples × 5 ms):")
+        for ms, stack in r["other_threads"]:
+            print(f"  {ms:7.1f} ms  " + " > ".join(stack))
+    if r.get("stall_stacks"):
+        print("where the loop was blocked (≥20 ms stalls; sampled ms, innermost frame last):")
+        for ms, stack in r["stall_stacks"]:
+            print(f"  {ms:7.1f} ms  " + " > ".join(stack))
     print(f"peak RSS: {r['rss_mb']}")
+    if r.get("loop_profile"):
+        print(r["loop_profile"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +231,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (≥1)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false")
+    parser.add_argument(
+        "--no-mode-probe",
+        dest="probe_mode",
+        action="store_false",
+        help="do not detect the app mode at start-up (the first job then probes it)",
+    )
+    parser.add_argument(
+        "--trace-threads",
+        action="store_true",
+        help="also sample the other threads' stacks during loop stalls (GIL holders)",
+    )
+    parser.add_argument(
+        "--profile-loop",
+        action="store_true",
+        help="cProfile the event-loop thread during the job (slows it; for finding stalls)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.n, args.latency_ms, max(1, args.workers), args.warmup))
+    result = asyncio.run(
+        run(
+            args.n,
+            args.latency_ms,
+            max(1, args.workers),
+            args.warmup,
+            probe_mode=args.probe_mode,
+            trace_threads=args.trace_threads,
+            profile_loop=args.profile_loop,
+        )
+    )
     print_result(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

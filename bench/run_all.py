@@ -106,7 +106,9 @@ def playlist_rows(r: dict[str, Any]) -> list[Row]:
             )
         )
         rss = r["rss_mb"]
-        workers = rss["workers_peak"].values()
+        children = rss["children_peak"]
+        workers = [v for k, v in children.items() if k.startswith("worker:")]
+        helpers = sum(v for k, v in children.items() if not k.startswith("worker:"))
         rows.append(
             Row(
                 f"peak RSS bot process, {n:,} tracks",
@@ -117,9 +119,10 @@ def playlist_rows(r: dict[str, Any]) -> list[Row]:
         )
         rows.append(
             Row(
-                "peak RSS per worker process",
+                "peak RSS per pool worker process",
                 "- (separate)",
-                ", ".join(f"{v:.0f} MB" for v in workers) or "n/a",
+                (", ".join(f"{v:.0f} MB" for v in workers) or "n/a")
+                + f" (+ fork server/resource tracker {helpers:.0f} MB)",
                 None,
             )
         )
