@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants", action="store_true", help="also score ablations")
     args = ap.parse_args(argv)
 
+    threadpool_limits(1)  # as in production (bot.clustering.analyze): no OpenMP oversubscription
     df = pd.read_csv(args.csv, dtype=str, keep_default_na=False)
     mixes = draws(df, args.draws, args.seed)
     n_tracks = [len(t) for t, _ in mixes]
@@ -106,9 +108,14 @@ def main(argv: list[str] | None = None) -> None:
         "ours (shipped)": ours_with(),
     }
     if args.variants:
-        methods["ours, audio only (no metadata)"] = ours_with(use_metadata=False)
-        methods["ours, equal audio weights, no metadata"] = ours_with(
-            use_metadata=False, audio_weights=dict.fromkeys(AUDIO_FEATURES, 1.0)
+        methods["ours, audio only (no metadata, no artists)"] = ours_with(
+            use_metadata=False, artist_blend=0.0
+        )
+        methods["ours without artist context"] = ours_with(artist_blend=0.0)
+        methods["ours, equal audio weights, no metadata, no artists"] = ours_with(
+            use_metadata=False,
+            audio_weights=dict.fromkeys(AUDIO_FEATURES, 1.0),
+            artist_blend=0.0,
         )
     print("| method | k | NMI mean ± sd | ARI mean ± sd | s/mix |")
     print("|:---|:---|---:|---:|---:|")

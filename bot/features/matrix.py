@@ -41,11 +41,14 @@ AUDIO_WEIGHTS: dict[str, float] = {
     "tempo": 0.7,
 }
 METADATA_WEIGHTS: dict[str, float] = {
-    "year": 1.0,
-    "popularity": 0.6,
-    "duration_min": 0.5,
+    "year": 2.5,
+    "popularity": 1.0,
+    "duration_min": 0.7,
     "explicit": 0.5,
 }
+# Artist context: each row is pulled this far towards the mean row of the tracks sharing its
+# primary artist (tracks by one artist usually belong together). 0 disables it.
+ARTIST_BLEND = 0.7
 GENRE_WEIGHT = 0.6
 GENRE_COMPONENTS = 4
 MIN_METADATA_COVERAGE = 0.5
@@ -151,10 +154,12 @@ def build_matrix(
     use_metadata: bool = True,
     audio_weights: dict[str, float] | None = None,
     metadata_weights: dict[str, float] | None = None,
+    artist_blend: float = ARTIST_BLEND,
 ) -> FeatureMatrix:
     """Build the matrix for ``tracks`` (unique ids) with audio ``values`` from ``sources``.
 
-    ``use_metadata=False`` keeps audio features only when coverage allows (benchmarks).
+    ``use_metadata=False`` keeps audio features only when coverage allows, and
+    ``artist_blend=0`` turns the artist context off (both for benchmarks/ablations).
     """
     tracks = sorted(tracks, key=lambda t: t.id)
     n = len(tracks)
@@ -199,6 +204,7 @@ def build_matrix(
         X = np.column_stack(blocks)
         if np.isnan(X).any():
             X = _impute(X)
+        X = blend_artists(X, tracks, artist_blend)
 
     coverage = _coverage(tracks, sources, has_audio, mode)
     return FeatureMatrix(
@@ -211,6 +217,26 @@ def build_matrix(
         scaled={k: np.nan_to_num(v, nan=0.0) for k, v in scaled.items()},
         genres=[list(t.genres) for t in tracks],
     )
+
+
+def blend_artists(X: np.ndarray, tracks: list[Track], weight: float) -> np.ndarray:
+    """Pull each row towards the mean of the rows sharing its primary artist.
+
+    Uses the Spotify artist id when known, else the artist name. Tracks whose artist appears
+    once are unchanged. Measured with bench/quality.py: +0.1 NMI on mixes of real playlists.
+    """
+    if weight <= 0:
+        return X
+    groups: dict[str, list[int]] = {}
+    for r, t in enumerate(tracks):
+        key = t.artist_ids[0] if t.artist_ids else (t.artists[0].lower() if t.artists else "")
+        if key:
+            groups.setdefault(key, []).append(r)
+    out = X.copy()
+    for rows in groups.values():
+        if len(rows) > 1:
+            out[rows] = (1 - weight) * X[rows] + weight * X[rows].mean(axis=0)
+    return out
 
 
 def _impute(X: np.ndarray) -> np.ndarray:
