@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import sys
@@ -293,7 +294,13 @@ class BotEnv:
             # audio-features (a dev-mode app gets one 403). Without it, the first analysis
             # in a process makes this probe itself (1 extra request, once).
             before = self.spotify.request_count
-            self.mode = await self.spotify.detect_mode()
+            spotipy_log = logging.getLogger("spotipy.client")
+            level = spotipy_log.level
+            spotipy_log.setLevel(logging.CRITICAL)  # the expected 403 is logged as an error
+            try:
+                self.mode = await self.spotify.detect_mode()
+            finally:
+                spotipy_log.setLevel(level)
             self.startup_requests = self.spotify.request_count - before
         return self
 
@@ -342,9 +349,12 @@ class BotEnv:
 
 
 def worker_start_method() -> str:
-    import multiprocessing
-
-    return multiprocessing.get_start_method(allow_none=True) or "default"
+    """How the JobQueue's CPU pool starts its workers."""
+    try:
+        from bot.jobs.pool import mp_context
+    except ImportError:
+        return "unknown"
+    return mp_context().get_start_method()
 
 
 def env_summary() -> dict[str, Any]:
