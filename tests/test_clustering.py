@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bot.clustering import max_auto_k
+from bot.clustering import max_auto_k, min_auto_k
 from bot.demo import demo_labels, load_demo
 from bot.errors import InvalidInput, TooSmall
 from bot.features.matrix import build_matrix
@@ -47,7 +47,8 @@ def test_same_input_gives_same_clusters_whatever_the_order(demo: FetchResult) ->
 def test_auto_k_is_within_range_and_every_track_is_assigned(demo: FetchResult) -> None:
     analysis = _run(demo, None)
     n = len(demo.tracks)
-    assert 2 <= analysis.k <= max_auto_k(n)
+    assert min_auto_k(n) == 3
+    assert 3 <= analysis.k <= max_auto_k(n)
     assert analysis.k_requested is None
     assert len(analysis.clusters) == analysis.k
     assert sorted(analysis.assignments) == sorted(t.id for t in demo.tracks)
@@ -161,3 +162,10 @@ def test_below_sixty_percent_coverage_uses_metadata_only(demo: FetchResult) -> N
         del table.values[t.id]
     analysis = cluster_step(demo, table, 3)
     assert analysis.feature_mode == "metadata"
+
+
+def test_auto_k_range_for_small_and_large_playlists() -> None:
+    assert (min_auto_k(10), max_auto_k(10)) == (2, 2)
+    assert (min_auto_k(59), max_auto_k(59)) == (2, 7)
+    assert (min_auto_k(60), max_auto_k(60)) == (3, 7)
+    assert max_auto_k(10_000) == 12
