@@ -215,3 +215,35 @@ async def test_featurize_uses_the_tracks_own_features_without_any_client() -> No
 def test_params_key_is_stable_and_distinct() -> None:
     assert params_key(None) == params_key(None)
     assert len({params_key(None), params_key(3), params_key(4)}) == 3
+
+
+async def test_dev_mode_link_through_linked_account_with_reccobeats(fake_spotify) -> None:
+    """Against the loopback fake: the requester's token reads their playlist (dev mode),
+    audio features come from ReccoBeats, and the whole run needs nothing else."""
+    from bot.features.cache import MemoryFeatureCache
+    from bot.features.reccobeats import ReccoBeatsClient
+    from bot.sources.spotify import SpotifyGateway
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    settings = spotify_settings(fake_spotify)
+    app = SpotifyGateway(settings)
+    recco = ReccoBeatsClient(settings.reccobeats_base, timeout_s=5.0)
+    ctx = PipelineContext(
+        settings=settings,
+        spotify=app,
+        reccobeats=recco,
+        feature_cache=MemoryFeatureCache(),
+        user_tokens=_tokens({42: fake_spotify.alice_token}),
+    )
+    link = f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}"
+    try:
+        analysis, rendered = await run_analysis(
+            AnalysisRequest(link=link, user_id=42, k=3), ctx, Events()
+        )
+    finally:
+        await recco.close()
+        app.close()
+    assert len(analysis.assignments) == 60 and analysis.k == 3
+    assert analysis.coverage == {"reccobeats": 60}  # dev mode: no Spotify audio features
+    assert "popularity" not in analysis.feature_names  # dev mode: no popularity field
+    assert "ReccoBeats audio features for 60 tracks" in rendered.markdown
