@@ -20,7 +20,7 @@ MIN_TRACKS = 10
 MAX_AUTO_K = 12
 N_REPRESENTATIVES = 10
 SILHOUETTE_SAMPLE = 3000
-K_SEARCH_SAMPLE = 2500
+K_SEARCH_SAMPLE = 2000
 K_TOLERANCE = 0.15  # see _search_k
 MIN_TRACKS_FOR_K3 = 60
 # A feature must differ between the cluster and the rest by this many sds to be named.
@@ -260,6 +260,21 @@ def _pretty(column: str) -> str:
 # --- the whole step --------------------------------------------------------------------------
 
 
+def _features_by_id(fm: FeatureMatrix) -> dict[str, dict[str, float]]:
+    """Track id -> the known interpretable feature values (original units)."""
+    names = list(fm.raw)
+    if not names:
+        return {tid: {} for tid in fm.ids}
+    columns = [fm.raw[name].tolist() for name in names]
+    out: dict[str, dict[str, float]] = {}
+    for r, tid in enumerate(fm.ids):
+        # col[r] == col[r] is False only for NaN (an unknown value)
+        out[tid] = {
+            name: col[r] for name, col in zip(names, columns, strict=True) if col[r] == col[r]
+        }
+    return out
+
+
 def analyze(
     fetched: FetchResult,
     fm: FeatureMatrix,
@@ -319,10 +334,7 @@ def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) 
     coords, projection = project(fm)
     in_matrix = set(fm.ids)
     tracks: list[Track] = [t for t in fetched.tracks if t.id in in_matrix]
-    features = {
-        tid: {name: float(col[r]) for name, col in fm.raw.items() if np.isfinite(col[r])}
-        for r, tid in enumerate(fm.ids)
-    }
+    features = _features_by_id(fm)
     return Analysis(
         source=fetched.meta,
         tracks=tracks,
