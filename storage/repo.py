@@ -132,10 +132,11 @@ class Store:
             "INSERT INTO track_features (track_id, source, features_json, fetched_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT(track_id, source) DO UPDATE SET "
             "features_json = excluded.features_json, fetched_at = excluded.fetched_at",
-            [
+            # A generator: rows are encoded in the database thread, not on the event loop.
+            (
                 (tid, source, _dumps(feats) if feats is not None else None, now)
                 for tid, feats in values.items()
-            ],
+            ),
         )
 
     # --- playlists and tracks -------------------------------------------------------------
@@ -186,7 +187,8 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
                 "album = excluded.album, updated_at = excluded.updated_at, "
                 "track_json = json_patch(tracks.track_json, excluded.track_json)",
-                [(t.id, t.name, t.album, _canonical_track_json(t), now) for t in tracks],
+                # Generators: rows are encoded in the database thread, not on the loop.
+                ((t.id, t.name, t.album, _canonical_track_json(t), now) for t in tracks),
             )
             await conn.executemany(
                 "INSERT INTO artists (id, name, genres_json) VALUES (?, ?, ?) "
@@ -206,10 +208,10 @@ class Store:
             await conn.executemany(
                 "INSERT INTO playlist_tracks (playlist_id, snapshot_id, position, track_id,"
                 " added_at, entry_json) VALUES (?, ?, ?, ?, ?, ?)",
-                [
+                (
                     (meta.id, key, pos, t.id, t.added_at, _entry_json(t))
                     for pos, t in enumerate(tracks)
-                ],
+                ),
             )
             await conn.execute(
                 "INSERT INTO playlist_snapshots (playlist_id, snapshot_id, meta_json,"
