@@ -219,7 +219,7 @@ CSV_BASE_COLUMNS = [
 def render_csv(analysis: Analysis) -> str:
     """Every clustered track with its cluster (1-based), 2-D coords and the features used."""
     by_id = analysis.track_by_id()
-    feats = list(analysis.feature_names)
+    feats = [f for f in analysis.feature_names if f not in CSV_BASE_COLUMNS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_BASE_COLUMNS + feats)

@@ -152,6 +152,8 @@ def test_csv_round_trips_every_track_with_its_cluster(analysis: Analysis) -> Non
     assert {r["track_id"]: int(r["cluster"]) - 1 for r in rows} == analysis.assignments
     for name in analysis.feature_names:
         assert name in rows[0]
+    header = render_csv(analysis).splitlines()[0].split(",")
+    assert len(header) == len(set(header))  # no duplicate column (popularity)
     by_id = {r["track_id"]: r for r in rows}
     t = analysis.tracks[5]
     assert by_id[t.id]["track"] == t.name
