@@ -225,32 +225,48 @@ def _names(descriptions: list[list[str]]) -> list[str]:
 # --- projection ------------------------------------------------------------------------------
 
 
-def project(fm: FeatureMatrix) -> tuple[np.ndarray, dict]:
-    """PCA to 2-D; axis labels name the features that load most on each component."""
+def project(fm: FeatureMatrix, labels: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """2-D coordinates for the scatter, and what the axes mean.
+
+    With 3+ clusters: linear discriminant analysis (the 2-D view that separates the found
+    clusters best — plain PCA is often dominated by one feature such as release year).
+    Otherwise PCA. Each axis is labelled with the features most correlated with it.
+    """
     from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     X = fm.X
     if X.shape[1] < 2:
         X = np.column_stack([X, np.zeros(X.shape[0])])
-    pca = PCA(n_components=2, svd_solver="full").fit(X)
-    coords = pca.transform(X)
-    labels = []
-    for j in range(2):
-        load = pca.components_[j]
-        order = np.argsort(-np.abs(load))[:3]
-        parts = []
-        for i in order:
-            if i >= len(fm.columns) or abs(load[i]) < 0.2:
+    method = "PCA"
+    coords: np.ndarray | None = None
+    if labels is not None and len(set(labels.tolist())) >= 3 and X.shape[1] >= 2:
+        try:
+            coords = LinearDiscriminantAnalysis(n_components=2, solver="svd").fit_transform(
+                X, labels
+            )
+            method = "LDA"
+        except (ValueError, np.linalg.LinAlgError):
+            coords = None
+    if coords is None:
+        coords = PCA(n_components=2, svd_solver="full").fit_transform(X)
+    names = ["axis 1", "axis 2"] if method == "LDA" else ["PC1", "PC2"]
+    axis_labels = [_axis_label(names[j], fm, coords[:, j]) for j in range(2)]
+    return coords, {"method": method, "x_label": axis_labels[0], "y_label": axis_labels[1]}
+
+
+def _axis_label(name: str, fm: FeatureMatrix, axis: np.ndarray) -> str:
+    """'axis 1: +energy, −acousticness' from the features most correlated with the axis."""
+    parts: list[tuple[float, str]] = []
+    if np.std(axis) > 1e-12:
+        for feature, col in fm.scaled.items():
+            if np.std(col) <= 1e-12:
                 continue
-            parts.append(("+" if load[i] > 0 else "−") + _pretty(fm.columns[i]))
-        share = 100 * pca.explained_variance_ratio_[j]
-        labels.append(f"PC{j + 1} ({share:.0f}% of variance): " + ", ".join(parts))
-    return coords, {
-        "method": "PCA",
-        "x_label": labels[0],
-        "y_label": labels[1],
-        "explained": [float(v) for v in pca.explained_variance_ratio_],
-    }
+            r = float(np.corrcoef(col, axis)[0, 1])
+            if abs(r) >= 0.3:
+                parts.append((abs(r), ("+" if r > 0 else "−") + _pretty(feature)))
+    parts.sort(key=lambda p: (-p[0], p[1]))
+    return f"{name}: " + (", ".join(p for _, p in parts[:3]) or "mixed features")
 
 
 def _pretty(column: str) -> str:
@@ -331,7 +347,7 @@ def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) 
                 representative_ids=members_by_cluster[c][:N_REPRESENTATIVES],
             )
         )
-    coords, projection = project(fm)
+    coords, projection = project(fm, result.labels)
     in_matrix = set(fm.ids)
     tracks: list[Track] = [t for t in fetched.tracks if t.id in in_matrix]
     features = _features_by_id(fm)
