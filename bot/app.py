@@ -294,13 +294,50 @@ async def close_services(services: Services) -> None:
     await services.db.close()
 
 
-async def run_bot(settings: Settings) -> None:
-    """Start the bot with ``settings`` (blocks until it stops)."""
-    discord.utils.setup_logging(level=getattr(logging, settings.log_level.upper(), logging.INFO))
+async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None:
+    """Start the bot with ``settings`` (blocks until it stops; SIGTERM/SIGINT close it cleanly).
+
+    Raises SystemExit with an actionable message for a rejected token or a privileged intent
+    that is not enabled in the Developer Portal. The token itself is never logged.
+    """
+    if configure_logging:
+        discord.utils.setup_logging(
+            level=getattr(logging, settings.log_level.upper(), logging.INFO)
+        )
+    # spotipy logs request headers (bearer tokens) at DEBUG: never below INFO.
     logging.getLogger("spotipy").setLevel(max(logging.INFO, logging.getLogger().level))
-    if settings.discord_token is None:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set.")
     services = await build_services(settings)
     bot = PlaylistClustersBot(services)
-    async with bot:
-        await bot.start(settings.discord_token.get_secret_value())
+    signals = _install_signal_handlers(bot)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token.get_secret_value().strip())
+    except discord.LoginFailure:
+        raise SystemExit(
+            "Discord rejected DISCORD_TOKEN. Copy the bot token again from the Developer "
+            "Portal (Applications → your app → Bot → Reset Token)."
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise SystemExit(
+            "Discord refused the Message Content intent. Enable it in the Developer Portal "
+            "(Applications → your app → Bot → Privileged Gateway Intents → Message Content)."
+        ) from None
+    finally:
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _install_signal_handlers(bot: PlaylistClustersBot) -> list[int]:
+    """SIGTERM (docker stop, systemd) and SIGINT close the bot gracefully."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            installed.append(sig)
+    return installed

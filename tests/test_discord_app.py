@@ -143,3 +143,34 @@ async def test_playlist_autocomplete_from_linked_account(
     ]
     assert len(it_all.callbacks[0]["data"]["choices"]) == 25  # Discord's maximum
     assert it2.callbacks[0]["data"]["choices"] == []  # not linked: nothing to suggest
+
+
+async def test_run_bot_explains_a_rejected_token(
+    fake_discord: FakeDiscord, tmp_path, caplog
+) -> None:
+    import pytest
+
+    from bot.app import run_bot
+    from tests.fakes.discord_fixtures import discord_test_settings
+
+    fake_discord.token = "the-right-token"
+    settings = discord_test_settings(tmp_path, discord_token="wrong-secret-token")
+    with pytest.raises(SystemExit) as exc:
+        await run_bot(settings, configure_logging=False)
+    assert "rejected DISCORD_TOKEN" in str(exc.value)
+    assert "wrong-secret-token" not in str(exc.value) + caplog.text
+
+
+async def test_run_bot_explains_the_message_content_intent(
+    fake_discord: FakeDiscord, tmp_path
+) -> None:
+    import pytest
+
+    from bot.app import run_bot
+    from tests.fakes.discord_fixtures import discord_test_settings
+
+    fake_discord.message_content_allowed = False
+    settings = discord_test_settings(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        await run_bot(settings, configure_logging=False)
+    assert "Message Content" in str(exc.value)

@@ -367,6 +367,8 @@ class FakeDiscord:
         self.commands: dict[str, list[dict]] = {}  # "global" | guild id -> synced commands
         self.attachments: dict[str, FakeFile] = {}
         self.identifies = 0
+        self.token: str | None = None  # set to require "Authorization: Bot <token>"
+        self.message_content_allowed = True  # False: close the gateway with 4014
         self.intents: int | None = None
         # Gateway
         self._sockets: list[web.WebSocketResponse] = []
@@ -592,6 +594,9 @@ class FakeDiscord:
                 elif op == 2:
                     self.identifies += 1
                     self.intents = data["d"].get("intents")
+                    if not self.message_content_allowed and (self.intents or 0) & (1 << 15):
+                        await ws.close(code=4014, message=b"Disallowed intent(s).")
+                        break
                     await self._send_ready(ws)
                 elif op == 6:
                     # RESUME is not modelled: ask for a fresh IDENTIFY.
@@ -978,6 +983,10 @@ class FakeDiscord:
         except json.JSONDecodeError:
             return DiscordError(400, 50109, "The request body contains invalid JSON.").response()
         self.requests.append((method, path, payload))
+        auth = request.headers.get("Authorization")
+        if self.token is not None and auth is not None and auth != f"Bot {self.token}":
+            await self._notify()
+            return DiscordError(401, 0, "401: Unauthorized").response()
         try:
             resp = await self._route(method, path, payload, files, request)
         except DiscordError as err:
