@@ -142,12 +142,14 @@ async def run(
         # Second run, same snapshot: only the meta request should reach the network.
         await fake.reset()
         before = env.request_counts()
-        second = await env.run_job(f"{n} tracks (unchanged)", playlist_id)
+        async with LoopMonitor() as monitor2:
+            second = await env.run_job(f"{n} tracks (unchanged)", playlist_id)
         log = await fake.requests()
         after = env.request_counts()
         result["second"] = _job_summary(second)
         result["second"]["requests"] = dict(classify(log, playlist_id))
         result["second"]["client_counts"] = {k: after[k] - before[k] for k in after}
+        result["second"]["loop_stall_ms"] = round(monitor2.max_ms, 1)
 
         result["rss_mb"] = {
             "bot_peak": round(self_peak_rss_mb(), 1),
@@ -199,6 +201,8 @@ def print_result(r: dict[str, Any]) -> None:
                 f"coverage={job['coverage']}, reused={job['reused']}"
             )
         print(f"  requests (fake log): {job['requests']}; client counters: {job['client_counts']}")
+        if "loop_stall_ms" in job:
+            print(f"  max event-loop stall during the rerun: {job['loop_stall_ms']:.1f} ms")
     print(f"minimum requests (cold): {mins}")
     print(
         f"max event-loop stall: {r['loop_stall_ms']:.1f} ms "
