@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -275,10 +274,9 @@ class BotEnv:
         # The playlist owner's token: a development-mode app may read only the signed-in
         # user's own playlists, which is the benchmark's case.
         self.spotify = SpotifyGateway(self.settings, access_token=self.info.user_token)
+        # As bot.app.build_services makes it (default concurrency).
         self.reccobeats = ReccoBeatsClient(
-            self.settings.reccobeats_base,
-            timeout_s=self.settings.reccobeats_timeout_s,
-            concurrency=self.settings.spotify_concurrency,
+            self.settings.reccobeats_base, timeout_s=self.settings.reccobeats_timeout_s
         )
         self.ctx = PipelineContext(
             settings=self.settings,
@@ -366,7 +364,3 @@ def env_summary() -> dict[str, Any]:
         "loadavg_1m": round(load[0], 2),
         "start_method": worker_start_method(),
     }
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc
