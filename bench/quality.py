@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,13 @@ def baseline(tracks: list[Track], k: int | None) -> np.ndarray:
     return labels
 
 
-def ours_with(**kw) -> Method:
+def ours_with(*, audio: bool = True, popularity: bool = True, **kw) -> Method:
+    """The shipped method; ``audio``/``popularity`` False hide those fields (dev-mode cases)."""
+
     def run(tracks: list[Track], k: int | None) -> np.ndarray:
-        values = {t.id: t.features for t in tracks}
+        values = {t.id: t.features for t in tracks} if audio else {}
+        if not popularity:
+            tracks = [replace(t, popularity=None) for t in tracks]
         fm = matrix.build_matrix(tracks, values, dict.fromkeys(values, "csv"), **kw)
         labels = clustering.fit(fm, k).labels
         pos = {tid: i for i, tid in enumerate(fm.ids)}
@@ -112,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
             use_metadata=False, artist_blend=0.0
         )
         methods["ours without artist context"] = ours_with(artist_blend=0.0)
+        methods["ours, dev-mode fields (no popularity)"] = ours_with(popularity=False)
+        methods["ours, metadata only (no audio features, no popularity)"] = ours_with(
+            audio=False, popularity=False
+        )
         methods["ours, equal audio weights, no metadata, no artists"] = ours_with(
             use_metadata=False,
             audio_weights=dict.fromkeys(AUDIO_FEATURES, 1.0),
