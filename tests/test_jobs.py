@@ -8,9 +8,11 @@ import logging
 import pytest
 
 from bot.errors import LimitReached, NotOwner, QuotaExceeded, RateLimited, TooLarge
-from bot.jobs import JobCrashed
+from bot.jobs import JobCrashed, JobQueue
 from bot.jobs.queue import MAX_ATTEMPTS
 from bot.pipeline import AnalysisRequest, PipelineContext
+from storage.db import Database
+from storage.repo import Store
 from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue, sample_csv
 
 
@@ -482,4 +484,25 @@ async def test_features_are_cached_across_playlists(tmp_path, fake_spotify, monk
     finally:
         await queue.close()
         await client.close()
+        await db.close()
+
+
+async def test_network_steps_are_bounded(tmp_path, monkeypatch):
+    fake = FakePipeline().install(monkeypatch)
+    settings = job_settings(max_jobs_per_user=10)
+    db = await Database(tmp_path / "bound.sqlite3").open()
+    queue = JobQueue(Store(db), PipelineContext(settings=settings), settings, network_concurrency=2)
+    await queue.start()
+    try:
+        gate = fake.hold("fetch")
+        handles = [await queue.submit(AnalysisRequest(link=link(i), user_id=1)) for i in range(5)]
+        await fake.reached("fetch")
+        for _ in range(100):  # let every job run as far as it can
+            await asyncio.sleep(0)
+        assert fake.calls["fetch"] == 2
+        gate.set()
+        outcomes = [await result(h) for h in handles]
+        assert len({o.analysis_id for o in outcomes}) == 5 and fake.calls["fetch"] == 5
+    finally:
+        await queue.close()
         await db.close()
