@@ -40,7 +40,13 @@ from bench.harness import (
     env_summary,
     minimum_requests,
 )
-from bench.monitor import LoopMonitor, StallTracer, children_peak_rss_mb, self_peak_rss_mb
+from bench.monitor import (
+    GcMonitor,
+    LoopMonitor,
+    StallTracer,
+    children_peak_rss_mb,
+    self_peak_rss_mb,
+)
 
 
 async def warm_up(env: BotEnv) -> float | None:
@@ -103,12 +109,13 @@ async def run(
 
         tracer = StallTracer(all_threads=trace_threads)
         prof = cProfile.Profile() if profile_loop else None
-        async with LoopMonitor() as monitor, tracer:
-            if prof is not None:
-                prof.enable()  # profiles this thread only: the event loop's own work
-            first = await env.run_job(f"{n} tracks", playlist_id)
-            if prof is not None:
-                prof.disable()
+        with GcMonitor() as gc_monitor:
+            async with LoopMonitor() as monitor, tracer:
+                if prof is not None:
+                    prof.enable()  # profiles this thread only: the event loop's own work
+                first = await env.run_job(f"{n} tracks", playlist_id)
+                if prof is not None:
+                    prof.disable()
         if prof is not None:
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
@@ -126,6 +133,10 @@ async def run(
         result["loop_samples"] = monitor.samples
         result["loop_stalls_over_50ms"] = monitor.over_50ms
         result["stall_stacks"] = tracer.report()
+        result["gc_pauses"] = [
+            {"at_s": round(at - first.submitted, 3), "gen": gen, "ms": round(ms, 1)}
+            for at, gen, ms in gc_monitor.pauses
+        ]
         result["stalls_over_50ms"] = [
             {
                 "at_s": round(at - first.submitted, 3),
@@ -216,6 +227,10 @@ def print_result(r: dict[str, Any]) -> None:
                 f"{x['at_s']:.2f}s {x['ms']:.0f}ms {x['stage']}" for x in r["stalls_over_50ms"]
             )
         )
+    if r.get("gc_pauses"):
+        pauses = r["gc_pauses"]
+        print("garbage-collector pauses ≥10 ms during the job (s after submit, generation, ms):")
+        print("  " + ", ".join(f"{p['at_s']:.2f}s g{p['gen']} {p['ms']:.0f}ms" for p in pauses))
     if r.get("other_threads"):
         print("other threads during stalls (samples × 5 ms):")
         for ms, stack in r["other_threads"]:
