@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a file (python bench/run_all.py): find the repo
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.harness import REPO_ROOT
 
 WALL_TARGETS_S = {1000: 4.0, 10_000: 15.0}
