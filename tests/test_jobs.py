@@ -97,6 +97,29 @@ async def test_identical_requests_share_one_job(env):
     assert first.stages[-1] == "done"
 
 
+async def test_a_linked_reader_never_shares_with_another_user(env):
+    """A job reading with user 1's own Spotify token must not be joined by user 2."""
+    fake, _store, queue, _rec = env
+
+    async def tokens(user_id: int) -> str | None:
+        return "user-one-token" if user_id == 1 else None
+
+    queue.ctx.user_tokens = tokens
+    gate = fake.hold("fetch")
+    h1 = await queue.submit(AnalysisRequest(link=link(1), user_id=1))
+    await fake.reached("fetch")
+    h2 = await queue.submit(AnalysisRequest(link=link(1), user_id=2))
+    h3 = await queue.submit(AnalysisRequest(link=link(1), user_id=3))  # app token, like user 2
+    h4 = await queue.submit(AnalysisRequest(link=link(1), user_id=1))  # same reader: shares
+    assert not h2.shared and h2.job_id != h1.job_id
+    assert h3.shared and h3.job_id == h2.job_id
+    assert h4.shared and h4.job_id == h1.job_id
+    gate.set()
+    for handle in (h1, h2, h3, h4):
+        await result(handle)
+    assert fake.calls["fetch"] == 2
+
+
 async def test_unchanged_snapshot_reuses_the_stored_analysis(env):
     fake, _store, queue, _rec = env
     first = await result(await queue.submit(AnalysisRequest(link=link(1))))

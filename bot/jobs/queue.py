@@ -220,7 +220,7 @@ class JobQueue:
         """
         if self._closing:
             raise JobInterrupted()
-        key = dedupe_key(request)
+        key = dedupe_key(request) + await self._reader_key(request)
         async with self._submit_lock:
             running = self._by_key.get(key)
             if running is not None and not running.future.done():
@@ -237,6 +237,20 @@ class JobQueue:
         await running.emit(Progress("queued", message="Queued"))
         running.task = asyncio.create_task(self._run(running, {}), name=f"job-{job_id}")
         return JobHandle(job_id, running.future, shared=False)
+
+    async def _reader_key(self, request: AnalysisRequest) -> str:
+        """Whose Spotify access reads a link: the requester's linked account, or the app.
+
+        Part of the dedupe key, so a request never joins a job that reads a private playlist
+        with somebody else's token.
+        """
+        if not request.link or self.ctx.user_tokens is None or request.user_id is None:
+            return ""
+        try:
+            token = await self.ctx.user_tokens(request.user_id)
+        except PipelineError:  # e.g. RelinkRequired: the fetch step will say so to this user
+            return f"|as={request.user_id}"
+        return f"|as={request.user_id}" if token else ""
 
     async def _check_limits(self, request: AnalysisRequest) -> None:
         per_user = self.settings.max_jobs_per_user
