@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.storage_bench [N_ROWS] [WORKER_PROCESSES]
 
-Uses the full TidyTuesday CSV from /work/shared (or tests/data's sample) as an uploaded CSV:
+Uses the full TidyTuesday CSV bundled in bench/data (or tests/data's sample) as an uploaded CSV:
 no network. Prints the time of each committed step, of save_fetch/load_fetch, and of a
 resubmission that reuses the stored analysis.
 """
@@ -10,6 +10,7 @@ resubmission that reuses the stored analysis.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import sys
 import tempfile
 import time
@@ -22,13 +23,15 @@ from bot.pipeline import AnalysisRequest, PipelineContext
 from storage.db import Database
 from storage.repo import Store
 
-FULL = Path("/work/shared/data/spotify_songs_tidytuesday_2020-01-21.csv")
+FULL = Path(__file__).resolve().parents[1] / "bench" / "data" / "tidytuesday_2020-01-21.csv.gz"
 SAMPLE = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
 
 
 def csv_rows(n: int) -> str:
-    path = FULL if FULL.exists() else SAMPLE
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if FULL.exists():
+        lines = gzip.decompress(FULL.read_bytes()).decode("utf-8").splitlines(keepends=True)
+    else:
+        lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
     return "".join(lines[: n + 1])
 
 

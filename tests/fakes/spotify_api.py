@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import gzip
 import hashlib
 import json
 import secrets
@@ -50,8 +51,10 @@ from aiohttp import web
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLE_CSV = DATA_DIR / "tidytuesday_sample.csv"
-FULL_CSV = Path("/work/shared/data/spotify_songs_tidytuesday_2020-01-21.csv")
-RECORDED_JSON = Path("/work/shared/data/spotify_json")
+# The whole real TidyTuesday dataset, bundled gzipped for the benchmarks.
+FULL_CSV = Path(__file__).resolve().parents[2] / "bench" / "data" / "tidytuesday_2020-01-21.csv.gz"
+# Real recorded Spotify responses (copied from the shared data into tests/data).
+RECORDED_JSON = Path(__file__).resolve().parents[1] / "data" / "spotify_json"
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 FEATURE_KEYS = (
@@ -84,7 +87,8 @@ def load_tidytuesday_rows(path: Path | str | None = None, limit: int | None = No
     """Rows of the TidyTuesday CSV as dicts (default: the repo's small sample)."""
     path = Path(path) if path else SAMPLE_CSV
     rows: list[dict] = []
-    with open(path, newline="", encoding="utf-8") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if not row.get("track_name") or not row.get("track_artist"):
                 continue
@@ -1292,5 +1296,5 @@ class FakeSpotify:
 
 
 def recorded_json(name: str) -> dict:
-    """A real recorded Spotify response from /work/shared/data/spotify_json (read-only)."""
+    """A real recorded Spotify response from tests/data/spotify_json."""
     return json.loads((RECORDED_JSON / name).read_text(encoding="utf-8"))
