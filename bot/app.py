@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,10 +21,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import __version__
+from bot.accounts import AccountService
 from bot.config import Settings
+from bot.digests import DigestScheduler
+from bot.features.reccobeats import ReccoBeatsClient
+from bot.jobs import JobQueue
 from bot.pipeline import PipelineContext
 from bot.services import Services
+from bot.sources.spotify import SpotifyGateway
 from storage.db import Database
+from storage.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,7 @@ class PlaylistClustersBot(commands.Bot):
         self.failed_extensions: list[str] = []
         self.closing = False
         self.synced: list[str] = []  # scopes synced ("guild:<id>", "global"), for /about + tests
+        self._mode_probe: asyncio.Task[str] | None = None
 
     # ----------------------------------------------------------------------------- start-up
     async def setup_hook(self) -> None:
@@ -107,6 +113,11 @@ class PlaylistClustersBot(commands.Bot):
         )
 
     async def _start_services(self) -> None:
+        spotify = self.services.ctx.spotify
+        if spotify is not None:
+            # One request per process (a 403 in Development Mode), so the first job doesn't pay
+            # for it and /about answers at once. In the background: start-up never waits on it.
+            self._mode_probe = asyncio.create_task(spotify.detect_mode(), name="spotify-mode")
         queue = self.services.queue
         if queue is not None and hasattr(queue, "start"):
             await queue.start()
@@ -175,6 +186,8 @@ class PlaylistClustersBot(commands.Bot):
     # ----------------------------------------------------------------------------- shutdown
     async def close(self) -> None:
         self.closing = True
+        if self._mode_probe is not None:
+            self._mode_probe.cancel()
         try:
             if self.manage_services:
                 await close_services(self.services)
@@ -208,15 +221,6 @@ async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------ services
-def _optional(module: str, name: str) -> Any:
-    """A class from a module another work item provides, or None when it isn't there yet."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        log.info("%s.%s not available", module, name)
-        return None
-
-
 async def build_services(settings: Settings, *, executor: Any = None) -> Services:
     """Open the database and build every long-lived service from ``settings``.
 
@@ -224,25 +228,18 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
     ``settings.worker_processes`` processes (0 → inline CPU, tests).
     """
     db = await Database(settings.database_path).open()
-    Store = _optional("storage.repo", "Store")
-    store = Store(db) if Store else None
-
-    spotify = None
-    Gateway = _optional("bot.sources.spotify", "SpotifyGateway")
-    if Gateway and settings.spotify_configured:
-        spotify = Gateway(settings)
+    store = Store(db)
+    spotify = SpotifyGateway(settings) if settings.spotify_configured else None
     reccobeats = None
-    Recco = _optional("bot.features.reccobeats", "ReccoBeatsClient")
-    if Recco and settings.reccobeats_enabled:
-        reccobeats = Recco(settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s)
-
+    if settings.reccobeats_enabled:
+        reccobeats = ReccoBeatsClient(
+            settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s
+        )
     accounts = None
-    Accounts = _optional("bot.accounts", "AccountService")
-    if Accounts:
-        try:
-            accounts = Accounts(db, settings, app_gateway=spotify)
-        except Exception:  # e.g. no TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
-            log.warning("Spotify account linking disabled", exc_info=True)
+    try:
+        accounts = AccountService(db, settings, app_gateway=spotify)
+    except Exception:  # e.g. an invalid TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
+        log.warning("Spotify account linking disabled", exc_info=True)
 
     ctx = PipelineContext(
         settings=settings,
@@ -252,21 +249,18 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         user_tokens=accounts.access_token if accounts else None,
         executor=executor,
     )
-    queue = None
-    JobQueue = _optional("bot.jobs", "JobQueue")
-    if JobQueue and store is not None:
-        queue = JobQueue(store, ctx, settings)
-    services = Services(
-        settings=settings, db=db, store=store, queue=queue, ctx=ctx, accounts=accounts
+    queue = JobQueue(store, ctx, settings)
+    # The digest cog sets the poster (it knows how to post to Discord).
+    digests = DigestScheduler(db, queue)
+    return Services(
+        settings=settings,
+        db=db,
+        store=store,
+        queue=queue,
+        ctx=ctx,
+        accounts=accounts,
+        digests=digests,
     )
-    Digests = _optional("bot.digests", "DigestScheduler")
-    if Digests is not None and queue is not None:
-        try:
-            # The digest cog sets the poster (it knows how to post to Discord).
-            services.digests = Digests(db, queue)
-        except Exception:
-            log.warning("Digests disabled", exc_info=True)
-    return services
 
 
 async def close_services(services: Services) -> None:

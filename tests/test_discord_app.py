@@ -37,10 +37,17 @@ async def test_about_reports_spotify_mode(
 ) -> None:
     from tests.fakes.spotify_fixtures import spotify_settings
 
+    def probes() -> int:
+        return sum(1 for _m, path, _q in fake_spotify.requests if path.endswith("/audio-features"))
+
     services = await make_services(spotify_settings(fake_spotify), reccobeats_enabled=True)
-    async with start_bot(services):
+    async with start_bot(services) as bot:
+        # the app mode is probed once at start-up, in the background
+        assert await bot._mode_probe == "development"
+        assert probes() == 1
         it = await fake_discord.slash("about")
         [msg] = await fake_discord.wait_response(it)
+        assert probes() == 1  # /about reuses what the probe learned
     assert "Development Mode" in msg.text
     assert "ReccoBeats: enabled" in msg.text
 
