@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_SOURCE = Path("/work/shared/data/spotify_songs_tidytuesday_2020-01-21.csv")
+DEFAULT_SOURCE = Path(__file__).parent / "data" / "tidytuesday_2020-01-21.csv.gz"
 OUT = Path(__file__).parent / "data" / "tracks_10k.csv.gz"
 COLUMNS = [
     "track_id",

@@ -63,6 +63,17 @@ def missing_text(missing: list[str], channel: Any) -> str:
     )
 
 
+async def _refused_for_permissions(interaction: discord.Interaction) -> bool:
+    """Answer (ephemerally) when the bot can't post results here; True when it did."""
+    missing = missing_permissions(interaction.app_permissions, ("embed_links", "attach_files"))
+    if not missing:
+        return False
+    await interaction.response.send_message(
+        missing_text(missing, interaction.channel), ephemeral=True
+    )
+    return True
+
+
 def find_links(text: str) -> list[str]:
     """Playlist/album links in a chat message (H1's finder when present, else a regex)."""
     try:
@@ -456,15 +467,8 @@ class ClusterCog(commands.Cog):
         liked: bool = False,
     ) -> None:
         # Permissions first: it is instant, and the answer IS the response.
-        if interaction.guild is not None:
-            missing = missing_permissions(
-                interaction.app_permissions, ("embed_links", "attach_files")
-            )
-            if missing:
-                await interaction.response.send_message(
-                    missing_text(missing, interaction.channel), ephemeral=True
-                )
-                return
+        if interaction.guild is not None and await _refused_for_permissions(interaction):
+            return
         await interaction.response.defer(thinking=True)
         dest = InteractionDestination(self.bot, interaction)
         try:
@@ -596,11 +600,7 @@ class ClusterCog(commands.Cog):
     @clusters.command(name="show", description="Show a stored analysis again (no refetch).")
     @app_commands.describe(id="The analysis number (see /clusters history)")
     async def show(self, interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
-        missing = missing_permissions(interaction.app_permissions, ("embed_links", "attach_files"))
-        if missing:
-            await interaction.response.send_message(
-                missing_text(missing, interaction.channel), ephemeral=True
-            )
+        if await _refused_for_permissions(interaction):
             return
         await interaction.response.defer(thinking=True)
         dest = InteractionDestination(self.bot, interaction)

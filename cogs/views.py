@@ -23,6 +23,7 @@ from typing import Any
 import discord
 
 from bot import embeds as E
+from bot.app import send_ephemeral
 from bot.errors import PipelineError
 from bot.models import Analysis
 
@@ -92,21 +93,11 @@ async def guarded(
     try:
         await action()
     except PipelineError as err:
-        await _reply(interaction, E.error_message(err))
+        await send_ephemeral(interaction, E.error_message(err))
     except Exception as err:
         incident = E.new_incident_id()
         log.error("Incident %s in %s", incident, what, exc_info=err)
-        await _reply(interaction, E.error_message(err, incident_id=incident))
-
-
-async def _reply(interaction: discord.Interaction, text: str) -> None:
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-    except discord.HTTPException:
-        log.warning("could not send an error reply", exc_info=True)
+        await send_ephemeral(interaction, E.error_message(err, incident_id=incident))
 
 
 # ----------------------------------------------------------------------------- items
