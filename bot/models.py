@@ -6,7 +6,7 @@ results can be stored in SQLite, sent to a worker process, and rebuilt without r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -26,6 +26,9 @@ AUDIO_FEATURES: tuple[str, ...] = (
 
 FeatureSource = Literal["spotify", "reccobeats", "csv", "metadata"]
 SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
+
+# Tracks per part of Analysis.to_parts(): ~0.4 MB of JSON, a few ms per json call.
+PART_SIZE = 500
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -194,8 +197,74 @@ class Analysis:
             "projection": dict(self.projection),
         }
 
+    def head_dict(self) -> dict[str, Any]:
+        """The head of :meth:`to_parts`: everything but the per-track tables."""
+        return {
+            "source": self.source.to_dict(),
+            "clusters": [c.to_dict() for c in self.clusters],
+            "k": self.k,
+            "k_requested": self.k_requested,
+            "feature_mode": self.feature_mode,
+            "feature_names": list(self.feature_names),
+            "coverage": dict(self.coverage),
+            "skipped": dict(self.skipped),
+            "silhouette": self.silhouette,
+            "liked": list(self.liked),
+            "created_at": self.created_at,
+            "analysis_id": self.analysis_id,
+            "projection": dict(self.projection),
+            "format": "parts",
+        }
+
+    def to_parts(self, chunk: int = PART_SIZE) -> list[dict[str, Any]]:
+        """``to_dict()`` split into a small head and parts of ``chunk`` tracks each.
+
+        ``[head, part, part, ...]``: the head holds everything but the per-track tables
+        (tracks, assignments, coords, features); each part holds a slice of each. Encoding and
+        decoding a 10,000-track analysis part by part keeps every single ``json`` call short,
+        so a thread doing it lets the event loop run in between (one 7 MB ``json.dumps`` or
+        ``json.loads`` holds the GIL for 130-180 ms). ``from_dict`` reads this list too.
+        """
+        head = self.head_dict()
+        assignments = list(self.assignments.items())
+        coords = list(self.coords.items())
+        features = list(self.features.items())
+        longest = max(len(self.tracks), len(assignments), len(coords), len(features))
+        parts: list[dict[str, Any]] = [head]
+        for start in range(0, longest, chunk):
+            end = start + chunk
+            parts.append(
+                {
+                    "tracks": [t.to_dict() for t in self.tracks[start:end]],
+                    "assignments": dict(assignments[start:end]),
+                    "coords": {k: list(v) for k, v in coords[start:end]},
+                    "features": {k: dict(v) for k, v in features[start:end]},
+                }
+            )
+        return parts
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Analysis:
+    def from_parts(cls, parts: Iterable[dict[str, Any]]) -> Analysis:
+        """Rebuild from :meth:`to_parts` output (any iterable: a generator decoding the parts
+        one by one never holds all the decoded JSON at once)."""
+        it = iter(parts)
+        head = next(it)
+        analysis = cls.from_dict(
+            {"tracks": [], "assignments": {}, "coords": {}, "features": {}}
+            | {k: v for k, v in head.items() if k != "format"}
+        )
+        for part in it:
+            analysis.tracks.extend(Track.from_dict(t) for t in part.get("tracks", ()))
+            analysis.assignments.update((k, int(v)) for k, v in part.get("assignments", {}).items())
+            analysis.coords.update((k, list(v)) for k, v in part.get("coords", {}).items())
+            analysis.features.update((k, dict(v)) for k, v in part.get("features", {}).items())
+        return analysis
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | list[dict[str, Any]]) -> Analysis:
+        """From ``to_dict()`` output, or from ``to_parts()`` output (a list)."""
+        if isinstance(data, list):
+            return cls.from_parts(data)
         return cls(
             source=PlaylistMeta.from_dict(data["source"]),
             tracks=[Track.from_dict(t) for t in data["tracks"]],

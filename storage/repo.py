@@ -7,6 +7,7 @@ transaction: saving a 10,000-track playlist is a handful of statements, not 40,0
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.models import Analysis, FetchResult, PlaylistMeta, Track
-from bot.pipeline import AnalysisRequest, Rendered
+from bot.pipeline import AnalysisRequest, Rendered, decode_text, encode_parts, parts_text
 from storage.db import Database
 
 # Track.to_dict() fields that belong to a playlist entry, not to the track itself.
@@ -32,6 +33,49 @@ FILE_NAMES = {
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# Items per json call when encoding big containers piece by piece (see _dumps_chunked).
+_CHUNK = 500
+
+
+class RawJson(str):
+    """Text that is already JSON: embedded as is by :func:`_dumps_chunked`."""
+
+
+def _dumps_chunked(value: Any) -> str:
+    """The same text as :func:`_dumps`, but big lists/dicts are encoded ``_CHUNK`` items at a time.
+
+    Meant to run in a thread: one ``json.dumps`` of megabytes is a single C call holding the
+    GIL (the event loop stalls for all of it); many short calls let the loop run in between.
+    """
+    if isinstance(value, RawJson):
+        return str(value)
+    if not _big(value):
+        return _dumps(value)
+    if isinstance(value, list):
+        pieces = (_dumps_chunked(value[i : i + _CHUNK])[1:-1] for i in range(0, len(value), _CHUNK))
+        if len(value) <= _CHUNK:
+            pieces = (_dumps_chunked(v) for v in value)
+        return "[" + ",".join(pieces) + "]"
+    items = list(value.items())
+    if len(items) > _CHUNK and not any(isinstance(v, RawJson) for _, v in items):
+        pieces = (_dumps(dict(items[i : i + _CHUNK]))[1:-1] for i in range(0, len(items), _CHUNK))
+        return "{" + ",".join(pieces) + "}"
+    return "{" + ",".join(_dumps(k) + ":" + _dumps_chunked(v) for k, v in items) + "}"
+
+
+def _big(value: Any) -> bool:
+    """Holds raw JSON or a container of more than ``_CHUNK`` items (at any depth)."""
+    if isinstance(value, RawJson):
+        return True
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return False  # json.dumps converts such keys: leave it to one call
+        return len(value) > _CHUNK or any(_big(v) for v in value.values())
+    if isinstance(value, list):
+        return len(value) > _CHUNK or any(_big(v) for v in value)
+    return False
 
 
 def snapshot_key(fetched: FetchResult) -> str:
@@ -70,6 +114,14 @@ def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
         analysis.tracks = tracks
     data["tracks"] = [dict(vars(t)) for t in tracks]
     return data
+
+
+async def _result_text(analysis: Analysis, parts: list[str] | None) -> str:
+    """``result_json`` of an analysis: its parts, one per line (see bot.pipeline.parts_text)."""
+    if parts is None:
+        parts = await asyncio.to_thread(encode_parts, analysis)
+    head = _dumps(analysis.head_dict())
+    return await asyncio.to_thread(parts_text, [head, *parts[1:]])
 
 
 def _xy(coords: Sequence[float] | None) -> tuple[float | None, float | None]:
@@ -262,9 +314,13 @@ class Store:
         *,
         params_key: str | None = None,
         job_id: int | None = None,
+        parts: list[str] | None = None,
     ) -> int:
         """Store an analysis with its clusters, assignments and rendered files.
 
+        ``parts``: ``bot.pipeline.encode_parts(analysis)`` when the caller has it already (the
+        worker process makes it); only the head is then encoded again. ``result_json`` holds
+        ``parts_text`` of the parts (older rows: one ``to_dict()`` object; both are read).
         Sets ``analysis.analysis_id``/``created_at``. When ``job_id`` is given, that job is
         marked done in the same transaction (so "done" always has its analysis).
         """
@@ -299,7 +355,7 @@ class Store:
             analysis.analysis_id = analysis_id
             await conn.execute(
                 "UPDATE analyses SET result_json = ? WHERE id = ?",
-                (_dumps(analysis_to_dict(analysis)), analysis_id),
+                (await _result_text(analysis, parts), analysis_id),
             )
             await conn.executemany(
                 "INSERT INTO clusters (analysis_id, idx, name, description, size, centroid_json,"
@@ -360,7 +416,8 @@ class Store:
         )
         if row is None:
             return None
-        analysis = Analysis.from_dict(json.loads(row["result_json"]))
+        # Decoded part by part in a thread: the event loop keeps running meanwhile.
+        analysis = await asyncio.to_thread(decode_text, row["result_json"])
         analysis.analysis_id = analysis_id
         analysis.created_at = analysis.created_at or row["created_at"]
         return analysis
@@ -451,9 +508,11 @@ class Store:
                 (state, self._now(), job_id),
             )
         else:
+            # Features/analysis checkpoints are megabytes: encoded in pieces, in a thread.
+            text = await asyncio.to_thread(_dumps_chunked, checkpoint)
             await self.db.execute(
                 "UPDATE jobs SET state = ?, checkpoint_json = ?, updated_at = ? WHERE id = ?",
-                (state, _dumps(checkpoint), self._now(), job_id),
+                (state, text, self._now(), job_id),
             )
 
     async def finish_job(self, job_id: int, analysis_id: int) -> None:

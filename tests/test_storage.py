@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot import pipeline
 from bot.errors import StorageError
+from bot.models import Analysis
 from bot.pipeline import AnalysisRequest
 from storage.db import Database, load_migrations
-from storage.repo import Store, default_params_key, snapshot_key
+from storage.repo import RawJson, Store, _dumps, _dumps_chunked, default_params_key, snapshot_key
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered, make_tracks
 
 
@@ -174,6 +177,39 @@ async def test_analysis_round_trip_and_lookup(store):
     ]
     assert await store.list_analyses(user_id=8) == []
     assert len(await store.list_analyses(guild_id=9)) == 1
+
+
+async def test_analysis_stored_in_parts_and_old_rows_still_read(store):
+    fetched = make_fetch(1234)  # three parts of 500 tracks
+    analysis = make_analysis(fetched)
+    request = AnalysisRequest(link="x")
+    parts = pipeline.encode_parts(analysis)
+    assert len(parts) == 1 + 3
+    aid = await store.save_analysis(analysis, make_rendered(analysis), request, parts=parts)
+    text = (await store.db.fetchone("SELECT result_json FROM analyses WHERE id = ?", (aid,)))[0]
+    assert text.count("\n") == 1 + 3 + 1  # one part per line
+    # Still one JSON value: what storage/digests.py (json.loads + from_dict) reads.
+    assert Analysis.from_dict(json.loads(text)).to_dict() == analysis.to_dict()
+    assert (await store.get_analysis(aid)).to_dict() == analysis.to_dict()
+
+    # A row written before parts existed: one to_dict() object.
+    await store.db.execute(
+        "UPDATE analyses SET result_json = ? WHERE id = ?", (_dumps(analysis.to_dict()), aid)
+    )
+    assert (await store.get_analysis(aid)).to_dict() == analysis.to_dict()
+
+
+def test_chunked_json_is_the_same_text():
+    values = [
+        {"values": {str(i): {"energy": i / 3, "é": [i]} for i in range(1201)}, "n": None},
+        {"tracks": [{"id": str(i)} for i in range(1001)], "x": {1: "int keys"}},
+        [list(range(600)), {"a": {}}],
+        {},
+        [],
+    ]
+    for value in values:
+        assert _dumps_chunked(value) == _dumps(value)
+    assert _dumps_chunked({"a": RawJson("[1, 2]"), "b": 3}) == '{"a":[1, 2],"b":3}'
 
 
 async def test_list_analyses_newest_first_and_limit(store):

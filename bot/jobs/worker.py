@@ -6,7 +6,8 @@ is the step being run; ``checkpoint_json`` holds the outputs of the finished one
 * ``fetch``: ``{"playlist_id", "snapshot"}`` — the entries are in ``playlist_tracks``
   (Store.save_fetch), so resuming reads them back with no network call;
 * ``features``: the FeatureTable (CSV values included, which the feature cache does not hold);
-* ``analysis``: the clustered Analysis (then rendering only needs it).
+* ``analysis``: the clustered Analysis (then rendering only needs it), as
+  ``Analysis.to_parts()`` (older checkpoints: one ``to_dict()`` object; both are read).
 
 The final step stores the analysis and marks the job done in one transaction.
 """
@@ -25,7 +26,7 @@ from bot.config import Settings
 from bot.jobs.pool import CpuPool
 from bot.models import Analysis, FetchResult, PlaylistMeta, Progress, ProgressCallback
 from bot.pipeline import AnalysisRequest, FeatureTable, PipelineContext, Rendered
-from storage.repo import Store, analysis_to_dict, default_params_key
+from storage.repo import RawJson, Store, default_params_key
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,10 @@ class StepRunner:
         )
         pkey = params_key(req.k)
         cp = dict(checkpoint)
-        analysis = Analysis.from_dict(cp["analysis"]) if "analysis" in cp else None
+        packed: pipeline.PackedAnalysis | None = None
+        analysis = None
+        if "analysis" in cp:  # resumed in "rendering"
+            analysis = await asyncio.to_thread(Analysis.from_dict, cp["analysis"])
         if analysis is None:
             fetched = await self._load_fetch(cp)
             if fetched is None:
@@ -106,14 +110,26 @@ class StepRunner:
                     return await self._reused(job_id, found.analysis_id)
             features = await self._featurize_phase(job_id, fetched, cp, progress)
             await progress(Progress("clustering", message="Clustering"))
-            analysis = await self.pool.run(pipeline.cluster_step, fetched, features, req.k)
-            cp = {"fetch": cp.get("fetch"), "analysis": analysis_to_dict(analysis)}
+            # The worker process returns the analysis already JSON-encoded (PackedAnalysis):
+            # the bot process decodes it part by part in a thread and stores the text as is.
+            packed = await self.pool.run(pipeline.cluster_packed_step, fetched, features, req.k)
+            analysis = await asyncio.to_thread(pipeline.decode_parts, packed.parts)
+            text = await asyncio.to_thread(pipeline.parts_text, packed.parts)
+            cp = {"fetch": cp.get("fetch"), "analysis": RawJson(text)}
             await self._commit(job_id, "rendering", cp)
 
         await progress(Progress("rendering", message="Drawing the chart"))
-        rendered = await self.pool.run(pipeline.render_step, analysis)
+        if packed is not None:
+            rendered = await self.pool.run(pipeline.render_packed_step, packed.blob)
+        else:
+            rendered = await self.pool.run(pipeline.render_step, analysis)
         analysis_id = await self.store.save_analysis(
-            analysis, rendered, req, params_key=pkey, job_id=job_id
+            analysis,
+            rendered,
+            req,
+            params_key=pkey,
+            job_id=job_id,
+            parts=packed.parts if packed is not None else None,
         )
         await self.on_commit(job_id, "done", {})
         return JobOutcome(analysis_id, analysis, rendered, reused=False)
