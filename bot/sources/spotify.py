@@ -570,7 +570,8 @@ class SpotifyGateway:
                 fields=ITEMS_FIELDS,
                 rest_params=_rest_item_fields,
             )
-        tracks, skipped = self._parse_entries(entries)
+        # 10,000 entries take ~90 ms of pure Python: in a thread, the loop runs in between.
+        tracks, skipped = await asyncio.to_thread(self._parse_entries, entries)
         if meta.total is None:
             meta.total = total
         if not tracks:
@@ -837,7 +838,7 @@ class SpotifyGateway:
         entries, total = await self._paged(
             "me/tracks", progress, on_error=on_error, limit_items=limit or None
         )
-        tracks, skipped = self._parse_entries(entries)
+        tracks, skipped = await asyncio.to_thread(self._parse_entries, entries)
         if limit and total > limit:
             skipped["over_limit"] = total - limit
         uid = me.get("id") or "me"
