@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -34,9 +35,11 @@ async def result(handle):
 async def test_job_runs_through_every_state(env):
     _fake, store, queue, rec = env
     committed: list[str] = []
+    frozen: dict[str, int] = {}
 
     async def on_commit(job_id, state, checkpoint):
         committed.append(state)
+        frozen[state] = gc.get_freeze_count()
         job = await store.get_job(job_id)
         assert job["state"] == state  # the state is in SQLite before the next step runs
 
@@ -59,6 +62,9 @@ async def test_job_runs_through_every_state(env):
     assert stored.to_dict() == outcome.analysis.to_dict()
     assert rec.ended == [(handle.job_id, outcome, None)]
     assert queue.active_job_ids == []
+    # The job's loaded data is kept out of full GC collections while it runs, not after.
+    assert frozen["clustering"] > 0 and frozen["fetching"] == 0
+    assert gc.get_freeze_count() == 0
 
 
 async def test_worker_passes_the_track_limit(tmp_path, monkeypatch):
