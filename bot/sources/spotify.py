@@ -560,8 +560,9 @@ class SpotifyGateway:
         """Every entry of the playlist/album; first page, then the rest concurrently."""
         if ref.kind == "album":
             entries, total = await self._album_entries(ref, meta, progress)
+            tracks, skipped = self._parse_entries(entries)
         else:
-            entries, total = await self._paged(
+            parsed, total = await self._paged(
                 f"playlists/{ref.id}/items",
                 progress,
                 on_error=lambda exc: self._playlist_error(
@@ -569,9 +570,9 @@ class SpotifyGateway:
                 ),
                 fields=ITEMS_FIELDS,
                 rest_params=_rest_item_fields,
+                convert=_page_tracks,
             )
-        # 10,000 entries take ~90 ms of pure Python: in a thread, the loop runs in between.
-        tracks, skipped = await asyncio.to_thread(self._parse_entries, entries)
+            tracks, skipped = _collect(parsed)
         if meta.total is None:
             meta.total = total
         if not tracks:
@@ -588,12 +589,15 @@ class SpotifyGateway:
         first: dict | None = None,
         limit_items: int | None = None,
         rest_params: Callable[[dict], dict] | None = None,
+        convert: Callable[[list[Any]], list[Any]] | None = None,
         **params: Any,
     ) -> tuple[list[Any], int]:
         """All items of a paging endpoint: page 0, then the remaining offsets concurrently.
 
         ``rest_params(first_page)`` may change the query parameters for the later pages.
+        ``convert(items)`` maps each page's items as it arrives (one result per item).
         """
+        conv = convert or list
 
         async def page(offset: int) -> dict:
             try:
@@ -606,7 +610,7 @@ class SpotifyGateway:
         first_page = first if first is not None else await page(0)
         total = int(first_page.get("total") or 0)
         wanted = total if limit_items is None else min(total, limit_items)
-        pages: dict[int, list[Any]] = {0: list(first_page.get("items") or [])}
+        pages: dict[int, list[Any]] = {0: conv(list(first_page.get("items") or []))}
         done = len(pages[0])
         await progress(Progress(stage="fetching", done=min(done, wanted), total=wanted))
         got_first = len(pages[0]) or PAGE_LIMIT
@@ -617,7 +621,7 @@ class SpotifyGateway:
         async def fetch_one(offset: int) -> None:
             nonlocal done
             data = await page(offset)
-            pages[offset] = list(data.get("items") or [])
+            pages[offset] = conv(list(data.get("items") or []))
             done += len(pages[offset])
             await progress(Progress(stage="fetching", done=min(done, wanted), total=wanted))
 
@@ -660,36 +664,7 @@ class SpotifyGateway:
     @staticmethod
     def _parse_entries(entries: Iterable[Any]) -> tuple[list[Track], dict[str, int]]:
         """Playable tracks in order, plus counts of what was skipped and why."""
-        skipped = {"local": 0, "episode": 0, "null": 0, "unavailable": 0, "duplicate": 0}
-        tracks: list[Track] = []
-        seen: set[str] = set()
-        for entry in entries:
-            if not isinstance(entry, dict):
-                skipped["null"] += 1
-                continue
-            obj = entry.get("item") if "item" in entry else None
-            if obj is None:
-                obj = entry.get("track")
-            if not isinstance(obj, dict):
-                skipped["null"] += 1
-                continue
-            uri = obj.get("uri") or ""
-            if entry.get("is_local") or obj.get("is_local") or uri.startswith("spotify:local:"):
-                skipped["local"] += 1
-                continue
-            if obj.get("type") == "episode" or obj.get("episode") is True:
-                skipped["episode"] += 1
-                continue
-            tid = obj.get("id")
-            if not tid or obj.get("is_playable") is False:
-                skipped["unavailable"] += 1
-                continue
-            if tid in seen:
-                skipped["duplicate"] += 1
-                continue
-            seen.add(tid)
-            tracks.append(_track_from_json(obj, entry))
-        return tracks, {k: v for k, v in skipped.items() if v}
+        return _collect(_page_tracks(list(entries)))
 
     # -- extended-mode enrichment --------------------------------------------------------------
 
@@ -835,10 +810,14 @@ class SpotifyGateway:
                 )
             return _unexpected(exc)
 
-        entries, total = await self._paged(
-            "me/tracks", progress, on_error=on_error, limit_items=limit or None
+        parsed, total = await self._paged(
+            "me/tracks",
+            progress,
+            on_error=on_error,
+            limit_items=limit or None,
+            convert=_page_tracks,
         )
-        tracks, skipped = await asyncio.to_thread(self._parse_entries, entries)
+        tracks, skipped = _collect(parsed)
         if limit and total > limit:
             skipped["over_limit"] = total - limit
         uid = me.get("id") or "me"
@@ -975,6 +954,48 @@ async def _gather_all(coros: list[Awaitable[Any]]) -> None:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _entry_track(entry: Any) -> Track | str:
+    """An entry's playable Track, or why it is skipped ("null", "local", "episode", ...)."""
+    if not isinstance(entry, dict):
+        return "null"
+    obj = entry.get("item") if "item" in entry else None
+    if obj is None:
+        obj = entry.get("track")
+    if not isinstance(obj, dict):
+        return "null"
+    uri = obj.get("uri") or ""
+    if entry.get("is_local") or obj.get("is_local") or uri.startswith("spotify:local:"):
+        return "local"
+    if obj.get("type") == "episode" or obj.get("episode") is True:
+        return "episode"
+    if not obj.get("id") or obj.get("is_playable") is False:
+        return "unavailable"
+    return _track_from_json(obj, entry)
+
+
+def _page_tracks(entries: list[Any]) -> list[Track | str]:
+    """A page's entries parsed as they arrive (see ``_paged(convert=...)``): the raw JSON of
+    a 10,000-entry playlist never piles up (less garbage-collector work), and no single step
+    parses all entries at once on the event loop."""
+    return [_entry_track(e) for e in entries]
+
+
+def _collect(parsed: Iterable[Track | str]) -> tuple[list[Track], dict[str, int]]:
+    """Tracks in order, first occurrence of each id only, plus the skip counts."""
+    skipped = {"local": 0, "episode": 0, "null": 0, "unavailable": 0, "duplicate": 0}
+    tracks: list[Track] = []
+    seen: set[str] = set()
+    for item in parsed:
+        if isinstance(item, str):
+            skipped[item] += 1
+        elif item.id in seen:
+            skipped["duplicate"] += 1
+        else:
+            seen.add(item.id)
+            tracks.append(item)
+    return tracks, {k: v for k, v in skipped.items() if v}
 
 
 def _track_from_json(obj: dict, entry: dict) -> Track:
