@@ -158,7 +158,8 @@ class StepRunner:
             await progress(Progress("clustering", message="Clustering"))
             # The worker process returns the analysis already JSON-encoded (PackedAnalysis):
             # the bot process decodes it part by part in a thread and stores the text as is.
-            packed = await self.pool.run(pipeline.cluster_packed_step, fetched, features, req.k)
+            inputs = await asyncio.to_thread(pipeline.pickle_inputs, fetched, features)
+            packed = await self.pool.run(pipeline.cluster_pickled_step, *inputs, req.k)
             analysis = await asyncio.to_thread(pipeline.decode_parts, packed.parts)
             text = await asyncio.to_thread(pipeline.parts_text, packed.parts)
             cp = {"fetch": cp.get("fetch"), "analysis": RawJson(text)}
