@@ -343,16 +343,28 @@ def parts_text(parts: list[str]) -> str:
     return "[\n" + ",\n".join(parts) + "\n]"
 
 
-def decode_parts(parts: list[str]) -> Analysis:
-    """Analysis from :func:`encode_parts` output; every json call is one part (short)."""
-    return Analysis.from_parts(json.loads(p) for p in parts)
+def decode_parts(parts: list[str], *, on_part: Callable[[], None] | None = None) -> Analysis:
+    """Analysis from :func:`encode_parts` output; every json call is one part (short).
+
+    ``on_part()`` is called before decoding each part after the head (e.g. ``gc.freeze``
+    so full collections meanwhile skip the parts already built).
+    """
+
+    def decoded() -> Any:
+        for i, text in enumerate(parts):
+            if i > 1 and on_part is not None:
+                on_part()
+            yield json.loads(text)
+
+    return Analysis.from_parts(decoded())
 
 
-def decode_text(text: str) -> Analysis:
+def decode_text(text: str, *, on_part: Callable[[], None] | None = None) -> Analysis:
     """Analysis from :func:`parts_text` output or from a plain ``to_dict()`` JSON object."""
     if text.startswith("[\n"):
         lines = text.split("\n")[1:-1]
-        return decode_parts([line[:-1] if line.endswith(",") else line for line in lines])
+        parts = [line[:-1] if line.endswith(",") else line for line in lines]
+        return decode_parts(parts, on_part=on_part)
     return Analysis.from_dict(json.loads(text))
 
 

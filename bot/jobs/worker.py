@@ -160,7 +160,9 @@ class StepRunner:
             # the bot process decodes it part by part in a thread and stores the text as is.
             inputs = await asyncio.to_thread(pipeline.pickle_inputs, fetched, features)
             packed = await self.pool.run(pipeline.cluster_pickled_step, *inputs, req.k)
-            analysis = await asyncio.to_thread(pipeline.decode_parts, packed.parts)
+            analysis = await asyncio.to_thread(
+                pipeline.decode_parts, packed.parts, on_part=_gc.freeze
+            )
             text = await asyncio.to_thread(pipeline.parts_text, packed.parts)
             cp = {"fetch": cp.get("fetch"), "analysis": RawJson(text)}
             await self._commit(job_id, "rendering", cp)
@@ -249,7 +251,7 @@ class StepRunner:
         return await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
 
     async def _reused(self, job_id: int, analysis_id: int) -> JobOutcome:
-        analysis = await self.store.get_analysis(analysis_id)
+        analysis = await self.store.get_analysis(analysis_id, on_part=_gc.freeze)
         rendered = await self.store.get_rendered(analysis_id)
         if analysis is None or rendered is None:  # pragma: no cover - deleted meanwhile
             raise RuntimeError(f"stored analysis {analysis_id} is incomplete")
