@@ -247,3 +247,39 @@ async def test_dev_mode_link_through_linked_account_with_reccobeats(fake_spotify
     assert analysis.coverage == {"reccobeats": 60}  # dev mode: no Spotify audio features
     assert "popularity" not in analysis.feature_names  # dev mode: no popularity field
     assert "ReccoBeats audio features for 60 tracks" in rendered.markdown
+
+
+def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
+    """What crosses the process boundary in pieces rebuilds exactly what cluster_step makes."""
+    import json
+    import pickle
+
+    from bot import pipeline
+    from bot.models import Analysis
+
+    fetched = load_demo()
+    features = pipeline.features_from_tracks(fetched.tracks)
+    assert features is not None
+    direct = pipeline.cluster_step(fetched, features, 4)
+
+    inputs = pipeline.pickle_inputs(fetched, features, chunk=50)
+    assert len(inputs[1]) > 1 and len(inputs[2]) > 1  # really in pieces
+    packed = pipeline.cluster_pickled_step(*inputs, 4)
+    decoded = pipeline.decode_parts(packed.parts)
+    expected = direct.to_dict()
+    expected["created_at"] = decoded.created_at  # set by each run
+    assert decoded.to_dict() == expected
+    assert pickle.loads(packed.blob).to_dict() == decoded.to_dict()
+
+    small = [json.dumps(p) for p in decoded.to_parts(chunk=50)]
+    assert len(small) == 1 + 6  # head + 300 tracks in parts of 50
+    called: list[int] = []
+    again = pipeline.decode_parts(small, on_part=lambda: called.append(1))
+    assert again.to_dict() == decoded.to_dict()
+    assert len(called) == 5  # between parts, after the first
+
+    text = pipeline.parts_text(packed.parts)
+    assert pipeline.decode_text(text).to_dict() == decoded.to_dict()
+    assert Analysis.from_dict(json.loads(text)).to_dict() == decoded.to_dict()
+    old_format = json.dumps(decoded.to_dict())
+    assert pipeline.decode_text(old_format).to_dict() == decoded.to_dict()
