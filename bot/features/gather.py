@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from bot.errors import PipelineError
@@ -29,11 +29,10 @@ FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature
 SOURCES = ("spotify", "reccobeats")
 
 
-def _answered(
-    todo: list[str], found: Mapping[str, dict[str, float]], failed: Container[str]
-) -> dict[str, dict[str, float] | None]:
-    """What to cache for ``todo``: complete features, or None (known missing); not ``failed``."""
-    return {i: _complete(found.get(i)) for i in todo if i not in failed}
+def _complete_all(found: Mapping[str, dict[str, float]]) -> dict[str, dict[str, float] | None]:
+    """:func:`_complete` of every value. 10,000 tracks take ~50 ms of pure Python: callers
+    run this in a thread so the event loop keeps running meanwhile."""
+    return {track_id: _complete(values) for track_id, values in found.items()}
 
 
 def _complete(values: dict[str, float] | None) -> dict[str, float] | None:
@@ -58,8 +57,10 @@ async def gather_features(
     async def report() -> None:
         await progress(Progress(stage="featurizing", done=len(table.values), total=total))
 
-    def add(track_id: str, values: dict[str, float] | None, source: str) -> bool:
-        feats = _complete(values)
+    def add(
+        track_id: str, values: dict[str, float] | None, source: str, *, completed: bool = False
+    ) -> bool:
+        feats = values if completed else _complete(values)
         if feats is None or track_id in table.values:
             return False
         table.values[track_id] = feats
@@ -96,11 +97,11 @@ async def gather_features(
         if todo:
             fetched = await _from_spotify(spotify, todo)
             if fetched is not None:
-                for track_id, values in fetched.items():
-                    add(track_id, values, "spotify")
+                completed = await asyncio.to_thread(_complete_all, fetched)
+                for track_id, feats in completed.items():
+                    add(track_id, feats, "spotify", completed=True)
                 if cache is not None:
-                    answered = await asyncio.to_thread(_answered, todo, fetched, ())
-                    await cache.put_many("spotify", answered)
+                    await cache.put_many("spotify", {i: completed.get(i) for i in todo})
                 await report()
 
     # 4. ReccoBeats.
@@ -117,11 +118,11 @@ async def gather_features(
                 )
 
             result = await reccobeats.lookup(todo, on_batch=on_batch)
-            for track_id, values in result.found.items():
-                add(track_id, values, "reccobeats")
+            completed = await asyncio.to_thread(_complete_all, result.found)
+            for track_id, feats in completed.items():
+                add(track_id, feats, "reccobeats", completed=True)
             if cache is not None:
-                # 10,000 tracks: ~50 ms of pure Python, in a thread so the loop runs meanwhile.
-                answered = await asyncio.to_thread(_answered, todo, result.found, result.failed)
+                answered = {i: completed.get(i) for i in todo if i not in result.failed}
                 if answered:
                     await cache.put_many("reccobeats", answered)
             if result.failed:

@@ -199,6 +199,7 @@ class StepRunner:
         stored: list[FetchResult] = []
         async with self.network:
             fetched = await self._fetch(req, pkey, progress, stored)
+        _gc.freeze()  # the fetched tracks live until the job ends
         meta = fetched.meta
         if meta.snapshot_id or meta.kind in CONTENT_ADDRESSED_KINDS:
             found = await self.store.find_analysis(meta.id, meta.snapshot_id, pkey)
