@@ -535,3 +535,39 @@ async def test_network_steps_are_bounded(tmp_path, monkeypatch):
     finally:
         await queue.close()
         await db.close()
+
+
+@pytest.mark.parametrize("stored_as", ["parts", "dict"])
+async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monkeypatch, stored_as):
+    """A job left in "rendering" only renders; checkpoints written before the analysis was
+    stored in parts (one to_dict() object) still resume."""
+    from bot import pipeline as real
+    from storage.repo import RawJson
+    from tests.storage_helpers import make_analysis, make_fetch
+
+    fake = FakePipeline().install(monkeypatch)
+    path = tmp_path / f"resume-{stored_as}.sqlite3"
+    db, store, queue = await open_queue(path)
+    await queue.close()
+    analysis = make_analysis(make_fetch(12))
+    if stored_as == "parts":
+        saved = RawJson(real.parts_text(real.encode_parts(analysis)))
+    else:
+        saved = analysis.to_dict()
+    job_id = await store.create_job("playlist:x|k", AnalysisRequest(link=link(1)))
+    await store.set_job_state(job_id, "rendering", {"fetch": None, "analysis": saved})
+    await db.close()
+    rec = Recorder()
+    db, store, queue = await open_queue(path, listener=rec.listener)
+    try:
+        await asyncio.wait_for(rec.ended_event.wait(), 60)
+        _job, outcome, error = rec.ended[0]
+        assert error is None
+        assert fake.calls["render"] == 1 and fake.calls["cluster"] == 0
+        saved_at = outcome.analysis.created_at  # set when stored
+        expected = analysis.to_dict() | {"analysis_id": outcome.analysis_id, "created_at": saved_at}
+        assert outcome.analysis.to_dict() == expected
+        assert (await store.get_analysis(outcome.analysis_id)).to_dict() == expected
+    finally:
+        await queue.close()
+        await db.close()
