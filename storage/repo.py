@@ -104,18 +104,6 @@ def _canonical_track_json(track: Track) -> str:
     )
 
 
-def analysis_to_dict(analysis: Analysis) -> dict[str, Any]:
-    """``Analysis.to_dict()`` with the tracks serialised shallowly (10k tracks: ~20x faster)."""
-    tracks = analysis.tracks
-    analysis.tracks = []
-    try:
-        data = analysis.to_dict()
-    finally:
-        analysis.tracks = tracks
-    data["tracks"] = [dict(vars(t)) for t in tracks]
-    return data
-
-
 def _decode_features(rows: Sequence[Any]) -> dict[str, dict[str, float] | None]:
     return {
         r["track_id"]: (json.loads(r["features_json"]) if r["features_json"] else None)
