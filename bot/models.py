@@ -23,6 +23,8 @@ AUDIO_FEATURES: tuple[str, ...] = (
     "valence",
     "tempo",
 )
+# Every feature value kept per track: the 9 above plus the categorical ones (reported, cached).
+FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 
 FeatureSource = Literal["spotify", "reccobeats", "csv", "metadata"]
 SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]

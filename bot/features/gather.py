@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from bot.errors import PipelineError
 from bot.features.cache import FeatureCache
 from bot.features.reccobeats import ReccoBeatsClient
-from bot.models import AUDIO_FEATURES, Progress, ProgressCallback, Track, no_progress
+from bot.models import AUDIO_FEATURES, FEATURE_KEYS, Progress, ProgressCallback, Track, no_progress
 from bot.pipeline import FeatureTable
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 SOURCES = ("spotify", "reccobeats")
 
 

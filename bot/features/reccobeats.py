@@ -21,12 +21,11 @@ from typing import Any
 
 import aiohttp
 
-from bot.models import AUDIO_FEATURES
+from bot.models import AUDIO_FEATURES, FEATURE_KEYS
 
 log = logging.getLogger(__name__)
 
 BATCH = 40
-FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 _ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 _HREF_RE = re.compile(r"/track/([0-9A-Za-z]{22})")
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 
 from bot.errors import EmptyPlaylist, InvalidCsv
-from bot.models import AUDIO_FEATURES, FetchResult, PlaylistMeta, Track
+from bot.models import AUDIO_FEATURES, FEATURE_KEYS, FetchResult, PlaylistMeta, Track
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 EXPORTIFY_HINT = "Export the playlist with Exportify (https://exportify.net) and attach that file."
@@ -69,7 +69,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tempo": ("tempo",),
     "time_signature": ("time signature",),
 }
-FEATURE_FIELDS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 
 
 def _norm(header: str) -> str:
@@ -307,7 +306,7 @@ def _row_to_track(rec: Mapping[str, str], artist_sep: str, skip) -> Track | None
 def _features(rec: Mapping[str, str]) -> dict[str, float] | None:
     """The 9 audio features (+ key/mode/time signature when given), or None if any is missing."""
     out: dict[str, float] = {}
-    for f in FEATURE_FIELDS:
+    for f in FEATURE_KEYS:
         v = _float(rec.get(f))
         if v is not None:
             out[f] = v

@@ -56,7 +56,7 @@ from bot.errors import (
     TooLarge,
 )
 from bot.models import (
-    AUDIO_FEATURES,
+    FEATURE_KEYS,
     FetchResult,
     PlaylistMeta,
     Progress,
@@ -107,7 +107,6 @@ ARTISTS_BATCH = 50
 LIBRARY_CONTAINS_BATCH = 40
 ADD_ITEMS_BATCH = 100
 EDITORIAL_PREFIX = "37i9dQZF1"
-FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 # Well-known track used to probe whether the app still has audio-features (detect_mode).
 PROBE_TRACK_ID = "4uLU6hMCjMI75M1A2tKUQC"
 
