@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.models import Analysis, FetchResult, PlaylistMeta, Track
 from bot.pipeline import AnalysisRequest, Rendered, decode_text, encode_parts, parts_text
+from bot.pipeline import params_key as _params_key
 from storage.db import Database
 
 # Track.to_dict() fields that belong to a playlist entry, not to the track itself.
@@ -325,7 +326,7 @@ class Store:
         """
         now = self._now()
         analysis.created_at = analysis.created_at or now
-        pkey = params_key or default_params_key(request.k)
+        pkey = params_key or _params_key(request.k)
         src = analysis.source
         async with self.db.transaction() as conn:
             cur = await conn.execute(
@@ -600,16 +601,3 @@ class Store:
             (value, *ACTIVE_STATES),
         )
         return int(row[0]) if row else 0
-
-
-def default_params_key(k: int | None) -> str:
-    """Stable key of the analysis parameters (bot.pipeline.params_key when it exists)."""
-    try:
-        from bot import pipeline
-
-        fn = getattr(pipeline, "params_key", None)
-        if fn is not None:
-            return str(fn(k))
-    except ImportError:  # pragma: no cover
-        pass
-    return f"k={k if k is not None else 'auto'}"

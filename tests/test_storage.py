@@ -13,9 +13,9 @@ import pytest
 from bot import pipeline
 from bot.errors import StorageError
 from bot.models import Analysis
-from bot.pipeline import AnalysisRequest
+from bot.pipeline import AnalysisRequest, params_key
 from storage.db import Database, load_migrations
-from storage.repo import RawJson, Store, _dumps, _dumps_chunked, default_params_key, snapshot_key
+from storage.repo import RawJson, Store, _dumps, _dumps_chunked, snapshot_key
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered, make_tracks
 
 
@@ -149,10 +149,10 @@ async def test_analysis_round_trip_and_lookup(store):
     assert again.to_dict() == analysis.to_dict()
     assert await store.get_analysis(aid + 100) is None
 
-    key = default_params_key(None)
+    key = params_key(None)
     assert await store.find_analysis(fetched.meta.id, "snap-1", key) == aid
     assert await store.find_analysis(fetched.meta.id, "snap-2", key) is None
-    assert await store.find_analysis(fetched.meta.id, "snap-1", default_params_key(5)) is None
+    assert await store.find_analysis(fetched.meta.id, "snap-1", params_key(5)) is None
 
     assert await store.get_file(aid, "clusters.png") == rendered.png
     assert (await store.get_file(aid, "report.md")).decode() == rendered.markdown

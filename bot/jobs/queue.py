@@ -23,9 +23,9 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import InvalidInput, LimitReached, PipelineError
 from bot.jobs.pool import CpuPool
-from bot.jobs.worker import JobOutcome, StepRunner, params_key
+from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import Progress, ProgressCallback
-from bot.pipeline import AnalysisRequest, PipelineContext
+from bot.pipeline import AnalysisRequest, PipelineContext, params_key
 from storage.repo import Store
 
 log = logging.getLogger(__name__)

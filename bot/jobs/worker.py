@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.jobs.pool import CpuPool
 from bot.models import Analysis, FetchResult, PlaylistMeta, Progress, ProgressCallback
 from bot.pipeline import AnalysisRequest, FeatureTable, PipelineContext, Rendered
-from storage.repo import RawJson, Store, default_params_key
+from storage.repo import RawJson, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,6 @@ class _StoredAnalysis(Exception):
         super().__init__(analysis_id)
         self.analysis_id = analysis_id
         self.meta = meta
-
-
-def params_key(k: int | None) -> str:
-    return default_params_key(k)
 
 
 class _GcFreeze:
@@ -139,7 +135,7 @@ class StepRunner:
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )
-        pkey = params_key(req.k)
+        pkey = pipeline.params_key(req.k)
         cp = dict(checkpoint)
         packed: pipeline.PackedAnalysis | None = None
         analysis = None
