@@ -118,14 +118,8 @@ class PlaylistClustersBot(commands.Bot):
             # One request per process (a 403 in Development Mode), so the first job doesn't pay
             # for it and /about answers at once. In the background: start-up never waits on it.
             self._mode_probe = asyncio.create_task(spotify.detect_mode(), name="spotify-mode")
-        queue = self.services.queue
-        if queue is not None and hasattr(queue, "start"):
-            await queue.start()
-        digests = self.services.digests
-        if digests is not None and hasattr(digests, "start"):
-            res = digests.start()
-            if asyncio.iscoroutine(res):
-                await res
+        await self.services.queue.start()
+        await self.services.digests.start()
 
     async def sync_commands(self, *, guild_id: int | None, globally: bool) -> list[str]:
         """Sync app commands to a dev guild (instant) and/or globally (rate limited, slow)."""

@@ -28,24 +28,6 @@ def format_uptime(started_at: datetime, now: datetime | None = None) -> str:
     return " ".join(parts)
 
 
-async def _queue_size(queue: Any) -> str:
-    if queue is None:
-        return "worker not running"
-    for attr in ("active_job_ids", "size", "pending", "qsize"):
-        value = getattr(queue, attr, None)
-        if value is None:
-            continue
-        try:
-            value = value() if callable(value) else value
-            if hasattr(value, "__await__"):
-                value = await value
-            n = len(value) if isinstance(value, list | tuple | set) else int(value)
-            return f"{n} job(s) running"
-        except Exception:
-            log.debug("queue size lookup failed", exc_info=True)
-    return "unknown"
-
-
 async def spotify_mode(services: Any) -> str:
     spotify = services.ctx.spotify
     if spotify is None:
@@ -64,7 +46,7 @@ async def spotify_mode(services: Any) -> str:
 async def about_embed(bot: Any) -> discord.Embed:
     services = bot.services
     spotify = services.ctx.spotify
-    af = getattr(spotify, "audio_features_available", None) if spotify is not None else False
+    af = spotify.audio_features_available if spotify is not None else False
     recco = services.ctx.reccobeats is not None
     embed = discord.Embed(
         title="Playlist Clusters",
@@ -76,7 +58,7 @@ async def about_embed(bot: Any) -> discord.Embed:
     )
     embed.add_field(name="Version", value=bot.version)
     embed.add_field(name="Uptime", value=format_uptime(services.started_at))
-    embed.add_field(name="Queue", value=await _queue_size(services.queue))
+    embed.add_field(name="Queue", value=f"{len(services.queue.active_job_ids)} job(s) running")
     embed.add_field(
         name="Feature sources",
         value=(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from bot import embeds as E
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.models import Analysis, Progress
 from bot.pipeline import AnalysisRequest
+from bot.sources.links import find_spotify_links
 from cogs import views as V
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ PERM_NAMES = {
     "add_reactions": "Add Reactions",
     "read_message_history": "Read Message History",
 }
-_LINK_RE = re.compile(
-    r"(?:https?://open\.spotify\.com/(?:intl-[a-z]{2}/)?(?:playlist|album)/[A-Za-z0-9]{22}"
-    r"|spotify:(?:playlist|album):[A-Za-z0-9]{22})"
-)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -75,11 +71,7 @@ async def _refused_for_permissions(interaction: discord.Interaction) -> bool:
 
 
 def find_links(text: str) -> list[str]:
-    """Playlist/album links in a chat message (H1's finder when present, else a regex)."""
-    try:
-        from bot.sources.links import find_spotify_links
-    except ImportError:
-        return list(dict.fromkeys(_LINK_RE.findall(text or "")))
+    """Playlist/album links in a chat message."""
     return [ref.url for ref in find_spotify_links(text or "")]
 
 
@@ -363,8 +355,7 @@ class ClusterCog(commands.Cog):
         self._awaited: set[int] = set()  # job ids someone is already delivering
         self._handled: OrderedDict[int, None] = OrderedDict()  # message ids replied to
         self._closed = False
-        if self.services.queue is not None:
-            self.services.queue.add_listener(self._on_job_end)
+        self.services.queue.add_listener(self._on_job_end)
 
     async def cog_unload(self) -> None:
         self._closed = True
@@ -372,12 +363,9 @@ class ClusterCog(commands.Cog):
     # --------------------------------------------------------------- running a request
     async def run(self, dest: Destination, request: AnalysisRequest) -> int | None:
         """Submit, follow progress, deliver. Returns the analysis id (None on failure)."""
-        queue = self.services.queue
         job_id: int | None = None
         try:
-            if queue is None:
-                raise PipelineError("The analysis worker is not running; try again later.")
-            handle = await queue.submit(request, progress=dest.on_progress)
+            handle = await self.services.queue.submit(request, progress=dest.on_progress)
             job_id = handle.job_id
             self._awaited.add(job_id)
             outcome = await handle.result()

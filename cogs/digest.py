@@ -35,6 +35,7 @@ from bot.digests import (
 )
 from bot.errors import PipelineError
 from bot.sources.links import parse_spotify_link
+from cogs.views import result_view
 from storage.digests import Subscription, parse_iso
 
 log = logging.getLogger(__name__)
@@ -464,7 +465,7 @@ class DigestCog(commands.Cog):
             header="First digest of this playlist." if message.changes is None else None,
             with_image=bool(png),
         )
-        view = _result_view(analysis)
+        view = result_view(analysis)
         for i, embeds in enumerate(pages):
             kwargs: dict[str, Any] = {"embeds": embeds}
             if i == 0 and png:
@@ -511,23 +512,5 @@ def _report_channels(guild: discord.Guild) -> list[discord.TextChannel]:
     return out
 
 
-def _result_view(analysis: Any) -> discord.ui.View | None:
-    """The browse/download components /cluster attaches (when that module is present)."""
-    try:
-        from cogs.views import result_view
-    except ImportError:  # pragma: no cover - the cluster work item not installed
-        return None
-    try:
-        return result_view(analysis)
-    except Exception:
-        log.warning("result view unavailable", exc_info=True)
-        return None
-
-
 async def setup(bot: commands.Bot) -> None:
-    services = getattr(bot, "services", None)
-    scheduler = getattr(services, "digests", None)
-    if scheduler is None:
-        log.warning("Digests are off (no scheduler: storage or job queue missing)")
-        return
-    await bot.add_cog(DigestCog(bot, scheduler))
+    await bot.add_cog(DigestCog(bot, bot.services.digests))

@@ -189,8 +189,7 @@ class SpotifyCog(
 
     @property
     def accounts(self) -> AccountService | None:
-        services = getattr(self.bot, "services", None)
-        return getattr(services, "accounts", None) if services is not None else None
+        return self.bot.services.accounts  # type: ignore[attr-defined]
 
     async def cog_load(self) -> None:
         accounts = self.accounts
