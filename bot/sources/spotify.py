@@ -469,21 +469,7 @@ class SpotifyGateway:
             data = await self._get(f"playlists/{ref.id}", fields=META_FIELDS)
         except _HttpFailure as exc:
             raise self._playlist_error(exc, ref) from None
-        owner = data.get("owner") or {}
-        paging = data.get("items") or data.get("tracks") or {}
-        images = data.get("images") or []
-        return PlaylistMeta(
-            id=data.get("id") or ref.id,
-            name=data.get("name") or "Untitled playlist",
-            kind="playlist",
-            owner_id=owner.get("id"),
-            owner_name=owner.get("display_name") or owner.get("id"),
-            snapshot_id=data.get("snapshot_id"),
-            total=paging.get("total"),
-            url=(data.get("external_urls") or {}).get("spotify") or ref.url,
-            image_url=images[0]["url"] if images else None,
-            description=data.get("description") or None,
-        )
+        return _playlist_meta(data, ref.id)
 
     def _playlist_error(
         self,
@@ -845,29 +831,7 @@ class SpotifyGateway:
                 "Spotify didn't let the bot list your playlists. Link again with `/spotify link`.",
                 detail=f"{exc.status} me/playlists",
             ) from None
-        out = []
-        for p in items:
-            if not p:
-                continue
-            owner = p.get("owner") or {}
-            paging = p.get("items") or p.get("tracks") or {}
-            images = p.get("images") or []
-            out.append(
-                PlaylistMeta(
-                    id=p["id"],
-                    name=p.get("name") or "Untitled playlist",
-                    kind="playlist",
-                    owner_id=owner.get("id"),
-                    owner_name=owner.get("display_name") or owner.get("id"),
-                    snapshot_id=p.get("snapshot_id"),
-                    total=paging.get("total"),
-                    url=(p.get("external_urls") or {}).get("spotify")
-                    or f"https://open.spotify.com/playlist/{p['id']}",
-                    image_url=images[0]["url"] if images else None,
-                    description=p.get("description") or None,
-                )
-            )
-        return out
+        return [_playlist_meta(p, p["id"]) for p in items if p]
 
     async def library_contains(self, track_ids: list[str]) -> set[str]:
         """Which of ``track_ids`` the user has saved (``GET /me/library/contains``, ≤40/call)."""
@@ -933,6 +897,26 @@ class SpotifyGateway:
             return "unknown"
         self._state.mode = mode
         return mode
+
+
+def _playlist_meta(data: dict, playlist_id: str) -> PlaylistMeta:
+    """A playlist object (``GET /playlists/{id}`` or an item of ``/me/playlists``)."""
+    owner = data.get("owner") or {}
+    paging = data.get("items") or data.get("tracks") or {}
+    images = data.get("images") or []
+    return PlaylistMeta(
+        id=data.get("id") or playlist_id,
+        name=data.get("name") or "Untitled playlist",
+        kind="playlist",
+        owner_id=owner.get("id"),
+        owner_name=owner.get("display_name") or owner.get("id"),
+        snapshot_id=data.get("snapshot_id"),
+        total=paging.get("total"),
+        url=(data.get("external_urls") or {}).get("spotify")
+        or SpotifyRef("playlist", playlist_id).url,
+        image_url=images[0]["url"] if images else None,
+        description=data.get("description") or None,
+    )
 
 
 def _unexpected(exc: _HttpFailure) -> SpotifyUnavailable:
