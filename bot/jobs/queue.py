@@ -26,6 +26,7 @@ from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import Progress, ProgressCallback
 from bot.pipeline import AnalysisRequest, PipelineContext, params_key
+from bot.sources.links import parse_spotify_link
 from storage.repo import Store
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,6 @@ def source_key(request: AnalysisRequest) -> str:
     if request.liked:
         return f"liked:{request.user_id}"
     if request.link:
-        try:
-            from bot.sources.links import parse_spotify_link
-        except ImportError:  # sources not installed yet: the raw link still dedupes
-            return "link:" + request.link.strip()
         ref = parse_spotify_link(request.link)
         return f"{ref.kind}:{ref.id}"
     raise InvalidInput(
