@@ -191,16 +191,21 @@ class PlaylistClustersBot(commands.Bot):
 
 def _check_failure_text(error: app_commands.AppCommandError) -> str:
     if isinstance(error, app_commands.MissingPermissions):
-        perms = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        perms = ", ".join(permission_name(p) for p in error.missing_permissions)
         return f"You need the **{perms}** permission to do that."
     if isinstance(error, app_commands.BotMissingPermissions):
-        perms = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        perms = ", ".join(permission_name(p) for p in error.missing_permissions)
         return f"I'm missing the **{perms}** permission in this channel."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works in a server."
     if isinstance(error, app_commands.TransformerError):
         return f"I couldn't understand `{error.value}`."
     return str(error) or "You can't use this command here."
+
+
+def permission_name(perm: str) -> str:
+    """``manage_guild`` → ``Manage Guild``: a permission flag as people read it."""
+    return perm.replace("_", " ").title()
 
 
 async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:

@@ -22,6 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds as E
+from bot.app import permission_name
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.models import Analysis, Progress
 from bot.pipeline import AnalysisRequest
@@ -34,19 +35,12 @@ MAX_CSV_BYTES = 5 * 1024 * 1024
 RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 NEEDED = ("send_messages", "embed_links", "attach_files")
-PERM_NAMES = {
-    "send_messages": "Send Messages",
-    "embed_links": "Embed Links",
-    "attach_files": "Attach Files",
-    "view_channel": "View Channel",
-    "add_reactions": "Add Reactions",
-    "read_message_history": "Read Message History",
-}
 
 
 # ----------------------------------------------------------------------------- helpers
 def missing_permissions(perms: discord.Permissions, needed: tuple[str, ...] = NEEDED) -> list[str]:
-    return [PERM_NAMES.get(p, p) for p in needed if not getattr(perms, p)]
+    """Readable names of the ``needed`` permissions that ``perms`` lacks."""
+    return [permission_name(p) for p in needed if not getattr(perms, p)]
 
 
 def missing_text(missing: list[str], channel: Any) -> str:

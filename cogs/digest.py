@@ -35,6 +35,7 @@ from bot.digests import (
 )
 from bot.errors import PipelineError
 from bot.sources.links import parse_spotify_link
+from cogs.cluster import channel_permissions, missing_permissions
 from cogs.views import result_view
 from storage.digests import Subscription, parse_iso
 
@@ -303,11 +304,9 @@ class DigestCog(commands.Cog):
         """Permissions the bot lacks in ``channel`` (Discord's own answer for this channel)."""
         if channel.id == interaction.channel_id:
             perms = interaction.app_permissions
-        elif channel.guild.me is not None:
-            perms = channel.permissions_for(channel.guild.me)
         else:
-            return []
-        return [p.replace("_", " ").title() for p in NEEDED if not getattr(perms, p)]
+            perms = channel_permissions(channel)
+        return [] if perms is None else missing_permissions(perms, NEEDED)
 
     @add.autocomplete("timezone")
     async def _tz_complete(
