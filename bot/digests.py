@@ -52,6 +52,7 @@ from bot.models import Analysis, Track
 from bot.pipeline import AnalysisRequest
 from storage.db import Database
 from storage.digests import DigestStore, Subscription, iso, parse_iso
+from storage.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -638,6 +639,7 @@ class DigestScheduler:
     ) -> None:
         self.db = store_db
         self.subs = DigestStore(store_db)
+        self.analyses = Store(store_db)  # the previous digest's analysis, for the changes
         self.queue = queue
         self.clock: Clock = clock or SystemClock()
         self.max_per_guild = max_per_guild
@@ -839,7 +841,7 @@ class DigestScheduler:
             or (snapshot is not None and snapshot == sub.last_snapshot_id)
         )
         if not unchanged and sub.last_analysis_id is not None:
-            previous = await self.subs.load_analysis(sub.last_analysis_id)
+            previous = await self.analyses.get_analysis(sub.last_analysis_id)
             if previous is not None:
                 changes = summarize_changes(previous, analysis)
                 # Edited (e.g. reordered) but the same tracks in the same clusters: say so briefly.

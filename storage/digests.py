@@ -7,12 +7,10 @@ The schedule maths lives in :mod:`bot.digests`; this module only reads and write
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.models import Analysis
 from storage.db import Database, utcnow
 
 
@@ -251,15 +249,3 @@ class DigestStore:
                 (next_run_at, sub_id, guild_id),
             )
             return cur.rowcount > 0
-
-    async def load_analysis(self, analysis_id: int) -> Analysis | None:
-        """A stored analysis (the previous digest's), straight from ``analyses.result_json``."""
-        row = await self.db.fetchone(
-            "SELECT id, result_json, created_at FROM analyses WHERE id = ?", (analysis_id,)
-        )
-        if row is None:
-            return None
-        analysis = Analysis.from_dict(json.loads(row["result_json"]))
-        analysis.analysis_id = row["id"]
-        analysis.created_at = analysis.created_at or row["created_at"]
-        return analysis
