@@ -22,6 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds as E
+from bot.app import send_ephemeral
 from bot.digests import (
     WEEKDAYS,
     DestinationGone,
@@ -186,13 +187,6 @@ def _has_manage_guild(interaction: discord.Interaction) -> bool:
     return bool(perms.manage_guild or perms.administrator)
 
 
-async def _deny(interaction: discord.Interaction, text: str) -> None:
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
-        await interaction.response.send_message(text, ephemeral=True)
-
-
 class DigestCog(commands.Cog):
     """Slash commands and the poster for scheduled digests."""
 
@@ -217,15 +211,15 @@ class DigestCog(commands.Cog):
     async def _allowed(self, interaction: discord.Interaction) -> bool:
         """Runtime check on top of ``default_permissions`` (which admins can override)."""
         if interaction.guild_id is None:
-            await _deny(interaction, "Digests only work in a server.")
+            await send_ephemeral(interaction, "Digests only work in a server.")
             return False
         if not _has_manage_guild(interaction):
-            await _deny(interaction, MANAGE_HINT)
+            await send_ephemeral(interaction, MANAGE_HINT)
             return False
         return True
 
     async def _fail(self, interaction: discord.Interaction, err: PipelineError) -> None:
-        await _deny(interaction, E.error_message(err))
+        await send_ephemeral(interaction, E.error_message(err))
 
     # -------------------------------------------------------------------- commands
     @digest.command(name="add", description="Post a playlist's clusters to a channel regularly")
@@ -268,11 +262,11 @@ class DigestCog(commands.Cog):
             return
         target = channel or interaction.channel
         if not isinstance(target, discord.TextChannel):
-            await _deny(interaction, "Pick a text channel for the digest.")
+            await send_ephemeral(interaction, "Pick a text channel for the digest.")
             return
         missing = self._missing_perms(interaction, target)
         if missing:
-            await _deny(
+            await send_ephemeral(
                 interaction,
                 f"I can't post digests in {target.mention}: I'm missing "
                 f"**{', '.join(missing)}** there. Fix the channel permissions and try again.",

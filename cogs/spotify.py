@@ -23,6 +23,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import STATE_TTL, AccountService
+from bot.app import send_ephemeral
+from bot.embeds import error_message
 from bot.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -131,17 +133,15 @@ class PasteUrlModal(discord.ui.Modal, title="Finish linking Spotify"):
                 interaction.user.id, str(self.url.value)
             )
         except PipelineError as exc:
-            await interaction.followup.send(f"⚠️ {exc.user_message}", ephemeral=True)
+            await interaction.followup.send(error_message(exc), ephemeral=True)
             return
         await interaction.followup.send(linked_text(info), ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
         log.exception("paste-URL modal failed", exc_info=error)
-        message = "Something went wrong while linking. Try `/spotify link` again."
-        if interaction.response.is_done():
-            await interaction.followup.send(message, ephemeral=True)
-        else:
-            await interaction.response.send_message(message, ephemeral=True)
+        await send_ephemeral(
+            interaction, "Something went wrong while linking. Try `/spotify link` again."
+        )
 
 
 class LinkView(discord.ui.View):
@@ -245,7 +245,7 @@ class SpotifyCog(
         try:
             url = await accounts.start_link(interaction.user.id)
         except PipelineError as exc:
-            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
+            await interaction.response.send_message(error_message(exc), ephemeral=True)
             return
         text = link_instructions(
             url, web_callback=accounts.web_callback, redirect_uri=accounts.redirect_uri
@@ -274,7 +274,7 @@ class SpotifyCog(
         try:
             info = await accounts.status(interaction.user.id)
         except PipelineError as exc:
-            await interaction.response.send_message(f"⚠️ {exc.user_message}", ephemeral=True)
+            await interaction.response.send_message(error_message(exc), ephemeral=True)
             return
         if info is None:
             text = "You haven't linked a Spotify account. Use `/spotify link` to link one."
