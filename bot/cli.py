@@ -66,11 +66,13 @@ def request_for(args: argparse.Namespace) -> AnalysisRequest:
     source: str = args.source
     path = Path(source)
     if path.suffix.lower() == ".csv" or path.is_file():
+        from bot.sources.exportify import decode_csv
+
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            data = path.read_bytes()
         except OSError as exc:
             raise InvalidInput(f"Cannot read {source}: {exc.strerror or exc}.") from exc
-        return AnalysisRequest(csv_text=text, csv_name=path.name, k=args.k)
+        return AnalysisRequest(csv_text=decode_csv(data), csv_name=path.name, k=args.k)
     return AnalysisRequest(link=source, k=args.k)
 
 

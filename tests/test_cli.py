@@ -107,3 +107,18 @@ def test_analyze_exportify_csv_offline(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "90 tracks, k = 3" in out
     assert "audio features from the file for 90 tracks" in out
+
+
+def test_analyze_cp1252_csv_is_decoded_not_a_crash(tmp_path: Path, capsys) -> None:
+    """A CSV re-saved by a spreadsheet as cp1252 goes through the Exportify decoder."""
+    from dataclasses import replace
+
+    from tests.test_pipeline import _exportify_csv
+
+    tracks = load_demo().tracks[:30]
+    tracks[0] = replace(tracks[0], name="Café del Mar")
+    path = tmp_path / "latin.csv"
+    path.write_bytes(_exportify_csv(tracks).encode("cp1252", errors="replace"))
+    rc = cli.main(["analyze", str(path), "--k", "3", "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    assert "Café del Mar" in (tmp_path / "o" / "tracks.csv").read_text(encoding="utf-8")

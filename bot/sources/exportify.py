@@ -75,7 +75,9 @@ def _norm(header: str) -> str:
     return re.sub(r"[^0-9a-z]+", " ", header.replace("\ufeff", "").lower()).strip()
 
 
-def _decode(data: str | bytes) -> str:
+def decode_csv(data: str | bytes) -> str:
+    """A CSV file's text: UTF-8 (BOM or not), UTF-16 with BOM, else cp1252; InvalidCsv for
+    binary files and files over ``MAX_CSV_BYTES``."""
     if isinstance(data, str):
         return data.lstrip("\ufeff")
     if len(data) > MAX_CSV_BYTES:
@@ -187,7 +189,7 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
     Raises InvalidCsv with a message saying exactly what is wrong, or EmptyPlaylist when every
     row was skipped (e.g. only local files).
     """
-    text = _decode(data)
+    text = decode_csv(data)
     if not text.strip():
         raise InvalidCsv(f"That CSV file is empty. {EXPORTIFY_HINT}")
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
