@@ -24,6 +24,11 @@ ENTRY_FIELDS = ("added_at", "added_by", "features")
 ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
 # A finished job is never resumed: its uploaded CSV text (up to megabytes) is not kept.
 _DROP_CSV = "json_set(request_json, '$.csv_text', json('null'))"
+# Parameters: analysis_id, updated_at, job id.
+_FINISH_JOB = (
+    "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
+    f" request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?"
+)
 FILE_NAMES = {
     "png": "clusters.png",
     "markdown": "report.md",
@@ -391,12 +396,7 @@ class Store:
                 ],
             )
             if job_id is not None:
-                await conn.execute(
-                    "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
-                    f" request_json = {_DROP_CSV},"
-                    " updated_at = ? WHERE id = ?",
-                    (analysis_id, now, job_id),
-                )
+                await conn.execute(_FINISH_JOB, (analysis_id, now, job_id))
         return analysis_id
 
     async def find_analysis(
@@ -519,11 +519,7 @@ class Store:
             )
 
     async def finish_job(self, job_id: int, analysis_id: int) -> None:
-        await self.db.execute(
-            "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
-            f" request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?",
-            (analysis_id, self._now(), job_id),
-        )
+        await self.db.execute(_FINISH_JOB, (analysis_id, self._now(), job_id))
 
     async def fail_job(self, job_id: int, code: str, message: str) -> None:
         await self.db.execute(
