@@ -24,6 +24,8 @@ from bot import __version__
 from bot.accounts import AccountService
 from bot.config import Settings
 from bot.digests import DigestScheduler
+from bot.embeds import error_message, new_incident_id
+from bot.errors import PipelineError
 from bot.features.reccobeats import ReccoBeatsClient
 from bot.jobs import JobQueue
 from bot.pipeline import PipelineContext
@@ -155,26 +157,11 @@ class PlaylistClustersBot(commands.Bot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """Last-resort handler: every app command error becomes a clear ephemeral message."""
-        from bot.embeds import error_message, new_incident_id
-
-        original = getattr(error, "original", error)
-        incident: str | None = None
         if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
             text = _check_failure_text(error)
         else:
-            from bot.errors import PipelineError
-
-            if isinstance(original, PipelineError):
-                text = error_message(original)
-            else:
-                incident = new_incident_id()
-                log.error(
-                    "Incident %s in /%s",
-                    incident,
-                    interaction.command and interaction.command.qualified_name,
-                    exc_info=original,
-                )
-                text = error_message(original, incident_id=incident)
+            where = f"/{interaction.command and interaction.command.qualified_name}"
+            text = error_text(getattr(error, "original", error), where)
         await send_ephemeral(interaction, text)
 
     # ----------------------------------------------------------------------------- shutdown
@@ -201,6 +188,15 @@ def _check_failure_text(error: app_commands.AppCommandError) -> str:
     if isinstance(error, app_commands.TransformerError):
         return f"I couldn't understand `{error.value}`."
     return str(error) or "You can't use this command here."
+
+
+def error_text(err: BaseException, where: str) -> str:
+    """What to tell the user about ``err``; an unexpected one is logged under a new incident id."""
+    if isinstance(err, PipelineError):
+        return error_message(err)
+    incident = new_incident_id()
+    log.error("Incident %s in %s", incident, where, exc_info=err)
+    return error_message(err, incident_id=incident)
 
 
 def permission_name(perm: str) -> str:

@@ -22,7 +22,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds as E
-from bot.app import permission_name
+from bot.app import error_text, permission_name
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.models import Analysis, Progress
 from bot.pipeline import AnalysisRequest
@@ -377,14 +377,13 @@ class ClusterCog(commands.Cog):
         except PipelineError as err:
             await self._safe_fail(dest, E.error_message(err), ephemeral=err.ephemeral)
         except Exception as err:
-            if getattr(self.bot, "closing", False):
+            if self.bot.closing:
                 # Shutting down: services are closing under us; not a bug to report.
                 log.info("analysis of %r stopped by shutdown: %r", _describe(request), err)
                 await self._safe_fail(dest, RESTARTING, ephemeral=False)
                 return None
-            incident = E.new_incident_id()
-            log.error("Incident %s while analysing %r", incident, _describe(request), exc_info=err)
-            await self._safe_fail(dest, E.error_message(err, incident_id=incident), ephemeral=True)
+            text = error_text(err, f"the analysis of {_describe(request)!r}")
+            await self._safe_fail(dest, text, ephemeral=True)
         finally:
             await dest.throttle.close()
             if job_id is not None:

@@ -23,7 +23,7 @@ from typing import Any
 import discord
 
 from bot import embeds as E
-from bot.app import send_ephemeral
+from bot.app import error_text, send_ephemeral
 from bot.errors import PipelineError
 from bot.models import Analysis
 
@@ -92,12 +92,8 @@ async def guarded(
     """Run a component callback; any error becomes an ephemeral message."""
     try:
         await action()
-    except PipelineError as err:
-        await send_ephemeral(interaction, E.error_message(err))
     except Exception as err:
-        incident = E.new_incident_id()
-        log.error("Incident %s in %s", incident, what, exc_info=err)
-        await send_ephemeral(interaction, E.error_message(err, incident_id=incident))
+        await send_ephemeral(interaction, error_text(err, what))
 
 
 # ----------------------------------------------------------------------------- items
