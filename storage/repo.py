@@ -147,6 +147,15 @@ def _entry_json(track: Track) -> str | None:
     return _dumps(extra) if extra else None
 
 
+def _job(row: Any) -> dict:
+    """A ``jobs`` row with its request and checkpoint decoded."""
+    job = dict(row)
+    job["request"] = AnalysisRequest.from_dict(json.loads(job.pop("request_json")))
+    cp = job.pop("checkpoint_json")
+    job["checkpoint"] = json.loads(cp) if cp else {}
+    return job
+
+
 class Store:
     """All queries except accounts (storage/accounts.py) and digests (storage/digests.py).
 
@@ -539,21 +548,14 @@ class Store:
 
     async def get_job(self, job_id: int) -> dict | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        if row is None:
-            return None
-        job = dict(row)
-        job["request"] = AnalysisRequest.from_dict(json.loads(job.pop("request_json")))
-        cp = job.pop("checkpoint_json")
-        job["checkpoint"] = json.loads(cp) if cp else {}
-        return job
+        return _job(row) if row is not None else None
 
     async def unfinished_jobs(self) -> list[dict]:
         """Jobs a previous process left running (oldest first), to resume at start-up."""
         rows = await self.db.fetchall(
-            "SELECT id FROM jobs WHERE state IN (?, ?, ?, ?, ?) ORDER BY id", ACTIVE_STATES
+            "SELECT * FROM jobs WHERE state IN (?, ?, ?, ?, ?) ORDER BY id", ACTIVE_STATES
         )
-        jobs = [await self.get_job(int(r["id"])) for r in rows]
-        return [j for j in jobs if j is not None]
+        return [_job(r) for r in rows]
 
     async def prune(self, *, keep_snapshots: int = 3, job_days: int = 30) -> dict[str, int]:
         """Drop old playlist snapshots' entries and old finished jobs. Returns counts.
