@@ -213,13 +213,10 @@ def _top_genre(fm: FeatureMatrix, members: np.ndarray) -> str | None:
     return best[1] if best else None
 
 
-def _names(descriptions: list[list[str]]) -> list[str]:
-    """'Cluster N · w1 · w2', made unique by adding words when two would collide."""
-    names: list[str] = []
-    for i, words in enumerate(descriptions):
-        short = " · ".join(words[:2]) if words else "mixed"
-        names.append(f"Cluster {i + 1} · {short}")
-    return names
+def _name(index: int, words: list[str]) -> str:
+    """'Cluster N · w1 · w2' (the number keeps names unique)."""
+    short = " · ".join(words[:2]) if words else "mixed"
+    return f"Cluster {index + 1} · {short}"
 
 
 # --- projection ------------------------------------------------------------------------------
@@ -318,19 +315,14 @@ def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) 
     result = fit(fm, k, seed)
     ids = np.array(fm.ids)
     clusters: list[Cluster] = []
-    descriptions: list[list[str]] = []
-    members_by_cluster: list[list[str]] = []
     for c in range(result.k):
         mask = result.labels == c
         centre = fm.X[mask].mean(axis=0)
         dist = np.linalg.norm(fm.X[mask] - centre, axis=1)
         member_ids = ids[mask]
         order = sorted(range(len(member_ids)), key=lambda i: (dist[i], member_ids[i]))
-        members_by_cluster.append([str(member_ids[i]) for i in order])
-        descriptions.append(describe(fm, mask))
-    names = _names(descriptions)
-    for c in range(result.k):
-        mask = result.labels == c
+        members = [str(member_ids[i]) for i in order]
+        words = describe(fm, mask)
         centroid = {
             name: float(np.nanmean(col[mask]))
             for name, col in fm.raw.items()
@@ -339,12 +331,12 @@ def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) 
         clusters.append(
             Cluster(
                 index=c,
-                name=names[c],
-                description=" · ".join(descriptions[c]) or "close to the playlist average",
+                name=_name(c, words),
+                description=" · ".join(words) or "close to the playlist average",
                 size=int(mask.sum()),
                 centroid=centroid,
-                track_ids=members_by_cluster[c],
-                representative_ids=members_by_cluster[c][:N_REPRESENTATIVES],
+                track_ids=members,
+                representative_ids=members[:N_REPRESENTATIVES],
             )
         )
     coords, projection = project(fm, result.labels)
