@@ -176,6 +176,16 @@ def result_messages(
     return out
 
 
+def outcome_messages(
+    outcome: Any, *, liked: set[str] | frozenset[str] = frozenset(), header: str | None = None
+) -> list[OutMessage]:
+    """:func:`result_messages` for a finished job (its analysis gets the stored id)."""
+    analysis = outcome.analysis
+    if analysis.analysis_id is None:
+        analysis.analysis_id = outcome.analysis_id
+    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header)
+
+
 # ----------------------------------------------------------------------------- destinations
 class Destination:
     """Where progress and results of one request go."""
@@ -212,6 +222,19 @@ def channel_permissions(channel: Any) -> discord.Permissions | None:
     if guild is None or guild.me is None:
         return None
     return channel.permissions_for(guild.me)
+
+
+def can_post_results(channel: Any) -> bool:
+    """Whether the bot has every permission results need in ``channel`` (unknown: try)."""
+    perms = channel_permissions(channel)
+    return perms is None or not missing_permissions(perms)
+
+
+async def post_ready(channel: Any, messages: list[OutMessage], mention: str) -> None:
+    """Post results to the channel itself (interaction token too old, or a resumed job)."""
+    messages[0].content = f"{mention} your analysis is ready:".strip()
+    for msg in messages:
+        await channel_send(channel, msg)
 
 
 class InteractionDestination(Destination):
@@ -252,14 +275,10 @@ class InteractionDestination(Destination):
 
     async def _to_channel(self, messages: list[OutMessage]) -> None:
         channel = self.interaction.channel
-        perms = channel_permissions(channel)
-        if perms is not None and missing_permissions(perms):
+        if not can_post_results(channel):
             log.warning("token expired and cannot post in channel %s", getattr(channel, "id", None))
             return
-        mention = self.interaction.user.mention
-        messages[0].content = f"{mention} your analysis is ready:"
-        for msg in messages:
-            await channel_send(channel, msg, allowed_mentions=discord.AllowedMentions(users=True))
+        await post_ready(channel, messages, self.interaction.user.mention)
 
     async def fail(self, text: str, *, ephemeral: bool) -> None:
         await self.throttle.close()
@@ -363,16 +382,12 @@ class ClusterCog(commands.Cog):
             job_id = handle.job_id
             self._awaited.add(job_id)
             outcome = await handle.result()
-            analysis = outcome.analysis
-            if analysis.analysis_id is None:
-                analysis.analysis_id = outcome.analysis_id
             liked: set[str] = set()
             if request.user_id is not None:
-                liked = await V.liked_for(self.bot, request.user_id, E.representative_ids(analysis))
+                ids = E.representative_ids(outcome.analysis)
+                liked = await V.liked_for(self.bot, request.user_id, ids)
             header = "♻️ Unchanged since the last analysis — reused it." if outcome.reused else None
-            await dest.deliver(
-                result_messages(analysis, outcome.rendered.png, liked=liked, header=header)
-            )
+            await dest.deliver(outcome_messages(outcome, liked=liked, header=header))
             return outcome.analysis_id
         except PipelineError as err:
             await self._safe_fail(dest, E.error_message(err), ephemeral=err.ephemeral)
@@ -406,28 +421,18 @@ class ClusterCog(commands.Cog):
         channel = self.bot.get_channel(request.channel_id)
         if channel is None:
             return
-        perms = channel_permissions(channel)
-        if perms is not None and missing_permissions(perms):
+        if not can_post_results(channel):
             log.warning("resumed job %s: cannot post in channel %s", job_id, request.channel_id)
             return
-        mention = f"<@{request.user_id}> " if request.user_id else ""
+        mention = f"<@{request.user_id}>" if request.user_id else ""
         try:
             if error is not None:
-                await channel.send(f"{mention}{E.error_message(error)}")
+                await channel.send(f"{mention} {E.error_message(error)}".strip())
                 return
             if outcome is None:
                 return
-            analysis = outcome.analysis
-            if analysis.analysis_id is None:
-                analysis.analysis_id = outcome.analysis_id
-            msgs = result_messages(
-                analysis,
-                outcome.rendered.png,
-                header="This analysis was interrupted by a restart and has now finished.",
-            )
-            msgs[0].content = f"{mention}your analysis is ready:".strip()
-            for msg in msgs:
-                await channel_send(channel, msg)
+            header = "This analysis was interrupted by a restart and has now finished."
+            await post_ready(channel, outcome_messages(outcome, header=header), mention)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
 
