@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -36,8 +35,7 @@ from bot.digests import (
 )
 from bot.errors import PipelineError
 from bot.sources.links import parse_spotify_link
-from cogs.cluster import channel_permissions, missing_permissions
-from cogs.views import result_view
+from cogs.cluster import channel_permissions, channel_send, missing_permissions, outcome_messages
 from storage.digests import Subscription, parse_iso
 
 log = logging.getLogger(__name__)
@@ -451,22 +449,15 @@ class DigestCog(commands.Cog):
         if message.changes is not None:
             await channel.send(header, embed=changes_embed(message.changes, since=message.since))
             header = ""
-        analysis.analysis_id = analysis.analysis_id or outcome.analysis_id
-        png = getattr(outcome.rendered, "png", None)
-        pages = E.analysis_embeds(
-            analysis,
-            header="First digest of this playlist." if message.changes is None else None,
-            with_image=bool(png),
+        msgs = outcome_messages(
+            outcome, header="First digest of this playlist." if message.changes is None else None
         )
-        view = result_view(analysis)
-        for i, embeds in enumerate(pages):
-            kwargs: dict[str, Any] = {"embeds": embeds}
-            if i == 0 and png:
-                kwargs["file"] = E.scatter_file(png)
-            if i == len(pages) - 1 and view is not None:
-                kwargs["view"] = view
-            await channel.send(header or None, **kwargs)
-            header = ""
+        # A digest's browse/download components go under its last message.
+        view, msgs[0].view = msgs[0].view, None
+        msgs[-1].view = view
+        msgs[0].content = header or None
+        for msg in msgs:
+            await channel_send(channel, msg)
 
     async def _report_paused(self, message: DigestMessage) -> None:
         """Tell the guild once: system channel, else the first channel the bot can write in."""
