@@ -371,6 +371,16 @@ class SpotifyGateway:
         failures = 0
         rate_limits = 0
         auth_retried = False
+
+        async def retry_transient() -> bool:
+            """Count one 5xx/timeout/sign-in failure; wait and say whether to try again."""
+            nonlocal failures
+            failures += 1
+            if failures > max_failures:
+                return False
+            await self._sleep(0.5 * failures)
+            return True
+
         while True:
             call = partial(self._blocking_call, method, path, payload, dict(params))
             try:
@@ -388,9 +398,7 @@ class SpotifyGateway:
                         continue
                     raise self._auth_error() from None
                 if exc.status >= 500:
-                    failures += 1
-                    if failures <= max_failures:
-                        await self._sleep(0.5 * failures)
+                    if await retry_transient():
                         continue
                     raise SpotifyUnavailable(
                         "Spotify is having trouble right now (it answered with an error "
@@ -405,18 +413,14 @@ class SpotifyGateway:
                         "SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.",
                         detail=str(getattr(exc, "error", "")),
                     ) from None
-                failures += 1
-                if failures <= max_failures:
-                    await self._sleep(0.5 * failures)
+                if await retry_transient():
                     continue
                 raise SpotifyUnavailable(
                     "Couldn't sign in to Spotify right now. Please try again in a few minutes.",
                     detail=str(getattr(exc, "error", "oauth")),
                 ) from None
             except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
-                failures += 1
-                if failures <= max_failures:
-                    await self._sleep(0.5 * failures)
+                if await retry_transient():
                     continue
                 what = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "failed"
                 raise SpotifyUnavailable(
