@@ -185,18 +185,13 @@ class Database:
         except sqlite3.DatabaseError:
             pass
 
+    # transaction() turns an sqlite3 error of its body into a StorageError (after rollback).
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in its own transaction; returns lastrowid."""
         async with self.transaction() as conn:
-            try:
-                cur = await conn.execute(sql, params)
-            except sqlite3.DatabaseError as exc:
-                raise _storage_error(exc, self.path) from exc
+            cur = await conn.execute(sql, params)
             return cur.lastrowid or 0
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
-            try:
-                await conn.executemany(sql, rows)
-            except sqlite3.DatabaseError as exc:
-                raise _storage_error(exc, self.path) from exc
+            await conn.executemany(sql, rows)
