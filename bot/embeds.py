@@ -69,11 +69,6 @@ def escape(text: str) -> str:
     return out.replace("[", "\\[").replace("]", "\\]")
 
 
-def embed_size(embed: discord.Embed) -> int:
-    """Characters Discord counts toward the 6,000 limit (same rule as ``len(embed)``)."""
-    return len(embed)
-
-
 def new_incident_id() -> str:
     return secrets.token_hex(4)
 
@@ -119,19 +114,23 @@ def cluster_title(cluster: Cluster) -> str:
 
 
 def cluster_embed(
-    analysis: Analysis, cluster: Cluster, *, liked: Iterable[str] = (), by_id=None
+    analysis: Analysis,
+    cluster: Cluster,
+    *,
+    liked: Iterable[str] = (),
+    by_id: dict[str, Track] | None = None,
 ) -> discord.Embed:
     """One cluster: name, description, size, up to 10 representative tracks, first cover."""
     by_id = by_id if by_id is not None else analysis.track_by_id()
     liked_set = set(liked) | set(analysis.liked)
     n = len(analysis.tracks) or 1
-    head = [
-        truncate(escape(cluster.description), 600) if cluster.description else "",
+    description = truncate(escape(cluster.description), 600)
+    lines = [description] if description else []
+    lines += [
         f"**{cluster.size} track{'s' if cluster.size != 1 else ''}** "
         f"({cluster.size * 100 / n:.0f}% of the playlist)",
         "",
     ]
-    lines = [h for h in head[:2] if h] + [""]
     used = sum(len(x) + 1 for x in lines)
     shown = 0
     thumb: str | None = None
@@ -215,7 +214,7 @@ def pack(embeds: Sequence[discord.Embed]) -> list[list[discord.Embed]]:
     current: list[discord.Embed] = []
     size = 0
     for e in embeds:
-        n = embed_size(e)
+        n = len(e)  # the characters Discord counts toward the 6,000 limit
         if current and (len(current) >= MAX_EMBEDS_PER_MESSAGE or size + n > MAX_CHARS_PER_MESSAGE):
             messages.append(current)
             current, size = [], 0
