@@ -22,11 +22,11 @@ from typing import Any
 import aiohttp
 
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS
+from bot.sources.links import SPOTIFY_ID_RE
 
 log = logging.getLogger(__name__)
 
 BATCH = 40
-_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 _HREF_RE = re.compile(r"/track/([0-9A-Za-z]{22})")
 
 
@@ -88,7 +88,7 @@ class ReccoBeatsClient:
 
         ``on_batch(n)`` is awaited after each batch with the number of ids it covered.
         """
-        unique = [i for i in dict.fromkeys(ids) if i and _ID_RE.match(i)]
+        unique = [i for i in dict.fromkeys(ids) if i and SPOTIFY_ID_RE.match(i)]
         result = ReccoBeatsResult()
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)

@@ -27,10 +27,10 @@ from pathlib import PurePath
 
 from bot.errors import EmptyPlaylist, InvalidCsv
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS, FetchResult, PlaylistMeta, Track
+from bot.sources.links import SPOTIFY_ID_RE
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 EXPORTIFY_HINT = "Export the playlist with Exportify (https://exportify.net) and attach that file."
-_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 
 # field -> accepted header names (normalised: lower case, non-alphanumerics → single space)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -275,11 +275,11 @@ def _row_to_track(rec: Mapping[str, str], artist_sep: str, skip) -> Track | None
         skip("episode")
         return None
     tid = _strip_uri(raw_id, "track")
-    if not _ID_RE.match(tid):
+    if not SPOTIFY_ID_RE.match(tid):
         skip("invalid")
         return None
     artist_ids = [_strip_uri(a, "artist") for a in _split_list(rec.get("artist_ids") or "", ",")]
-    artist_ids = [a for a in artist_ids if _ID_RE.match(a)]
+    artist_ids = [a for a in artist_ids if SPOTIFY_ID_RE.match(a)]
     artists = _split_artists(rec.get("artists") or "", artist_ids, artist_sep)
     album_id = _strip_uri(rec.get("album_id") or "", "album") or None
     explicit_raw = (rec.get("explicit") or "").strip().lower()
@@ -291,7 +291,7 @@ def _row_to_track(rec: Mapping[str, str], artist_sep: str, skip) -> Track | None
         artists=artists,
         artist_ids=artist_ids,
         album=(rec.get("album") or "").strip(),
-        album_id=album_id if album_id and _ID_RE.match(album_id) else None,
+        album_id=album_id if album_id and SPOTIFY_ID_RE.match(album_id) else None,
         image_url=(rec.get("image_url") or "").strip() or None,
         release_date=(rec.get("release_date") or "").strip() or None,
         duration_ms=_int(rec.get("duration_ms")),

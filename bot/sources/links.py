@@ -18,7 +18,8 @@ from bot.errors import InvalidLink
 
 RefKind = Literal["playlist", "album"]
 
-_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
+# A Spotify id: 22 base62 characters (tracks, playlists, albums, artists).
+SPOTIFY_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 _BASE62_RE = re.compile(r"^[0-9A-Za-z]+$")
 _SUPPORTED: tuple[str, ...] = ("playlist", "album")
 _OTHER_KINDS = {
@@ -65,7 +66,7 @@ class SpotifyRef:
 
 
 def _check_id(raw: str, kind: str) -> str:
-    if _ID_RE.match(raw):
+    if SPOTIFY_ID_RE.match(raw):
         return raw
     if not raw:
         raise InvalidLink(f"That {kind} link has no id after /{kind}/. {_HELP}")
