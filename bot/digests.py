@@ -814,7 +814,8 @@ class DigestScheduler:
             return RunResult("paused", f"Paused: {err.user_message}")
         except LimitReached as err:
             retry = self.clock.now() + timedelta(seconds=RETRY_SOON_S)
-            if not manual and iso(retry) < (await self.subs.get(sub.id) or sub).next_run_at:
+            # ``sub`` was re-read after the claim: its next_run_at is the next slot.
+            if not manual and iso(retry) < sub.next_run_at:
                 await self.subs.set_next_run(sub.id, iso(retry))
             await self.subs.record_run(sub.id, run_at=now, status="waiting: job limit reached")
             return RunResult("skipped", f"Skipped for now: {err.user_message}")
