@@ -14,7 +14,6 @@ Two callback modes (see the README, "Linking Spotify accounts"):
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +29,6 @@ from bot.errors import PipelineError
 log = logging.getLogger(__name__)
 
 MAX_LINK_BUTTON_URL = 512  # Discord's limit for a link button's url
-#: Interaction tokens live 15 minutes; keep a little margin for editing the link message.
-PENDING_TTL_S = 14 * 60
 
 NOT_AVAILABLE = (
     "Spotify account linking isn't available on this bot (no Spotify app configured). "
@@ -180,16 +177,17 @@ class LinkView(discord.ui.View):
 class SpotifyCog(
     commands.GroupCog, group_name="spotify", group_description="Link your Spotify account"
 ):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: Any) -> None:
         self.bot = bot
         self.web_server: Any = None
-        # discord user id -> (interaction of their latest /spotify link, monotonic time)
+        # discord user id -> (interaction of their latest /spotify link, bot.clock() time);
+        # dropped once older than bot.interaction_ttl_s (the token can't edit the reply then)
         self._pending: dict[int, tuple[discord.Interaction, float]] = {}
         super().__init__()
 
     @property
     def accounts(self) -> AccountService | None:
-        return self.bot.services.accounts  # type: ignore[attr-defined]
+        return self.bot.services.accounts
 
     async def cog_load(self) -> None:
         accounts = self.accounts
@@ -224,7 +222,7 @@ class SpotifyCog(
         if pending is None:
             return
         interaction, since = pending
-        if time.monotonic() - since > PENDING_TTL_S:
+        if self.bot.clock() - since > self.bot.interaction_ttl_s:
             return
         try:
             await interaction.edit_original_response(content=linked_text(info), view=None)
@@ -259,10 +257,9 @@ class SpotifyCog(
         view = LinkView(accounts, url, owner_id=interaction.user.id)
         await interaction.response.send_message(text, view=view, ephemeral=True)
         if accounts.web_callback:
-            now = time.monotonic()
-            self._pending = {
-                uid: p for uid, p in self._pending.items() if now - p[1] < PENDING_TTL_S
-            }
+            now = self.bot.clock()
+            ttl = self.bot.interaction_ttl_s
+            self._pending = {uid: p for uid, p in self._pending.items() if now - p[1] < ttl}
             self._pending[interaction.user.id] = (interaction, now)
 
     @app_commands.command(name="status", description="Show your linked Spotify account")
