@@ -112,7 +112,6 @@ class Throttle:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.closed = False
-        self.count = 0
 
     async def update(self, text: str) -> None:
         if self.closed:
@@ -136,7 +135,6 @@ class Throttle:
             text = self._latest
             self._last = self.clock()
             self._sent = text
-            self.count += 1
             try:
                 await self._send(text)
             except discord.HTTPException as exc:
