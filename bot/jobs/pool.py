@@ -9,7 +9,6 @@ not pay the import cost. ``processes=0`` runs CPU steps inline, in the calling p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -28,8 +27,7 @@ def _warm() -> int:
     import bot.pipeline  # noqa: F401
 
     for name in ("numpy", "sklearn.cluster", "matplotlib.pyplot"):
-        with contextlib.suppress(ImportError):  # optional at warm-up time
-            __import__(name)
+        __import__(name)
     return os.getpid()
 
 
