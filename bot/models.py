@@ -179,25 +179,14 @@ class Analysis:
         return {t.id: t for t in self.tracks}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source.to_dict(),
-            "tracks": [t.to_dict() for t in self.tracks],
-            "clusters": [c.to_dict() for c in self.clusters],
-            "assignments": dict(self.assignments),
-            "coords": {k: list(v) for k, v in self.coords.items()},
-            "k": self.k,
-            "k_requested": self.k_requested,
-            "feature_mode": self.feature_mode,
-            "feature_names": list(self.feature_names),
-            "coverage": dict(self.coverage),
-            "skipped": dict(self.skipped),
-            "silhouette": self.silhouette,
-            "liked": list(self.liked),
-            "created_at": self.created_at,
-            "analysis_id": self.analysis_id,
-            "features": {k: dict(v) for k, v in self.features.items()},
-            "projection": dict(self.projection),
-        }
+        """Everything in one JSON-friendly dict (:meth:`to_parts` is the split form)."""
+        out = self.head_dict()
+        del out["format"]
+        out["tracks"] = [t.to_dict() for t in self.tracks]
+        out["assignments"] = dict(self.assignments)
+        out["coords"] = {k: list(v) for k, v in self.coords.items()}
+        out["features"] = {k: dict(v) for k, v in self.features.items()}
+        return out
 
     def head_dict(self) -> dict[str, Any]:
         """The head of :meth:`to_parts`: everything but the per-track tables."""
