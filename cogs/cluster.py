@@ -602,12 +602,16 @@ class ClusterCog(commands.Cog):
         row = await self.services.db.fetchone(
             "SELECT requested_by, guild_id FROM analyses WHERE id = ?", (analysis_id,)
         )
-        analysis = await self.services.store.get_analysis(analysis_id)
-        if row is None or analysis is None:
-            raise PipelineError(f"There is no stored analysis #{analysis_id}.")
+        missing = PipelineError(f"There is no stored analysis #{analysis_id}.")
+        if row is None:
+            raise missing
         other_guild = row["guild_id"] is not None and row["guild_id"] != interaction.guild_id
         if other_guild and row["requested_by"] != interaction.user.id:
             raise PipelineError(f"Analysis #{analysis_id} was made in another server.")
+        # Decoded only once allowed: a large analysis is not read just to be refused.
+        analysis = await self.services.store.get_analysis(analysis_id)
+        if analysis is None:
+            raise missing
         if row["requested_by"] != interaction.user.id:
             analysis.liked = []  # someone else's 💚 marks stay private
         analysis.analysis_id = analysis_id
