@@ -172,3 +172,30 @@ async def test_liked_marks_and_save_with_a_linked_account(
     assert saved == [(owner, saved[0][1], analysis.clusters[0].track_ids)]
     assert analysis.source.name in saved[0][1]
     assert refused.ephemeral and "/spotify link" in refused.text
+
+
+async def test_show_refuses_another_servers_analysis_without_loading_it(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    from bot.pipeline import AnalysisRequest
+    from tests.fakes.discord_fixtures import demo_outcome
+
+    services = await make_services()
+    other = fake_discord.add_user("bob")
+    analysis, rendered = demo_outcome(3, limit=60)
+    request = AnalysisRequest(demo=True, k=3, user_id=other, guild_id=fake_discord.guild_id + 1)
+    aid = await services.store.save_analysis(analysis, rendered, request)
+    loaded: list[int] = []
+    get_analysis = services.store.get_analysis
+
+    async def spy(analysis_id: int):
+        loaded.append(analysis_id)
+        return await get_analysis(analysis_id)
+
+    services.store.get_analysis = spy
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [msg] = await fake_discord.wait_response(it)
+    assert msg.ephemeral
+    assert f"Analysis #{aid} was made in another server" in msg.content
+    assert loaded == []  # refused from the row alone
