@@ -60,7 +60,7 @@ class Subscription:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Subscription:
-        keys = row.keys()
+        """A row of ``_SELECT`` (which joins in the playlist's name)."""
         return cls(
             id=row["id"],
             guild_id=row["guild_id"],
@@ -82,7 +82,7 @@ class Subscription:
             created_at=row["created_at"],
             last_status=row["last_status"],
             last_posted_at=row["last_posted_at"],
-            playlist_name=row["playlist_name"] if "playlist_name" in keys else None,
+            playlist_name=row["playlist_name"],
         )
 
 
