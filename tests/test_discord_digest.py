@@ -401,3 +401,28 @@ def test_change_and_list_embeds_stay_within_discord_limits() -> None:
     listing = list_embed(subs)
     assert len(listing) <= 6000 and len(listing.description or "") <= 4096
     assert "more" in (listing.description or "")
+
+
+async def test_digest_leaves_out_a_scatter_over_the_file_limit(env: Any) -> None:
+    """Like /cluster: a PNG Discord would refuse (> 10 MiB) is left out, the digest still posts."""
+    fake: FakeDiscord = env.fake
+    playlists = _by_playlist()
+    env.queue.png = b"\x89PNG" + b"\0" * (10 * 1024 * 1024)
+    env.queue.script.append(
+        _snapshot(playlists["Neo-Soul"][:30] + playlists["Trap Nation"][:30], "s1")
+    )
+    msg = await _reply(
+        fake,
+        "digest add",
+        {"playlist": LINK, "every": "daily", "at": "09:00", "timezone": "Europe/Paris", "k": 3},
+        channel_id=fake.other_channel_id,
+    )
+    assert "Digest `#1`" in msg.text
+    env.clock.set(utc(2026, 11, 23, 8, 0))  # 09:00 in Paris
+    await env.sched.settle()
+    posts = _channel_posts(fake, fake.other_channel_id)
+    assert posts, "the digest was not posted"
+    assert sum(len(m.embeds) for m in posts) == 1 + 3
+    assert all(not m.files for m in posts)
+    assert "image" not in posts[0].embeds[0]
+    assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(posts[-1]))
