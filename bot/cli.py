@@ -31,7 +31,6 @@ from bot.pipeline import (
 )
 
 EXIT_USER_ERROR = 2
-FILES = ("clusters.png", "report.md", "tracks.csv", "summary.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,11 +126,9 @@ def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
         "tracks.csv": rendered.csv.encode("utf-8"),
         "summary.json": json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
     }
-    paths = []
-    for name in FILES:
-        (out / name).write_bytes(contents[name])
-        paths.append(out / name)
-    return paths
+    for name, data in contents.items():
+        (out / name).write_bytes(data)
+    return [out / name for name in contents]
 
 
 def print_table(analysis: Analysis) -> None:
