@@ -7,20 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
 from bot.pipeline import PipelineContext
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.accounts import AccountService
+    from bot.digests import DigestScheduler
+    from bot.jobs import JobQueue
+    from storage.repo import Store
 
 
 @dataclass
 class Services:
     settings: Settings
     db: Database
-    store: Any  # storage.repo.Store
-    queue: Any  # bot.jobs.JobQueue
+    store: Store
+    queue: JobQueue
     ctx: PipelineContext
-    accounts: Any = None  # bot.accounts.AccountService (Spotify account linking)
-    digests: Any = None  # bot.digests.DigestScheduler
+    accounts: AccountService | None = None  # None: linking is off (e.g. a bad encryption key)
+    digests: DigestScheduler | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
