@@ -170,8 +170,9 @@ def build_matrix(
         [all(f in values.get(t.id, {}) for f in AUDIO_FEATURES) for t in tracks], dtype=bool
     )
     audio_cov = float(has_audio.mean()) if n else 0.0
-    meta = _metadata_columns(tracks) if (use_metadata or audio_cov < MIN_AUDIO_COVERAGE) else {}
-    genre = _genre_components(tracks) if (use_metadata or audio_cov < MIN_AUDIO_COVERAGE) else None
+    with_metadata = use_metadata or audio_cov < MIN_AUDIO_COVERAGE
+    meta = _metadata_columns(tracks) if with_metadata else {}
+    genre = _genre_components(tracks) if with_metadata else None
 
     raw: dict[str, np.ndarray] = {}
     if audio_cov >= MIN_AUDIO_COVERAGE:
