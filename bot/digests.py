@@ -637,7 +637,6 @@ class DigestScheduler:
         concurrency: int = 1,
         max_per_guild: int = MAX_SUBSCRIPTIONS_PER_GUILD,
     ) -> None:
-        self.db = store_db
         self.subs = DigestStore(store_db)
         self.analyses = Store(store_db)  # the previous digest's analysis, for the changes
         self.queue = queue
