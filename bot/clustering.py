@@ -162,13 +162,13 @@ def _renumber(labels: np.ndarray, ids: list[str]) -> np.ndarray:
 
 def describe(fm: FeatureMatrix, members: np.ndarray, *, max_words: int = 3) -> list[str]:
     """Distinguishing words for the rows in ``members`` (boolean mask), strongest first."""
+    if members.all() or not members.any():
+        return []  # nothing to contrast with
     scored: list[tuple[float, str]] = []
     for name, col in fm.scaled.items():
         words = WORDS.get(name)
         sd = float(np.std(col))
         if words is None or sd <= 1e-9:
-            continue
-        if members.all() or not members.any():
             continue
         # contrast with the rest of the playlist (symmetric for k = 2, sharper than vs mean)
         z = (float(col[members].mean()) - float(col[~members].mean())) / sd
