@@ -22,6 +22,8 @@ from storage.db import Database
 # Track.to_dict() fields that belong to a playlist entry, not to the track itself.
 ENTRY_FIELDS = ("added_at", "added_by", "features")
 ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
+# "IN (?, ?, ...)" with one placeholder per active state (bind ACTIVE_STATES to it).
+_IN_ACTIVE = f"IN ({', '.join('?' * len(ACTIVE_STATES))})"
 # A finished job is never resumed: its uploaded CSV text (up to megabytes) is not kept.
 _DROP_CSV = "json_set(request_json, '$.csv_text', json('null'))"
 # Parameters: analysis_id, updated_at, job id.
@@ -553,7 +555,7 @@ class Store:
     async def unfinished_jobs(self) -> list[dict]:
         """Jobs a previous process left running (oldest first), to resume at start-up."""
         rows = await self.db.fetchall(
-            "SELECT * FROM jobs WHERE state IN (?, ?, ?, ?, ?) ORDER BY id", ACTIVE_STATES
+            f"SELECT * FROM jobs WHERE state {_IN_ACTIVE} ORDER BY id", ACTIVE_STATES
         )
         return [_job(r) for r in rows]
 
@@ -570,7 +572,7 @@ class Store:
                 " SELECT count(*) FROM playlist_snapshots AS n WHERE n.playlist_id = s.playlist_id"
                 " AND (n.fetched_at > s.fetched_at OR (n.fetched_at = s.fetched_at"
                 " AND n.rowid > s.rowid))) >= ? AND NOT EXISTS ("
-                " SELECT 1 FROM jobs AS j WHERE j.state IN (?, ?, ?, ?, ?)"
+                f" SELECT 1 FROM jobs AS j WHERE j.state {_IN_ACTIVE}"
                 " AND json_extract(j.checkpoint_json, '$.fetch.playlist_id') = s.playlist_id"
                 " AND json_extract(j.checkpoint_json, '$.fetch.snapshot') = s.snapshot_id)",
                 (keep_snapshots, *ACTIVE_STATES),
@@ -595,7 +597,7 @@ class Store:
         if value is None:
             return 0
         row = await self.db.fetchone(
-            f"SELECT count(*) FROM jobs WHERE {col} = ? AND state IN (?, ?, ?, ?, ?)",
+            f"SELECT count(*) FROM jobs WHERE {col} = ? AND state {_IN_ACTIVE}",
             (value, *ACTIVE_STATES),
         )
         return int(row[0]) if row else 0
