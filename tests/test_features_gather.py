@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 import pytest
@@ -15,15 +14,7 @@ from bot.sources.links import SpotifyRef
 from bot.sources.spotify import SpotifyGateway
 from tests.fakes.spotify_api import FakeSpotify, fake_id
 from tests.fakes.spotify_fixtures import spotify_settings
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
+from tests.test_spotify_source import RecordingSleep
 
 
 def tracks_of(fake: FakeSpotify, n: int, offset: int = 0) -> list[Track]:
