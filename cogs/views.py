@@ -143,9 +143,11 @@ class BrowseSelect(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
+            # Acknowledge first: the page waits on the store and on Spotify (💚 marks).
+            await interaction.response.defer(ephemeral=True, thinking=True)
             index = int(self.item.values[0])
             embed, view = await browse_page(interaction, self.analysis_id, index, 0)
-            await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+            await interaction.followup.send(embed=embed, view=view, ephemeral=True)
 
         await guarded(interaction, "browse", run)
 

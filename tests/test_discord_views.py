@@ -199,3 +199,41 @@ async def test_show_refuses_another_servers_analysis_without_loading_it(
     assert msg.ephemeral
     assert f"Analysis #{aid} was made in another server" in msg.content
     assert loaded == []  # refused from the row alone
+
+
+async def test_browse_select_is_acknowledged_before_the_liked_lookup(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    """The 💚 lookup asks Spotify; the 3-second acknowledgement must not wait for it."""
+    import asyncio
+
+    from tests.test_discord_app import CORE, StubAccounts
+
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    release = asyncio.Event()
+    asked = asyncio.Event()
+
+    class SlowAccounts(StubAccounts):
+        blocking = False
+
+        async def liked_among(self, user_id, ids):
+            if self.blocking:
+                asked.set()
+                await release.wait()
+            return set()
+
+    accounts = services.accounts = SlowAccounts({int(fake_discord.owner_user["id"])})
+    async with start_bot(services, extensions=CORE):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        accounts.blocking = True
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=["0"])
+        await fake_discord.wait_acked(click)
+        await asked.wait()
+        assert not [m for m in fake_discord.responses(click) if m.embeds]  # page still pending
+        release.set()
+        [page] = await fake_discord.wait_response(click)
+    assert page.ephemeral and "Page 1/" in page.text
