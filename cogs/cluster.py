@@ -308,9 +308,11 @@ class MessageDestination(Destination):
         if self.can_react:
             with contextlib.suppress(discord.HTTPException):
                 await self.message.add_reaction("⏳")
-        text = "⏳ Queued…" + (f"\n-# {note}" if note else "")
-        self.reply = await self.message.reply(text, mention_author=False)
-        self.throttle._sent = "⏳ Queued…"
+        queued = progress_text(Progress(stage="queued"))
+        self.reply = await self.message.reply(
+            queued + (f"\n-# {note}" if note else ""), mention_author=False
+        )
+        self.throttle._sent = queued  # the queued event must not edit the note away
 
     async def _progress(self, text: str) -> None:
         if self.reply is not None:
