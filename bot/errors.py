@@ -19,9 +19,6 @@ class PipelineError(Exception):
         self.user_message = user_message
         self.detail = detail
 
-    def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.user_message}
-
 
 class InvalidLink(PipelineError):
     code = "invalid_link"
