@@ -27,6 +27,6 @@ class Services:
     store: Store
     queue: JobQueue
     ctx: PipelineContext
+    digests: DigestScheduler
     accounts: AccountService | None = None  # None: linking is off (e.g. a bad encryption key)
-    digests: DigestScheduler | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
