@@ -15,6 +15,7 @@ failure into an ephemeral message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,9 @@ from bot.errors import PipelineError
 from bot.models import Analysis
 
 log = logging.getLogger(__name__)
+
+# Page buttons edit their message in the callback itself (within Discord's 3 s).
+LIKED_IN_CALLBACK_TIMEOUT_S = 2.0
 
 FILES = {"md": ("report.md", "Report (.md)"), "csv": ("tracks.csv", "Tracks (.csv)")}
 SELECT_OPTIONS = 25
@@ -70,16 +74,25 @@ async def load_analysis(interaction: discord.Interaction, analysis_id: int) -> A
     return analysis
 
 
-async def liked_for(client: Any, user_id: int, track_ids: list[str]) -> set[str]:
-    """💚 marks: which of ``track_ids`` the user saved (empty when not linked or on error)."""
+async def liked_for(
+    client: Any, user_id: int, track_ids: list[str], *, timeout_s: float | None = None
+) -> set[str]:
+    """💚 marks: which of ``track_ids`` the user saved (empty when not linked or on error).
+
+    ``timeout_s`` bounds the Spotify look-up where an interaction must be answered within
+    Discord's 3 seconds: past it the page is shown without marks.
+    """
     accounts = client.services.accounts
     if accounts is None or not track_ids:
         return set()
     try:
         if not await accounts.status(user_id):
             return set()
-        return set(await accounts.liked_among(user_id, track_ids))
+        return set(await asyncio.wait_for(accounts.liked_among(user_id, track_ids), timeout_s))
     except PipelineError:
+        return set()
+    except TimeoutError:
+        log.info("💚 look-up took over %.1f s; page shown without marks", timeout_s)
         return set()
     except Exception:
         log.warning("liked_among failed", exc_info=True)
@@ -294,7 +307,9 @@ async def browse_page(
     pages = E.page_count(cluster)
     page = min(max(0, page), pages - 1)
     ids = cluster.track_ids[page * E.PAGE_SIZE : (page + 1) * E.PAGE_SIZE]
-    liked = await liked_for(interaction.client, interaction.user.id, ids)
+    liked = await liked_for(
+        interaction.client, interaction.user.id, ids, timeout_s=LIKED_IN_CALLBACK_TIMEOUT_S
+    )
     embed = E.browse_embed(analysis, cluster, page, liked=liked)
     return embed, page_view(analysis_id, index, page, pages)
 

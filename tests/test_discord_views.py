@@ -237,3 +237,39 @@ async def test_browse_select_is_acknowledged_before_the_liked_lookup(
         release.set()
         [page] = await fake_discord.wait_response(click)
     assert page.ephemeral and "Page 1/" in page.text
+
+
+async def test_page_buttons_answer_in_time_when_spotify_is_slow(
+    fake_discord: FakeDiscord, make_services, start_bot, monkeypatch
+) -> None:
+    """A 💚 look-up that hangs must not keep a page button from editing its message."""
+    import asyncio
+
+    from cogs import views
+
+    class HangingAccounts:
+        async def status(self, user_id: int) -> dict:
+            return {"display_name": "slow"}
+
+        async def liked_among(self, user_id: int, track_ids: list[str]) -> set[str]:
+            await asyncio.Event().wait()  # Spotify never answers
+            return set()
+
+    monkeypatch.setattr(views, "LIKED_IN_CALLBACK_TIMEOUT_S", 0.05)
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    analysis = await services.store.get_analysis(aid)
+    biggest = max(analysis.clusters, key=lambda c: c.size)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        services.accounts = HangingAccounts()  # from here on, Spotify hangs
+        click = await fake_discord.click(first, f"pc:browse:{aid}:0", values=[str(biggest.index)])
+        [page] = await fake_discord.wait_response(click)
+        nxt = next(i for i in fake_discord.custom_ids(page) if i.endswith(":n"))
+        click2 = await fake_discord.click(page, nxt)
+        await fake_discord.wait_for(lambda: "Page 2/" in page.text)
+    assert click2.response_type == 7  # still edited in place, just without 💚 marks
+    assert "💚" not in page.text
