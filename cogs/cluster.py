@@ -26,6 +26,7 @@ from bot.app import error_text, permission_name
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.models import Analysis, Progress
 from bot.pipeline import AnalysisRequest
+from bot.sources.exportify import decode_csv
 from bot.sources.links import find_spotify_links
 from cogs import views as V
 
@@ -656,10 +657,7 @@ async def read_csv_attachment(att: discord.Attachment) -> str:
         data = await att.read()
     except discord.HTTPException as exc:
         raise InvalidCsv("I couldn't download that attachment; please upload it again.") from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidCsv("That CSV isn't UTF-8 text. Export it again from Exportify.") from exc
+    return decode_csv(data)  # UTF-8/UTF-16/cp1252, as the CLI reads files
 
 
 def _describe(request: AnalysisRequest) -> str:

@@ -94,6 +94,19 @@ async def test_csv_attachment_is_validated(
     assert m3.ephemeral and m3.content.startswith("⚠️")
 
 
+async def test_csv_saved_by_a_spreadsheet_in_cp1252_is_accepted(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    data = csv_bytes(60).decode("utf-8").encode("cp1252", errors="replace")
+    assert any(b >= 0x80 for b in data)  # accented names: not valid UTF-8 any more
+    services = await make_services()
+    att = fake_discord.add_attachment("excel.csv", data)
+    async with start_bot(services):
+        it = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": att})
+        msgs = await wait_results(fake_discord, it, 3)
+    assert [f.filename for f in msgs[0].files] == ["clusters.png"]
+
+
 async def test_results_go_to_the_channel_when_the_token_is_too_old(
     fake_discord: FakeDiscord, make_services, start_bot
 ) -> None:
