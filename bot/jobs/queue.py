@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import re
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import Progress, ProgressCallback
 from bot.pipeline import AnalysisRequest, PipelineContext, params_key
+from bot.redact import redact
 from bot.sources.links import parse_spotify_link
 from storage.repo import Store
 
@@ -355,20 +355,9 @@ def _log_warm_up_failure(task: asyncio.Task[None]) -> None:
         log.error("CPU pool warm-up failed", exc_info=task.exception())
 
 
-_SECRET = re.compile(
-    r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"
-    r"|((?:access_token|refresh_token|client_secret|code_verifier|token|secret|password)"
-    r"['\"]?\s*[:=]\s*['\"]?)[^'\",\s}&]+",
-    re.IGNORECASE,
-)
-
-
 def redacted_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` with bearer tokens and secret-looking values blanked."""
-    text = "".join(traceback.format_exception(exc))
-    return _SECRET.sub(
-        lambda m: f"{m.group(1)} [redacted]" if m.group(1) else f"{m.group(2)}[redacted]", text
-    )
+    return redact("".join(traceback.format_exception(exc)))
 
 
 def _incident() -> str:

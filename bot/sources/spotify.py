@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +63,7 @@ from bot.models import (
     Track,
     no_progress,
 )
+from bot.redact import redact
 from bot.sources.links import SpotifyRef
 
 log = logging.getLogger(__name__)
@@ -72,20 +72,12 @@ log = logging.getLogger(__name__)
 class _RedactSecrets(logging.Filter):
     """Blank out Authorization header values and token fields in spotipy's log records."""
 
-    _pattern = re.compile(
-        r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"
-        r"|('?(?:access_token|refresh_token|client_secret|code_verifier)'?\s*[:=]\s*'?)[^',\s}]+"
-    )
-
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
         except Exception:  # a broken record is not ours to fix
             return True
-        redacted = self._pattern.sub(
-            lambda m: f"{m.group(1)} [redacted]" if m.group(1) else f"{m.group(2)}[redacted]",
-            text,
-        )
+        redacted = redact(text)
         if redacted != text:
             record.msg, record.args = redacted, None
         return True
