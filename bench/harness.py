@@ -270,7 +270,7 @@ class BotEnv:
             self.info, self.db_dir / "bench.sqlite3", worker_processes=self.workers
         )
         self.db = await Database(self.settings.database_path).open()
-        self.store = Store(self.db)
+        self.store = Store(self.db, feature_cache_days=self.settings.feature_cache_days)
         # The playlist owner's token: a development-mode app may read only the signed-in
         # user's own playlists, which is the benchmark's case.
         self.spotify = SpotifyGateway(self.settings, access_token=self.info.user_token)

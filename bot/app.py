@@ -223,7 +223,7 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
     ``settings.worker_processes`` processes (0 → inline CPU, tests).
     """
     db = await Database(settings.database_path).open()
-    store = Store(db)
+    store = Store(db, feature_cache_days=settings.feature_cache_days)
     spotify = SpotifyGateway(settings) if settings.spotify_configured else None
     reccobeats = None
     if settings.reccobeats_enabled:

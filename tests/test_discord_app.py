@@ -181,3 +181,10 @@ async def test_run_bot_explains_the_message_content_intent(
     with pytest.raises(SystemExit) as exc:
         await run_bot(settings, configure_logging=False)
     assert "Message Content" in str(exc.value)
+
+
+async def test_build_services_wires_the_settings_into_the_store(make_services) -> None:
+    services = await make_services(feature_cache_days=7)
+    assert services.store.feature_cache_days == 7
+    assert services.ctx.feature_cache is services.store  # features cached across playlists
+    assert services.queue.store is services.store

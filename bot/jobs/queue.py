@@ -142,7 +142,6 @@ class JobQueue:
         self.store = store
         self.ctx = ctx
         self.settings = settings
-        store.feature_cache_days = settings.feature_cache_days
         if ctx.feature_cache is None:
             ctx.feature_cache = store  # features are cached across playlists
         self.pool = CpuPool(settings.worker_processes, executor=ctx.executor)
