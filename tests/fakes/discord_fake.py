@@ -1184,18 +1184,25 @@ class FakeDiscord:
                 mid = fi.original_id if fi.type != 3 or fi.original_id else fi.message_id
             else:
                 mid = int(target)
-            if mid is None or mid not in self.messages:
-                raise DiscordError(404, 10008, "Unknown Message")
-            m = self.messages[mid]
-            if method == "PATCH":
-                validate_message({**self._payload_of(m), **payload}, files)
-                self._edit(m, payload, files)
-                return _json(self._sent_payload(m))
-            if method == "GET":
-                return _json(self._sent_payload(m))
-            if method == "DELETE":
-                del self.messages[mid]
-                return web.Response(status=204)
+            return self._message_op(method, mid, payload, files)
+        raise DiscordError(405, 0, "405: Method Not Allowed")
+
+    def _message_op(
+        self, method: str, mid: int | None, payload: dict, files: list[FakeFile]
+    ) -> web.Response:
+        """PATCH / GET / DELETE of one stored message (webhook and channel routes alike)."""
+        m = self.messages.get(mid) if mid is not None else None
+        if m is None:
+            raise DiscordError(404, 10008, "Unknown Message")
+        if method == "PATCH":
+            validate_message({**self._payload_of(m), **payload}, files)
+            self._edit(m, payload, files)
+            return _json(self._sent_payload(m))
+        if method == "GET":
+            return _json(self._sent_payload(m))
+        if method == "DELETE":
+            del self.messages[m.id]
+            return web.Response(status=204)
         raise DiscordError(405, 0, "405: Method Not Allowed")
 
     @staticmethod
@@ -1269,18 +1276,7 @@ class FakeDiscord:
             self.reactions.append((cid, mid, unquote(rest[2]), op))
             return web.Response(status=204)
         if len(rest) == 1:
-            m = self.messages.get(mid)
-            if m is None:
-                raise DiscordError(404, 10008, "Unknown Message")
-            if method == "PATCH":
-                validate_message({**self._payload_of(m), **payload}, files)
-                self._edit(m, payload, files)
-                return _json(self._sent_payload(m))
-            if method == "GET":
-                return _json(self._sent_payload(m))
-            if method == "DELETE":
-                del self.messages[mid]
-                return web.Response(status=204)
+            return self._message_op(method, mid, payload, files)
         raise DiscordError(405, 0, "405: Method Not Allowed")
 
 
