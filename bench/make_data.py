@@ -18,30 +18,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SOURCE = Path(__file__).parent / "data" / "tidytuesday_2020-01-21.csv.gz"
 OUT = Path(__file__).parent / "data" / "tracks_10k.csv.gz"
-COLUMNS = [
-    "track_id",
-    "track_name",
-    "track_artist",
-    "track_popularity",
-    "track_album_id",
-    "track_album_name",
-    "track_album_release_date",
-    "playlist_name",
-    "playlist_genre",
-    "playlist_subgenre",
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "duration_ms",
-]
+# Every column of the TidyTuesday file, in its order, except playlist_id: one row per unique
+# track, so the playlist id of whichever row was kept would mean nothing.
+DROPPED = ["playlist_id"]
 
 
 def build(source: Path, n: int, out: Path, seed: int = 7) -> pd.DataFrame:
@@ -53,7 +32,7 @@ def build(source: Path, n: int, out: Path, seed: int = 7) -> pd.DataFrame:
     unique = unique.dropna(subset=["track_id", "track_name", "track_artist"])
     if len(unique) < n:
         raise SystemExit(f"only {len(unique)} unique tracks in {source}, need {n}")
-    picked = unique.sample(n=n, random_state=seed).sort_index()[COLUMNS]
+    picked = unique.sample(n=n, random_state=seed).sort_index().drop(columns=DROPPED)
     out.parent.mkdir(parents=True, exist_ok=True)
     picked.to_csv(out, index=False, compression={"method": "gzip", "mtime": 0})
     return picked
