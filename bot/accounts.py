@@ -48,6 +48,7 @@ from bot.errors import (
     SpotifyUnavailable,
 )
 from bot.models import FetchResult, PlaylistMeta, ProgressCallback, no_progress
+from bot.retry_after import parse_retry_after
 from storage.accounts import AccountStore, TokenSet, UndecryptableTokens, load_cipher
 from storage.db import Database
 
@@ -367,7 +368,7 @@ class AccountService:
         try:
             async with self._session_get().post(url, data=form) as resp:
                 status = resp.status
-                retry_after = resp.headers.get("Retry-After")
+                headers = resp.headers
                 try:
                     body = await resp.json(content_type=None)
                 except ValueError:
@@ -397,7 +398,7 @@ class AccountService:
                 detail=f"{error}: {description}",
             )
         if status == 429:
-            wait = float(retry_after) if retry_after and retry_after.isdigit() else 60.0
+            wait = parse_retry_after(headers, default=60.0)
             raise RateLimited(
                 "Spotify is rate-limiting this bot right now. Try again later.",
                 retry_after=wait,

@@ -24,8 +24,8 @@ from bot import __version__
 from bot.accounts import AccountService
 from bot.config import Settings
 from bot.digests import DigestScheduler
-from bot.embeds import error_message, new_incident_id
-from bot.errors import PipelineError
+from bot.embeds import error_message
+from bot.errors import PipelineError, new_incident_id
 from bot.features.reccobeats import ReccoBeatsClient
 from bot.jobs import JobQueue
 from bot.pipeline import PipelineContext

@@ -10,12 +10,11 @@ needed.
 from __future__ import annotations
 
 import io
-import secrets
 from collections.abc import Iterable, Sequence
 
 import discord
 
-from bot.errors import PipelineError
+from bot.errors import PipelineError, new_incident_id
 from bot.models import Analysis, Cluster, Track
 
 # Discord limits
@@ -67,10 +66,6 @@ def escape(text: str) -> str:
     """Escape markdown so track names like ``*NSYNC`` or ``[Live]`` render literally."""
     out = discord.utils.escape_markdown(text or "")
     return out.replace("[", "\\[").replace("]", "\\]")
-
-
-def new_incident_id() -> str:
-    return secrets.token_hex(4)
 
 
 def error_message(err: BaseException, *, incident_id: str | None = None) -> str:

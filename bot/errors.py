@@ -7,6 +7,13 @@ the CLI prints it. Nothing here may contain a secret.
 
 from __future__ import annotations
 
+import secrets
+
+
+def new_incident_id() -> str:
+    """A short random id (8 hex digits) tying a user-facing "something went wrong" to the log."""
+    return secrets.token_hex(4)
+
 
 class PipelineError(Exception):
     """Base class: a failure with a message fit to show the user."""

@@ -10,6 +10,8 @@ import logging
 import os
 import stat
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +27,7 @@ from bot.accounts import (
     redirect_uri_for,
     uses_web_callback,
 )
-from bot.errors import RelinkRequired, SpotifyUnavailable, StorageError
+from bot.errors import RateLimited, RelinkRequired, SpotifyUnavailable, StorageError
 from storage.accounts import key_file_path
 from storage.db import Database
 from tests.fakes.spotify_api import FakeSpotify
@@ -256,6 +258,25 @@ async def test_refresh_outage_keeps_the_link(
     with pytest.raises(SpotifyUnavailable):
         await accounts.access_token(USER)
     assert await accounts.access_token(USER) is not None  # next call refreshes fine
+
+
+async def test_refresh_rate_limit_reads_retry_after_like_every_client(
+    accounts: AccountService, fake_spotify: FakeSpotify, clock: Clock
+) -> None:
+    """The accounts service's 429 uses the shared Retry-After parser (seconds or HTTP-date,
+    60 s when absent), not digits only."""
+    await link(fake_spotify, accounts)
+    clock.offset = 3600
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=600), usegmt=True)
+    fake_spotify.fail_next("/api/token", 429, headers={"Retry-After": when})
+    with pytest.raises(RateLimited) as exc:
+        await accounts.access_token(USER)
+    assert 590 < exc.value.retry_after <= 600
+    fake_spotify.fail_next("/api/token", 429)
+    with pytest.raises(RateLimited) as exc:
+        await accounts.access_token(USER)
+    assert exc.value.retry_after == 60.0
+    assert await accounts.access_token(USER) is not None
 
 
 # --- storage / encryption --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS
+from bot.retry_after import parse_retry_after
 from bot.sources.links import SPOTIFY_ID_RE
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class ReccoBeatsClient:
                     if resp.status == 200:
                         return _parse(await resp.json(content_type=None), chunk)
                     if resp.status == 429:
-                        wait = _retry_after(resp.headers.get("Retry-After"))
+                        wait = parse_retry_after(resp.headers)
                         if wait <= self.max_retry_after_s and attempts <= self.retries + 2:
                             await self._sleep(wait)
                             continue
@@ -139,13 +140,6 @@ class ReccoBeatsClient:
                     continue
                 log.warning("ReccoBeats request failed: %s", type(exc).__name__)
                 return None
-
-
-def _retry_after(raw: str | None) -> float:
-    try:
-        return max(0.0, float(raw)) if raw is not None else 1.0
-    except ValueError:
-        return 60.0
 
 
 def _parse(payload: Any, asked: list[str]) -> dict[str, dict[str, float]]:

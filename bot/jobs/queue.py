@@ -14,13 +14,12 @@ import dataclasses
 import hashlib
 import logging
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Settings
-from bot.errors import InvalidInput, LimitReached, PipelineError
+from bot.errors import InvalidInput, LimitReached, PipelineError, new_incident_id
 from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import Progress, ProgressCallback
@@ -291,14 +290,14 @@ class JobQueue:
                 running.future.set_exception(JobInterrupted())
             raise
         except _GaveUp as exc:
-            incident = _incident()
+            incident = new_incident_id()
             log.error("job %d gave up after %d starts (incident %s)", job_id, exc.n, incident)
             error = JobCrashed(incident)
         except PipelineError as exc:
             log.info("job %d failed: %s", job_id, exc.code)
             error = exc
         except Exception as exc:
-            incident = _incident()
+            incident = new_incident_id()
             log.error(
                 "job %d failed unexpectedly (incident %s):\n%s",
                 job_id,
@@ -357,10 +356,6 @@ def _log_warm_up_failure(task: asyncio.Task[None]) -> None:
 def redacted_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` with bearer tokens and secret-looking values blanked."""
     return redact("".join(traceback.format_exception(exc)))
-
-
-def _incident() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 async def _safe(cb: ProgressCallback, event: Progress) -> None:

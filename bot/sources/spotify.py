@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
 
@@ -64,6 +61,7 @@ from bot.models import (
     no_progress,
 )
 from bot.redact import redact
+from bot.retry_after import parse_retry_after, wait_in_words
 from bot.sources.links import SpotifyRef
 
 log = logging.getLogger(__name__)
@@ -167,43 +165,6 @@ def _io_executor() -> ThreadPoolExecutor:
 
 class FeaturesUnavailable(Exception):
     """The app has no access to Spotify's audio-features (403 once; never asked again)."""
-
-
-def wait_in_words(seconds: float) -> str:
-    """``7260`` → "about 2 hours", ``90`` → "about 2 minutes", ``12`` → "12 seconds"."""
-    s = max(0.0, float(seconds))
-    if s < 60:
-        n = max(1, math.ceil(s))
-        return f"{n} second{'s' if n != 1 else ''}"
-    if s < 3600:
-        n = max(1, round(s / 60))
-        return f"about {n} minute{'s' if n != 1 else ''}"
-    if s < 86400 * 2:
-        n = max(1, round(s / 3600))
-        return f"about {n} hour{'s' if n != 1 else ''}"
-    n = round(s / 86400)
-    return f"about {n} days"
-
-
-def parse_retry_after(headers: Any, default: float = 1.0) -> float:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
-    if not headers:
-        return default
-    raw = headers.get("Retry-After") or headers.get("retry-after")
-    if raw is None:
-        return default
-    raw = str(raw).strip()
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return default
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _chunks(seq: Sequence[str], n: int) -> list[list[str]]:
