@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -59,19 +60,30 @@ def slugify(text: str) -> str:
     return slug[:60] or "playlist"
 
 
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. "File name too long" for a 300-character argument: not a file
+        return False
+
+
 def request_for(args: argparse.Namespace) -> AnalysisRequest:
     if args.command == "demo":
         return AnalysisRequest(demo=True, k=args.k)
     source: str = args.source
     path = Path(source)
-    if path.suffix.lower() == ".csv" or path.is_file():
-        from bot.sources.exportify import decode_csv
+    if path.suffix.lower() == ".csv" or _is_file(path):
+        from bot.sources.exportify import read_csv_file
 
         try:
-            data = path.read_bytes()
+            text = read_csv_file(path)
         except OSError as exc:
-            raise InvalidInput(f"Cannot read {source}: {exc.strerror or exc}.") from exc
-        return AnalysisRequest(csv_text=decode_csv(data), csv_name=path.name, k=args.k)
+            raise InvalidInput(f"Cannot read {_shorten(source)}: {exc.strerror or exc}.") from exc
+        return AnalysisRequest(csv_text=text, csv_name=path.name, k=args.k)
     return AnalysisRequest(link=source, k=args.k)
 
 
@@ -119,6 +131,12 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
 
 
 def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
+    """Write the four files into ``out``; raises OSError (unwritable folder, full disk).
+
+    Each file goes to a temporary name first and all are renamed into place only once every
+    one was written, so a full disk never leaves a truncated clusters.png behind (and an
+    earlier run's files stay whole).
+    """
     out.mkdir(parents=True, exist_ok=True)
     contents: dict[str, bytes] = {
         "clusters.png": rendered.png,
@@ -126,8 +144,16 @@ def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
         "tracks.csv": rendered.csv.encode("utf-8"),
         "summary.json": json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
     }
-    for name, data in contents.items():
-        (out / name).write_bytes(data)
+    temps: dict[str, Path] = {}
+    try:
+        for name, data in contents.items():
+            temps[name] = out / f".{name}.{os.getpid()}.tmp"
+            temps[name].write_bytes(data)
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)  # gone already when renamed
     return [out / name for name in contents]
 
 
@@ -161,7 +187,14 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
         print(f"error: {err.user_message}", file=sys.stderr)
         return EXIT_USER_ERROR
     out = args.out or Path("out") / slugify(analysis.source.name)
-    paths = write_outputs(rendered, out)
+    try:
+        paths = write_outputs(rendered, out)
+    except OSError as exc:
+        print(
+            f"error: Cannot write the results to {_shorten(str(out))}: {exc.strerror or exc}.",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     print_table(analysis)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -122,3 +122,68 @@ def test_analyze_cp1252_csv_is_decoded_not_a_crash(tmp_path: Path, capsys) -> No
     rc = cli.main(["analyze", str(path), "--k", "3", "--out", str(tmp_path / "o")])
     assert rc == 0, capsys.readouterr().err
     assert "Café del Mar" in (tmp_path / "o" / "tracks.csv").read_text(encoding="utf-8")
+
+
+def _run_limited(
+    args: list[str], cwd: Path, name: str, value: int
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bot …`` under ``resource.<name>`` (a real full disk / small memory)."""
+    resource = pytest.importorskip("resource")
+    import signal
+
+    limit = getattr(resource, name)
+
+    def limit_child() -> None:
+        if name == "RLIMIT_FSIZE":
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then write() fails with EFBIG
+        resource.setrlimit(limit, (value, value))
+
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=_env(PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_child,
+    )
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("suffix", ["", ".csv"])
+def test_300_character_argument_is_one_line(tmp_path: Path, suffix: str) -> None:
+    """``Path.is_file()`` raised "File name too long" (a traceback) for a long argument."""
+    line = _one_line_error(_run(["-m", "bot", "analyze", "a" * 300 + suffix], tmp_path))
+    assert len(line) < 200
+
+
+def test_unwritable_out_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    line = _one_line_error(_run(["-m", "bot", "demo", "--out", "file/o"], tmp_path))
+    assert "Cannot write the results to file/o" in line
+
+
+def test_full_disk_leaves_no_truncated_png(tmp_path: Path) -> None:
+    """The first write past the limit fails like a full disk; nothing half-written is left,
+    and the files of an earlier run stay whole."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "clusters.png").write_bytes(b"\x89PNG earlier run")
+    proc = _run_limited(["demo", "--k", "3", "--out", "o"], tmp_path, "RLIMIT_FSIZE", 30_000)
+    assert "Cannot write the results to o" in _one_line_error(proc)
+    assert [p.name for p in out.iterdir()] == ["clusters.png"]
+    assert (out / "clusters.png").read_bytes() == b"\x89PNG earlier run"
+
+
+def test_huge_csv_is_refused_before_reading_it(tmp_path: Path) -> None:
+    """A 3 GB (sparse) file was read whole before the 20 MB check: MemoryError at 1.5 GB."""
+    with (tmp_path / "huge.csv").open("wb") as fh:
+        fh.truncate(3 * 1024**3)
+    proc = _run_limited(["analyze", "huge.csv"], tmp_path, "RLIMIT_AS", 1536 * 1024**2)
+    assert "over 20 MB" in _one_line_error(proc)

@@ -168,3 +168,50 @@ def test_latin1_file_is_decoded() -> None:
     text = "Track URI,Track Name\nspotify:track:6f807x0ima9a1j3VPbc7VN,Café del Mar\n"
     t = read_exportify_csv(text.encode("cp1252")).tracks[0]
     assert t.name == "Café del Mar"
+
+
+_AUDIO_HEADER = (
+    "Track URI,Track Name,Artist Name(s),Album Name,Popularity,Danceability,Energy,Loudness,"
+    "Speechiness,Acousticness,Instrumentalness,Liveness,Valence,Tempo\n"
+)
+
+
+def test_apostrophes_do_not_become_the_quote_character() -> None:
+    """csv.Sniffer took ``'`` for the quote char after "Dylan 'N' Alice" and then split the
+    later quoted "Maybe, Tomorrow" fields; only the delimiter is guessed now."""
+    rows = [
+        _AUDIO_HEADER.strip().split(","),
+        ["spotify:track:6f807x0ima9a1j3VPbc7VN", "Song A", "Dylan 'N' Alice", "Album", "1"],
+        ["spotify:track:0r7CVbZTWZgbTCYdfa2P31", "Maybe, Tomorrow", "Someone", "Hits, Vol. 2", "2"],
+        ["spotify:track:1r7CVbZTWZgbTCYdfa2P31", "It's 'fine'", "Someone", "Rock 'n' Roll", "3"],
+    ]
+    for i, row in enumerate(rows[1:]):
+        row += ["0.5", "0.5", "-5", "0.1", "0.1", "0", "0.1", "0.5", str(120 + i)]
+    for delimiter in (",", ";", "\t"):
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=delimiter).writerows(rows)
+        data = buf.getvalue()
+        assert '"Maybe, Tomorrow"' in data or delimiter != ","
+        tracks = read_exportify_csv(data).tracks
+        assert [t.name for t in tracks] == ["Song A", "Maybe, Tomorrow", "It's 'fine'"]
+        assert tracks[0].artists == ["Dylan 'N' Alice"]
+        assert tracks[1].album == "Hits, Vol. 2"
+        assert [t.features and t.features["tempo"] for t in tracks] == [120, 121, 122]
+
+
+@pytest.mark.parametrize("bad", ["inf", "-inf", "1e999", "nan", "NaN", "Infinity", "lots"])
+def test_non_finite_audio_values_are_missing_and_counted(bad: str) -> None:
+    """``inf``/``1e999``/``nan`` reached the features (and summary.json as ``Infinity``)."""
+    good = "0.5,0.5,-5,0.1,0.1,0,0.1,0.5,120"
+    text = _AUDIO_HEADER + (
+        f"spotify:track:6f807x0ima9a1j3VPbc7VN,A,X,Al,{bad},{bad},0.5,-5,0.1,0.1,0,0.1,0.5,{bad}\n"
+        f"spotify:track:0r7CVbZTWZgbTCYdfa2P31,B,X,Al,7,{good}\n"
+        f"spotify:track:1r7CVbZTWZgbTCYdfa2P31,C,X,Al,,,,,,,,,,\n"  # blank: missing, not counted
+    )
+    result = read_exportify_csv(text)
+    first, second, third = result.tracks
+    assert first.features is None  # looked up elsewhere, like a file without audio columns
+    assert first.popularity is None
+    assert second.features is not None and second.features["tempo"] == 120
+    assert third.features is None
+    assert result.skipped == {"unreadable audio values": 2}
