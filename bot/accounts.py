@@ -470,11 +470,9 @@ class AccountService:
         token = await self.access_token(discord_user_id)
         if token is None:
             return None
-        if self.app_gateway is not None:
-            return self.app_gateway.with_user_token(token)
-        from bot.sources.spotify import SpotifyGateway
+        from bot.sources.spotify import user_gateway
 
-        return SpotifyGateway(self.settings, access_token=token)
+        return user_gateway(self.settings, token, app=self.app_gateway)
 
     async def _require_gateway(self, discord_user_id: int, why: str) -> SpotifyGateway:
         gateway = await self.gateway_for(discord_user_id)

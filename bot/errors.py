@@ -89,6 +89,18 @@ class RelinkRequired(AuthError):
     code = "relink_required"
 
 
+class NotLinked(AuthError):
+    """The user has no linked Spotify account but the action needs one."""
+
+    code = "not_linked"
+
+
+class LinkError(PipelineError):
+    """A failed ``/spotify link`` step (bad/expired/replayed state, refused consent, bad code)."""
+
+    code = "link"
+
+
 class EmptyPlaylist(PipelineError):
     code = "empty"
 

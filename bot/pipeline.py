@@ -204,11 +204,9 @@ async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Any:
     token = await ctx.user_tokens(request.user_id)
     if not token:
         return None
-    if ctx.spotify is not None:
-        return ctx.spotify.with_user_token(token)
-    from bot.sources.spotify import SpotifyGateway
+    from bot.sources.spotify import user_gateway
 
-    return SpotifyGateway(ctx.settings, access_token=token)
+    return user_gateway(ctx.settings, token, app=ctx.spotify)
 
 
 def max_tracks(request: AnalysisRequest, settings: Settings) -> int:
