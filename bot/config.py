@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     spotify_concurrency: int = 8
     spotify_max_retry_after_s: float = 30.0
     spotify_redirect_uri: str | None = None
+    # Public embed pages (no token; ~first 100 tracks) and short-link resolution.
+    spotify_public_pages: bool = True
+    spotify_web_base: str = "https://open.spotify.com"
 
     # --- ReccoBeats -----------------------------------------------------------------------
     reccobeats_base: str = "https://api.reccobeats.com/v1"

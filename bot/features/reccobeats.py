@@ -5,6 +5,11 @@
 "danceability": …, …}]}``. Results are matched back to Spotify ids through ``href`` (the
 ``id`` is ReccoBeats' own); ids it does not know are simply absent.
 
+ISRCs are accepted in ``ids=`` too (ReccoBeats changelog, 2025-12-10: "Support ISRC for get
+multiple audio features API"; 2025-12-13: "Add ISRC to the response"). :meth:`lookup_isrc` asks
+again by ISRC for tracks ReccoBeats does not know under their Spotify id (a relinked or
+re-released recording is often stored under another id), matching rows back through ``isrc``.
+
 Failures never crash an analysis: 429s with a short Retry-After are awaited, 5xx and timeouts
 are retried once, and whatever still fails is reported as *failed* (not cached, so a later
 run asks again) while absent ids are reported as *missing* (cacheable as "known missing").
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +34,14 @@ log = logging.getLogger(__name__)
 
 BATCH = 40
 _HREF_RE = re.compile(r"/track/([0-9A-Za-z]{22})")
+# ISO 3901: country (2 letters), registrant (3 alphanumerics), year (2 digits), number (5 digits).
+ISRC_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$")
+
+
+def normalise_isrc(raw: str | None) -> str | None:
+    """``"us-um7-21-04140"`` → ``"USUM72104140"``; None when it isn't an ISRC."""
+    code = (raw or "").replace("-", "").replace(" ", "").upper()
+    return code if ISRC_RE.match(code) else None
 
 
 @dataclass
@@ -90,6 +103,44 @@ class ReccoBeatsClient:
         ``on_batch(n)`` is awaited after each batch with the number of ids it covered.
         """
         unique = [i for i in dict.fromkeys(ids) if i and SPOTIFY_ID_RE.match(i)]
+        return await self._lookup(unique, _parse, on_batch)
+
+    async def lookup_isrc(
+        self,
+        isrc_by_track: Mapping[str, str],
+        on_batch: Callable[[int], Awaitable[None]] | None = None,
+    ) -> ReccoBeatsResult:
+        """Features by ISRC, keyed by the caller's track ids (``{track_id: isrc}``).
+
+        Tracks whose ISRC is malformed are reported missing without a request; several tracks
+        sharing one ISRC are asked once and all get the answer.
+        """
+        tracks_by_isrc: dict[str, list[str]] = {}
+        bad: set[str] = set()
+        for track_id, raw in isrc_by_track.items():
+            code = normalise_isrc(raw)
+            if code is None:
+                bad.add(track_id)
+            else:
+                tracks_by_isrc.setdefault(code, []).append(track_id)
+        by_isrc = await self._lookup(list(tracks_by_isrc), _parse_isrc, on_batch)
+        result = ReccoBeatsResult(missing=set(bad))
+        for code, track_ids in tracks_by_isrc.items():
+            for track_id in track_ids:
+                if code in by_isrc.found:
+                    result.found[track_id] = dict(by_isrc.found[code])
+                elif code in by_isrc.failed:
+                    result.failed.add(track_id)
+                else:
+                    result.missing.add(track_id)
+        return result
+
+    async def _lookup(
+        self,
+        unique: list[str],
+        parse: Callable[[Any, list[str]], dict[str, dict[str, float]]],
+        on_batch: Callable[[int], Awaitable[None]] | None,
+    ) -> ReccoBeatsResult:
         result = ReccoBeatsResult()
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
@@ -97,7 +148,7 @@ class ReccoBeatsClient:
 
         async def one(chunk: list[str]) -> None:
             async with sem:
-                found = await self._fetch_batch(chunk)
+                found = await self._fetch_batch(chunk, parse)
             if found is None:
                 result.failed.update(chunk)
             else:
@@ -110,7 +161,11 @@ class ReccoBeatsClient:
         await asyncio.gather(*(one(c) for c in chunks))
         return result
 
-    async def _fetch_batch(self, chunk: list[str]) -> dict[str, dict[str, float]] | None:
+    async def _fetch_batch(
+        self,
+        chunk: list[str],
+        parse: Callable[[Any, list[str]], dict[str, dict[str, float]]],
+    ) -> dict[str, dict[str, float]] | None:
         """One batch; None when it could not be answered (after bounded retries)."""
         url = f"{self.base_url}/audio-features"
         attempts = 0
@@ -121,7 +176,7 @@ class ReccoBeatsClient:
                 session = await self._get_session()
                 async with session.get(url, params={"ids": ",".join(chunk)}) as resp:
                     if resp.status == 200:
-                        return _parse(await resp.json(content_type=None), chunk)
+                        return parse(await resp.json(content_type=None), chunk)
                     if resp.status == 429:
                         wait = parse_retry_after(resp.headers)
                         if wait <= self.max_retry_after_s and attempts <= self.retries + 2:
@@ -142,22 +197,43 @@ class ReccoBeatsClient:
                 return None
 
 
+def _row_features(row: dict) -> dict[str, float] | None:
+    feats: dict[str, float] = {}
+    for k in FEATURE_KEYS:
+        v = row.get(k)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            feats[k] = float(v)
+    return feats if all(k in feats for k in AUDIO_FEATURES) else None
+
+
+def _rows(payload: Any) -> list[dict]:
+    rows = payload.get("content") if isinstance(payload, dict) else None
+    return [r for r in rows or [] if isinstance(r, dict)]
+
+
 def _parse(payload: Any, asked: list[str]) -> dict[str, dict[str, float]]:
     """Map ``content`` rows back to Spotify ids through ``href``; ignore anything unasked."""
     asked_set = set(asked)
-    rows = payload.get("content") if isinstance(payload, dict) else None
     out: dict[str, dict[str, float]] = {}
-    for row in rows or []:
-        if not isinstance(row, dict):
-            continue
+    for row in _rows(payload):
         m = _HREF_RE.search(str(row.get("href") or ""))
         if not m or m.group(1) not in asked_set:
             continue
-        feats: dict[str, float] = {}
-        for k in FEATURE_KEYS:
-            v = row.get(k)
-            if isinstance(v, int | float) and not isinstance(v, bool):
-                feats[k] = float(v)
-        if all(k in feats for k in AUDIO_FEATURES):
+        feats = _row_features(row)
+        if feats is not None:
             out[m.group(1)] = feats
+    return out
+
+
+def _parse_isrc(payload: Any, asked: list[str]) -> dict[str, dict[str, float]]:
+    """Map ``content`` rows back to the asked ISRCs through their ``isrc`` field."""
+    asked_set = set(asked)
+    out: dict[str, dict[str, float]] = {}
+    for row in _rows(payload):
+        code = normalise_isrc(row.get("isrc") if isinstance(row.get("isrc"), str) else None)
+        if code is None or code not in asked_set or code in out:
+            continue
+        feats = _row_features(row)
+        if feats is not None:
+            out[code] = feats
     return out

@@ -5,16 +5,24 @@ Accepted: ``https://open.spotify.com/playlist/ID?si=…`` (with or without schem
 ``spotify:user:NAME:playlist:ID``, the same for albums, a bare 22-character base62 id (taken as
 a playlist), and any of those wrapped in ``<…>`` (Discord's "suppress embed" form).
 Everything else raises :class:`bot.errors.InvalidLink` with a message saying what is wrong.
+
+Short links (``spotify.link/…``, ``spotify.app.link/…``, ``spoti.fi/…``: what the phone apps
+share) carry no id; :func:`resolve_short_link` follows their redirects (at most
+:data:`MAX_SHORT_LINK_HOPS`, only ever requesting short-link hosts) to the open.spotify.com link.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urljoin, urlsplit
 
-from bot.errors import InvalidLink
+from bot.errors import InvalidLink, SpotifyUnavailable
+
+if TYPE_CHECKING:
+    import aiohttp
 
 RefKind = Literal["playlist", "album"]
 
@@ -35,11 +43,19 @@ _OTHER_KINDS = {
     "search": "a search",
 }
 _HOSTS = {"open.spotify.com", "play.spotify.com", "spotify.com", "www.spotify.com"}
-_SHORT_HOSTS = {"spotify.link", "spoti.fi"}
+_SHORT_HOSTS = {"spotify.link", "spotify.app.link", "spoti.fi"}
+DEFAULT_WEB_BASE = "https://open.spotify.com"
+MAX_SHORT_LINK_HOPS = 5
+# Bytes of a short link's HTML answer searched for the open.spotify.com link (no redirect).
+_SHORT_BODY_LIMIT = 256 * 1024
 
 # Candidate tokens inside a chat message: URLs (with or without scheme) and spotify: URIs.
 _FIND_RE = re.compile(
     r"(?:https?://)?(?:open|play)\.spotify\.com/[^\s<>|]+|spotify:[A-Za-z0-9:._-]+",
+    re.IGNORECASE,
+)
+_FIND_SHORT_RE = re.compile(
+    r"(?:https?://)?(?:spotify\.link|spotify\.app\.link|spoti\.fi)/[A-Za-z0-9_-]+",
     re.IGNORECASE,
 )
 
@@ -161,3 +177,124 @@ def find_spotify_links(text: str) -> list[SpotifyRef]:
         if ref not in found:
             found.append(ref)
     return found
+
+
+def _short_url(text: str) -> str | None:
+    """``text`` as an https short-link URL, or None when it isn't one."""
+    s = (text or "").strip()
+    if s.startswith("<") and s.endswith(">"):
+        s = s[1:-1].strip()
+    if "://" not in s:
+        s = "https://" + s
+    parts = urlsplit(s)
+    if (parts.hostname or "").lower() not in _SHORT_HOSTS or not parts.path.strip("/"):
+        return None
+    return s
+
+
+def is_short_link(text: str) -> bool:
+    """A ``spotify.link/…`` / ``spotify.app.link/…`` / ``spoti.fi/…`` link (needs resolving)."""
+    return _short_url(text) is not None
+
+
+def find_short_links(text: str) -> list[str]:
+    """Every short link in a chat message, as https URLs, de-duplicated, in order."""
+    found: list[str] = []
+    for match in _FIND_SHORT_RE.finditer(text or ""):
+        url = _short_url(match.group(0))
+        if url and url not in found:
+            found.append(url)
+    return found
+
+
+def short_link_via(web_base: str) -> str | None:
+    """Where short links are requested: the link itself (None) with the real web base; with any
+    other ``SPOTIFY_WEB_BASE`` (a proxy, the tests' loopback fake) ``<base>/<host>/<code>``."""
+    base = (web_base or DEFAULT_WEB_BASE).rstrip("/")
+    return None if base == DEFAULT_WEB_BASE else base
+
+
+def _first_ref(text: str) -> SpotifyRef | InvalidLink | None:
+    """The first playlist/album link in a page, else the reason its first Spotify link isn't
+    one (e.g. a track), else None."""
+    reason: InvalidLink | None = None
+    for match in _FIND_RE.finditer(text):
+        try:
+            return parse_spotify_link(match.group(0).rstrip(".,;:!?)]}'\"\\"))
+        except InvalidLink as exc:
+            reason = reason or exc
+    return reason
+
+
+async def resolve_short_link(
+    url: str,
+    session: aiohttp.ClientSession,
+    *,
+    via: str | None = None,
+    max_hops: int = MAX_SHORT_LINK_HOPS,
+    on_request: Callable[[], None] | None = None,
+) -> SpotifyRef:
+    """Follow a short link's redirects (at most ``max_hops`` requests) to the playlist/album.
+
+    Only short-link hosts are ever requested: the first redirect to open.spotify.com ends the
+    walk (that link is parsed, not fetched), and a redirect anywhere else is refused. An HTML
+    answer (what browsers get) is searched for the open.spotify.com link instead.
+    Raises InvalidLink (not a playlist/album, dead link) or SpotifyUnavailable.
+    """
+    import aiohttp
+
+    current = _short_url(url)
+    if current is None:
+        return parse_spotify_link(url)
+    for _ in range(max_hops):
+        parts = urlsplit(current)
+        host = (parts.hostname or "").lower()
+        if host in _HOSTS:
+            return parse_spotify_link(current)
+        if host not in _SHORT_HOSTS:
+            raise InvalidLink(
+                f"That short link leads to {host or 'an unknown site'}, not to a Spotify playlist "
+                "or album."
+            )
+        target = current
+        if via is not None:
+            target = f"{via}/{host}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        if on_request is not None:
+            on_request()
+        try:
+            async with session.get(target, allow_redirects=False) as resp:
+                location = resp.headers.get("Location")
+                if resp.status in (301, 302, 303, 307, 308) and location:
+                    current = urljoin(current, location)
+                    continue
+                if resp.status == 200:
+                    body = await resp.content.read(_SHORT_BODY_LIMIT)
+                    found = _first_ref(body.decode("utf-8", errors="replace"))
+                    if isinstance(found, SpotifyRef):
+                        return found
+                    if isinstance(found, InvalidLink):
+                        raise found
+                    raise InvalidLink(
+                        "That short link doesn't lead to a Spotify playlist or album. Open it "
+                        "and paste the open.spotify.com address (Share → Copy link) instead."
+                    )
+                if resp.status in (404, 410):
+                    raise InvalidLink(
+                        "That short link doesn't lead anywhere (Spotify says it doesn't exist). "
+                        "Check it was copied completely."
+                    )
+                raise SpotifyUnavailable(
+                    f"Couldn't open that short link right now (error {resp.status}). Try again "
+                    "later, or paste the open.spotify.com address instead.",
+                    detail=f"short link {host}: {resp.status}",
+                )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SpotifyUnavailable(
+                "Couldn't open that short link right now (the connection failed). Try again "
+                "later, or paste the open.spotify.com address instead.",
+                detail=f"short link {host}: {type(exc).__name__}",
+            ) from None
+    raise InvalidLink(
+        "That short link redirects too many times. Open it and paste the open.spotify.com "
+        "address (Share → Copy link) instead."
+    )

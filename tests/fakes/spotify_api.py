@@ -49,6 +49,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.spotify_pages import FakePages
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SAMPLE_CSV = DATA_DIR / "tidytuesday_sample.csv"
 # The whole real TidyTuesday dataset, bundled gzipped for the benchmarks.
@@ -81,6 +83,12 @@ def fake_id(*parts: str) -> str:
         n, r = divmod(n, 62)
         out.append(BASE62[r])
     return "".join(out)
+
+
+def fake_isrc(track_id: str) -> str:
+    """A deterministic ISRC-shaped code (CC XXX YY NNNNN) for a track id."""
+    digest = hashlib.sha256(("isrc\x1f" + track_id).encode()).hexdigest().upper()
+    return "QZ" + digest[:3] + str(int(digest[3:15], 16) % 10**7).zfill(7)
 
 
 def load_tidytuesday_rows(path: Path | str | None = None, limit: int | None = None) -> list[dict]:
@@ -246,6 +254,7 @@ class FakeSpotify:
         self.authorize_as: str | None = None  # user who "approves" GET /authorize
         self.reccobeats_ids: dict[str, str] = {}  # spotify id -> reccobeats uuid
         self.reccobeats_missing: set[str] = set()  # ids ReccoBeats does not know
+        self.reccobeats_isrc: set[str] = set()  # ...of those, the ones it finds by ISRC
         self.spotify_features_missing: set[str] = set()  # audio-features -> null entries
         self.latency = 0.0
         # Keys carrying the track on playlist entries: the 2026 API sends both ("track" is
@@ -258,6 +267,7 @@ class FakeSpotify:
         self._in_flight = 0
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.pages = FakePages(self)  # public embed pages + short links (spotify_pages.py)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -287,6 +297,7 @@ class FakeSpotify:
         r.add_get("/v1/audio-features", self._audio_features)
         r.add_get("/v1/audio-features/", self._audio_features)  # spotipy's spelling
         r.add_get("/reccobeats/v1/audio-features", self._reccobeats_features)
+        self.pages.add_routes(r)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -309,6 +320,11 @@ class FakeSpotify:
 
     @property
     def accounts_base(self) -> str:
+        return self.origin
+
+    @property
+    def web_base(self) -> str:
+        """``SPOTIFY_WEB_BASE``: embed pages and short links (tests.fakes.spotify_pages)."""
         return self.origin
 
     @property
@@ -769,9 +785,10 @@ class FakeSpotify:
         }
         if with_album:
             out["album"] = self._album_simple(t["album_id"])
+        # external_ids came back to Development Mode in March 2026; popularity did not.
+        out["external_ids"] = {"isrc": fake_isrc(tid)}
         if self._extended():
             out["popularity"] = t["popularity"]
-            out["external_ids"] = {"isrc": "FAKE" + tid[:8].upper()}
         return out
 
     def _entry(self, pl: FakePlaylist, entry: Any) -> dict:
@@ -1279,16 +1296,25 @@ class FakeSpotify:
                 status=400,
             )
         content = []
-        for tid in ids:
+        by_isrc = {fake_isrc(t): t for t in self.tracks} if any(len(i) == 12 for i in ids) else {}
+        for asked in ids:
+            # ids= takes Spotify ids and (since Dec 2025) ISRCs; a track known under another
+            # Spotify id (relinked) is found by ISRC only, and its href names that other id.
+            tid = by_isrc.get(asked, asked)
             t = self.tracks.get(tid)
-            if t is None or tid in self.reccobeats_missing or not t["features"]:
+            if t is None or not t["features"]:
                 continue  # unknown ids are simply absent
+            if tid == asked and tid in self.reccobeats_missing:
+                continue
+            if tid != asked and tid in self.reccobeats_missing and tid not in self.reccobeats_isrc:
+                continue
+            href_id = fake_id("relinked", tid) if tid != asked else tid
             f = t["features"]
             content.append(
                 {
                     "id": self.reccobeats_ids[tid],
-                    "href": f"https://open.spotify.com/track/{tid}",
-                    "isrc": "FAKE" + tid[:8].upper(),
+                    "href": f"https://open.spotify.com/track/{href_id}",
+                    "isrc": fake_isrc(tid),
                     **{k: f[k] for k in FEATURE_KEYS if k in f},
                 }
             )
