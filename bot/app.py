@@ -1,8 +1,9 @@
-"""The Discord bot: a ``commands.Bot`` that owns the long-lived services.
+"""The Discord bot: a ``commands.Bot`` that owns the long-lived services (composition root).
 
 ``python -m bot`` (bot/__main__.py) calls :func:`run_bot` when DISCORD_TOKEN is set. Start-up
-(``setup_hook``) opens the services, loads the cogs, starts the job worker and syncs the
-application commands *deliberately*: instantly to ``DISCORD_DEV_GUILD_ID`` when set, globally
+(``setup_hook``) opens the services, loads the cogs, starts the job worker and the OAuth
+callback web server (when ``PUBLIC_BASE_URL`` is set) and syncs the application commands
+*deliberately*: instantly to ``DISCORD_DEV_GUILD_ID`` when set, globally
 only when ``DISCORD_SYNC_GLOBAL`` is true (or an owner runs ``!sync`` / ``/admin sync``), so a
 restart never burns the global command-sync rate limit.
 """
@@ -17,20 +18,20 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
-from discord import app_commands
 from discord.ext import commands
 
 from bot import __version__
 from bot.accounts import AccountService
 from bot.config import Settings
 from bot.digests import DigestScheduler
-from bot.embeds import error_message
-from bot.errors import PipelineError, new_incident_id
 from bot.features.reccobeats import ReccoBeatsClient
 from bot.jobs import JobQueue
 from bot.pipeline import PipelineContext
 from bot.services import Services
 from bot.sources.spotify import SpotifyGateway
+from bot.web import CallbackServer
+from cogs.utils.errors import ClustersTree
+from cogs.utils.views import AnalysisCache
 from storage.db import Database
 from storage.repo import Store
 
@@ -57,9 +58,14 @@ class PlaylistClustersBot(commands.Bot):
     """The bot. Cogs reach the services as ``bot.services``.
 
     ``interaction_ttl_s`` / ``clock`` decide when an interaction token is too old to use (results
-    then go to the channel); tests inject them. ``manage_services``: start the queue (and
-    digests) in ``setup_hook`` and close every service in ``close()``.
+    then go to the channel); tests inject them. ``manage_services``: start the queue (and the
+    OAuth callback server) in ``setup_hook`` and close every service in ``close()``. Errors of
+    app commands are answered by :class:`cogs.utils.errors.ClustersTree`.
     """
+
+    services: Services
+    analysis_cache: AnalysisCache  # recently shown analyses (component clicks page through them)
+    web_server: CallbackServer | None  # Spotify's OAuth redirect target, when PUBLIC_BASE_URL set
 
     def __init__(
         self,
@@ -80,9 +86,12 @@ class PlaylistClustersBot(commands.Bot):
                 everyone=False, roles=False, users=True, replied_user=False
             ),
             activity=discord.Activity(type=discord.ActivityType.listening, name="/cluster"),
+            tree_cls=ClustersTree,
             **client_options,
         )
         self.services = services
+        self.analysis_cache = AnalysisCache()
+        self.web_server = None
         self.interaction_ttl_s = interaction_ttl_s
         self.clock = clock
         self.manage_services = manage_services
@@ -96,7 +105,6 @@ class PlaylistClustersBot(commands.Bot):
 
     # ----------------------------------------------------------------------------- start-up
     async def setup_hook(self) -> None:
-        self.tree.on_error = self.on_app_command_error
         for ext in self.extensions_to_load:
             try:
                 await self.load_extension(ext)
@@ -122,6 +130,27 @@ class PlaylistClustersBot(commands.Bot):
             self._mode_probe = asyncio.create_task(spotify.detect_mode(), name="spotify-mode")
         await self.services.queue.start()
         await self.services.digests.start()
+        await self._start_web_server()
+
+    async def _start_web_server(self) -> None:
+        """Spotify's OAuth redirect lands here when ``PUBLIC_BASE_URL`` is set; a port that is
+        taken only disables the web callback (logged), the bot runs."""
+        accounts = self.services.accounts
+        if accounts is None or not getattr(accounts, "web_callback", False):  # tests' stubs
+            return
+        server = CallbackServer(accounts, accounts.settings)
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error(
+                "Could not start the OAuth callback server on %s:%s (%s); /spotify link "
+                "will not complete until it can.",
+                accounts.settings.web_host,
+                accounts.settings.web_port,
+                exc,
+            )
+        else:
+            self.web_server = server
 
     async def sync_commands(self, *, guild_id: int | None, globally: bool) -> list[str]:
         """Sync app commands to a dev guild (instant) and/or globally (rate limited, slow)."""
@@ -152,67 +181,19 @@ class PlaylistClustersBot(commands.Bot):
             len(self.guilds),
         )
 
-    # ----------------------------------------------------------------------------- errors
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        """Last-resort handler: every app command error becomes a clear ephemeral message."""
-        if isinstance(error, app_commands.CheckFailure | app_commands.TransformerError):
-            text = _check_failure_text(error)
-        else:
-            where = f"/{interaction.command and interaction.command.qualified_name}"
-            text = error_text(getattr(error, "original", error), where)
-        await send_ephemeral(interaction, text)
-
     # ----------------------------------------------------------------------------- shutdown
     async def close(self) -> None:
         self.closing = True
         if self._mode_probe is not None:
             self._mode_probe.cancel()
         try:
+            if self.web_server is not None:
+                server, self.web_server = self.web_server, None
+                await server.close()
             if self.manage_services:
                 await close_services(self.services)
         finally:
             await super().close()
-
-
-def _check_failure_text(error: app_commands.AppCommandError) -> str:
-    if isinstance(error, app_commands.MissingPermissions):
-        perms = ", ".join(permission_name(p) for p in error.missing_permissions)
-        return f"You need the **{perms}** permission to do that."
-    if isinstance(error, app_commands.BotMissingPermissions):
-        perms = ", ".join(permission_name(p) for p in error.missing_permissions)
-        return f"I'm missing the **{perms}** permission in this channel."
-    if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command only works in a server."
-    if isinstance(error, app_commands.TransformerError):
-        return f"I couldn't understand `{error.value}`."
-    return str(error) or "You can't use this command here."
-
-
-def error_text(err: BaseException, where: str) -> str:
-    """What to tell the user about ``err``; an unexpected one is logged under a new incident id."""
-    if isinstance(err, PipelineError):
-        return error_message(err)
-    incident = new_incident_id()
-    log.error("Incident %s in %s", incident, where, exc_info=err)
-    return error_message(err, incident_id=incident)
-
-
-def permission_name(perm: str) -> str:
-    """``manage_guild`` → ``Manage Guild``: a permission flag as people read it."""
-    return perm.replace("_", " ").title()
-
-
-async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Reply ephemerally whether or not the interaction was already acknowledged."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-    except discord.HTTPException:
-        log.warning("Could not deliver an error message for interaction %s", interaction.id)
 
 
 # ------------------------------------------------------------------------------ services

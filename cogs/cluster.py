@@ -13,342 +13,48 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import embeds as E
-from bot.app import error_text, permission_name
+from bot.app import PlaylistClustersBot
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
-from bot.models import Analysis, Progress
+from bot.models import Analysis
 from bot.pipeline import AnalysisRequest
 from bot.sources.exportify import decode_csv
 from bot.sources.links import find_spotify_links
-from cogs import views as V
+from cogs.utils import embeds as E
+from cogs.utils import views as V
+from cogs.utils.delivery import (
+    Destination,
+    InteractionDestination,
+    MessageDestination,
+    outcome_messages,
+    post_ready,
+    result_messages,
+)
+from cogs.utils.errors import error_message, error_text
+from cogs.utils.permissions import (
+    bot_can_post_results,
+    can_post_results,
+    channel_permissions,
+    manage_server_only,
+    missing_permissions,
+    missing_text,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
-NEEDED = ("send_messages", "embed_links", "attach_files")
-
-
-# ----------------------------------------------------------------------------- helpers
-def missing_permissions(perms: discord.Permissions, needed: tuple[str, ...] = NEEDED) -> list[str]:
-    """Readable names of the ``needed`` permissions that ``perms`` lacks."""
-    return [permission_name(p) for p in needed if not getattr(perms, p)]
-
-
-def missing_text(missing: list[str], channel: Any) -> str:
-    where = getattr(channel, "mention", "this channel")
-    perms = ", ".join(f"**{m}**" for m in missing)
-    return (
-        f"⚠️ I can't post results in {where}: I'm missing the {perms} permission"
-        f"{'s' if len(missing) > 1 else ''} there. Ask a server admin to grant "
-        f"{'them' if len(missing) > 1 else 'it'} to my role, or use me in another channel."
-    )
-
-
-async def _refused_for_permissions(interaction: discord.Interaction) -> bool:
-    """Answer (ephemerally) when the bot can't post results here; True when it did."""
-    missing = missing_permissions(interaction.app_permissions, ("embed_links", "attach_files"))
-    if not missing:
-        return False
-    await interaction.response.send_message(
-        missing_text(missing, interaction.channel), ephemeral=True
-    )
-    return True
 
 
 def find_links(text: str) -> list[str]:
     """Playlist/album links in a chat message."""
     return [ref.url for ref in find_spotify_links(text or "")]
-
-
-def progress_text(p: Progress) -> str:
-    def count(noun: str) -> str:
-        if p.done is not None and p.total:
-            return f"{p.done:,}/{p.total:,} {noun}"
-        if p.done is not None:
-            return f"{p.done:,} {noun}"
-        return noun
-
-    text = {
-        "queued": "⏳ Queued…",
-        "fetching": f"📥 Fetched {count('tracks')}…",
-        "featurizing": f"🎚️ Audio features: {count('tracks')}…",
-        "clustering": "🧮 Clustering…",
-        "rendering": "🎨 Drawing the chart…",
-        "done": "✅ Done — posting the results…",
-        "failed": "❌ Failed.",
-    }.get(p.stage, f"{p.stage}…")
-    return text
-
-
-class Throttle:
-    """Sends the latest progress text at most once per ``interval`` seconds.
-
-    The first update goes out at once; later ones within the interval are coalesced and sent
-    when it elapses. ``close()`` waits for an in-flight edit and drops anything pending, so
-    a late progress edit can never overwrite the final result.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[str], Awaitable[None]],
-        *,
-        interval: float,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    ) -> None:
-        self._send, self.interval, self.clock, self._sleep = send, interval, clock, sleep
-        self._latest: str | None = None
-        self._sent: str | None = None
-        self._last: float | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self.closed = False
-
-    async def update(self, text: str) -> None:
-        if self.closed:
-            return
-        self._latest = text
-        now = self.clock()
-        if self._last is None or now - self._last >= self.interval:
-            await self._flush()
-        elif self._task is None or self._task.done():
-            delay = self.interval - (now - self._last)
-            self._task = asyncio.create_task(self._later(delay))
-
-    async def _later(self, delay: float) -> None:
-        await self._sleep(delay)
-        await self._flush()
-
-    async def _flush(self) -> None:
-        async with self._lock:
-            if self.closed or self._latest is None or self._latest == self._sent:
-                return
-            text = self._latest
-            self._last = self.clock()
-            self._sent = text
-            try:
-                await self._send(text)
-            except discord.HTTPException as exc:
-                log.debug("progress edit failed: %s", exc)
-
-    async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        async with self._lock:
-            self.closed = True
-
-
-@dataclass
-class OutMessage:
-    embeds: list[discord.Embed]
-    files: list[discord.File]
-    view: discord.ui.View | None
-    content: str | None = None
-
-
-def result_messages(
-    analysis: Analysis,
-    png: bytes | None,
-    *,
-    liked: set[str] | frozenset[str] = frozenset(),
-    header: str | None = None,
-) -> list[OutMessage]:
-    """The messages to post for an analysis: scatter + components on the first one."""
-    with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
-    batches = E.analysis_embeds(analysis, liked=liked, header=header, with_image=with_image)
-    out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
-    if with_image and png is not None:
-        out[0].files = [E.scatter_file(png)]
-    out[0].view = V.result_view(analysis)
-    return out
-
-
-def outcome_messages(
-    outcome: Any, *, liked: set[str] | frozenset[str] = frozenset(), header: str | None = None
-) -> list[OutMessage]:
-    """:func:`result_messages` for a finished job (its analysis gets the stored id)."""
-    analysis = outcome.analysis
-    if analysis.analysis_id is None:
-        analysis.analysis_id = outcome.analysis_id
-    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header)
-
-
-# ----------------------------------------------------------------------------- destinations
-class Destination:
-    """Where progress and results of one request go."""
-
-    def __init__(self, bot: Any) -> None:
-        self.bot = bot
-        self.throttle = Throttle(self._progress, interval=bot.progress_interval_s, clock=bot.clock)
-
-    async def on_progress(self, p: Progress) -> None:
-        await self.throttle.update(progress_text(p))
-
-    async def _progress(self, text: str) -> None:
-        raise NotImplementedError
-
-    async def deliver(self, messages: list[OutMessage]) -> None:
-        raise NotImplementedError
-
-    async def fail(self, text: str, *, ephemeral: bool) -> None:
-        raise NotImplementedError
-
-
-async def channel_send(channel: Any, msg: OutMessage, **kwargs: Any) -> discord.Message:
-    return await channel.send(
-        content=msg.content,
-        embeds=msg.embeds,
-        files=msg.files or discord.utils.MISSING,
-        view=msg.view or discord.utils.MISSING,
-        **kwargs,
-    )
-
-
-def channel_permissions(channel: Any) -> discord.Permissions | None:
-    guild = getattr(channel, "guild", None)
-    if guild is None or guild.me is None:
-        return None
-    return channel.permissions_for(guild.me)
-
-
-def can_post_results(channel: Any) -> bool:
-    """Whether the bot has every permission results need in ``channel`` (unknown: try)."""
-    perms = channel_permissions(channel)
-    return perms is None or not missing_permissions(perms)
-
-
-async def post_ready(channel: Any, messages: list[OutMessage], mention: str) -> None:
-    """Post results to the channel itself (interaction token too old, or a resumed job)."""
-    messages[0].content = f"{mention} your analysis is ready:".strip()
-    for msg in messages:
-        await channel_send(channel, msg)
-
-
-class InteractionDestination(Destination):
-    """Edits the deferred response, then followups; the channel once the token is too old."""
-
-    def __init__(self, bot: Any, interaction: discord.Interaction) -> None:
-        super().__init__(bot)
-        self.interaction = interaction
-        self.started = bot.clock()
-
-    @property
-    def expired(self) -> bool:
-        return self.bot.clock() - self.started >= self.bot.interaction_ttl_s
-
-    async def _progress(self, text: str) -> None:
-        if not self.expired:
-            await self.interaction.edit_original_response(content=text)
-
-    async def deliver(self, messages: list[OutMessage]) -> None:
-        await self.throttle.close()
-        if self.expired:
-            await self._to_channel(messages)
-            return
-        first, rest = messages[0], messages[1:]
-        await self.interaction.edit_original_response(
-            content=first.content,
-            embeds=first.embeds,
-            attachments=first.files,
-            view=first.view,
-        )
-        for msg in rest:
-            await self.interaction.followup.send(
-                content=msg.content or discord.utils.MISSING,
-                embeds=msg.embeds,
-                files=msg.files or discord.utils.MISSING,
-                view=msg.view or discord.utils.MISSING,
-            )
-
-    async def _to_channel(self, messages: list[OutMessage]) -> None:
-        channel = self.interaction.channel
-        if not can_post_results(channel):
-            log.warning("token expired and cannot post in channel %s", getattr(channel, "id", None))
-            return
-        await post_ready(channel, messages, self.interaction.user.mention)
-
-    async def fail(self, text: str, *, ephemeral: bool) -> None:
-        await self.throttle.close()
-        if self.expired:
-            channel = self.interaction.channel
-            perms = channel_permissions(channel)
-            if channel is not None and (perms is None or perms.send_messages):
-                await channel.send(f"{self.interaction.user.mention} {text}")
-            return
-        if ephemeral:
-            with contextlib.suppress(discord.HTTPException):
-                await self.interaction.delete_original_response()
-            await self.interaction.followup.send(text, ephemeral=True)
-        else:
-            await self.interaction.edit_original_response(content=text, embeds=[], view=None)
-
-
-class MessageDestination(Destination):
-    """Replies to a posted link: ⏳ reaction, one progress reply edited in place, results."""
-
-    def __init__(self, bot: Any, message: discord.Message) -> None:
-        super().__init__(bot)
-        self.message = message
-        self.reply: discord.Message | None = None
-        perms = channel_permissions(message.channel)
-        self.can_react = perms is None or (perms.add_reactions and perms.read_message_history)
-
-    async def start(self, note: str | None = None) -> None:
-        if self.can_react:
-            with contextlib.suppress(discord.HTTPException):
-                await self.message.add_reaction("⏳")
-        queued = progress_text(Progress(stage="queued"))
-        self.reply = await self.message.reply(
-            queued + (f"\n-# {note}" if note else ""), mention_author=False
-        )
-        self.throttle._sent = queued  # the queued event must not edit the note away
-
-    async def _progress(self, text: str) -> None:
-        if self.reply is not None:
-            await self.reply.edit(content=text)
-
-    async def _done_reaction(self, emoji: str) -> None:
-        if not self.can_react:
-            return
-        with contextlib.suppress(discord.HTTPException):
-            await self.message.remove_reaction("⏳", self.bot.user)
-            await self.message.add_reaction(emoji)
-
-    async def deliver(self, messages: list[OutMessage]) -> None:
-        await self.throttle.close()
-        first, rest = messages[0], messages[1:]
-        if self.reply is not None:
-            await self.reply.edit(
-                content=first.content,
-                embeds=first.embeds,
-                attachments=first.files,
-                view=first.view,
-            )
-        else:
-            await channel_send(self.message.channel, first, reference=self.message)
-        for msg in rest:
-            await channel_send(self.message.channel, msg)
-        await self._done_reaction("✅")
-
-    async def fail(self, text: str, *, ephemeral: bool) -> None:
-        await self.throttle.close()
-        if self.reply is not None:
-            await self.reply.edit(content=text)
-        else:
-            await self.message.reply(text, mention_author=False)
-        await self._done_reaction("❌")
 
 
 # ----------------------------------------------------------------------------- the cog
@@ -363,7 +69,7 @@ class ClusterCog(commands.Cog):
         default_permissions=discord.Permissions(manage_guild=True),
     )
 
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
         self.services = bot.services
         self._awaited: set[int] = set()  # job ids someone is already delivering
@@ -391,7 +97,7 @@ class ClusterCog(commands.Cog):
             await dest.deliver(outcome_messages(outcome, liked=liked, header=header))
             return outcome.analysis_id
         except PipelineError as err:
-            await self._safe_fail(dest, E.error_message(err), ephemeral=err.ephemeral)
+            await self._safe_fail(dest, error_message(err), ephemeral=err.ephemeral)
         except Exception as err:
             if self.bot.closing:
                 # Shutting down: services are closing under us; not a bug to report.
@@ -428,7 +134,7 @@ class ClusterCog(commands.Cog):
         mention = f"<@{request.user_id}>" if request.user_id else ""
         try:
             if error is not None:
-                await channel.send(f"{mention} {E.error_message(error)}".strip())
+                await channel.send(f"{mention} {error_message(error)}".strip())
                 return
             if outcome is None:
                 return
@@ -445,6 +151,7 @@ class ClusterCog(commands.Cog):
         csv="An Exportify CSV export of a playlist",
         liked="Cluster your Liked Songs (needs /spotify link)",
     )
+    @bot_can_post_results()  # first: it is instant, and the refusal IS the response
     async def cluster(
         self,
         interaction: discord.Interaction,
@@ -453,17 +160,9 @@ class ClusterCog(commands.Cog):
         csv: discord.Attachment | None = None,
         liked: bool = False,
     ) -> None:
-        # Permissions first: it is instant, and the answer IS the response.
-        if interaction.guild is not None and await _refused_for_permissions(interaction):
-            return
         await interaction.response.defer(thinking=True)
-        dest = InteractionDestination(self.bot, interaction)
-        try:
-            request = await self._build_request(interaction, playlist, k, csv, liked)
-        except PipelineError as err:
-            await self._safe_fail(dest, E.error_message(err), ephemeral=True)
-            return
-        await self.run(dest, request)
+        request = await self._build_request(interaction, playlist, k, csv, liked)  # may raise
+        await self.run(InteractionDestination(self.bot, interaction), request)
 
     async def _build_request(
         self,
@@ -586,20 +285,16 @@ class ClusterCog(commands.Cog):
 
     @clusters.command(name="show", description="Show a stored analysis again (no refetch).")
     @app_commands.describe(id="The analysis number (see /clusters history)")
+    @bot_can_post_results()
     async def show(self, interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
-        if await _refused_for_permissions(interaction):
-            return
         await interaction.response.defer(thinking=True)
         dest = InteractionDestination(self.bot, interaction)
-        try:
-            analysis = await self._stored(id, interaction)
-            png = await self.services.store.get_file(id, E.SCATTER_NAME)
-            liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
-            await dest.deliver(
-                result_messages(analysis, png, liked=liked, header=f"Stored analysis #{id}")
-            )
-        except PipelineError as err:
-            await self._safe_fail(dest, E.error_message(err), ephemeral=True)
+        analysis = await self._stored(id, interaction)  # may raise: answered by the tree
+        png = await self.services.store.get_file(id, E.SCATTER_NAME)
+        liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
+        await dest.deliver(
+            result_messages(analysis, png, liked=liked, header=f"Stored analysis #{id}")
+        )
 
     async def _stored(self, analysis_id: int, interaction: discord.Interaction) -> Analysis:
         row = await self.services.db.fetchone(
@@ -621,18 +316,17 @@ class ClusterCog(commands.Cog):
         return analysis
 
     @links.command(name="enable", description="Reply to Spotify playlist links posted here.")
+    @manage_server_only()
     async def links_enable(self, interaction: discord.Interaction) -> None:
         await self._set_links(interaction, True)
 
     @links.command(name="disable", description="Stop replying to posted playlist links.")
+    @manage_server_only()
     async def links_disable(self, interaction: discord.Interaction) -> None:
         await self._set_links(interaction, False)
 
     async def _set_links(self, interaction: discord.Interaction, enabled: bool) -> None:
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
-        if not interaction.permissions.manage_guild:
-            raise app_commands.MissingPermissions(["manage_guild"])
+        assert interaction.guild_id is not None  # manage_server_only()
         await self.services.store.set_links_enabled(interaction.guild_id, enabled)
         text = (
             "✅ I'll reply to Spotify playlist links posted in this server."
@@ -668,6 +362,6 @@ def _describe(request: AnalysisRequest) -> str:
     return request.link or "demo"
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: PlaylistClustersBot) -> None:
     bot.add_dynamic_items(*V.DYNAMIC_ITEMS)
     await bot.add_cog(ClusterCog(bot))

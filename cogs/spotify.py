@@ -6,7 +6,8 @@ authorize link is personal (its ``state`` is bound to the user who asked).
 Two callback modes (see the README, "Linking Spotify accounts"):
 
 * ``PUBLIC_BASE_URL`` set: Spotify redirects to the bot's web server (:mod:`bot.web`, started
-  here in :meth:`SpotifyCog.cog_load`); the ephemeral message is edited to "Linked" when done.
+  with the bot, see :class:`bot.app.PlaylistClustersBot`); the ephemeral message is edited to
+  "Linked" when done.
 * otherwise: the redirect URI is a loopback address; the user copies the URL the browser ends
   up on and pastes it into a modal ("Paste the URL" button).
 """
@@ -22,9 +23,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.accounts import STATE_TTL, AccountService
-from bot.app import send_ephemeral
-from bot.embeds import error_message
+from bot.app import PlaylistClustersBot
 from bot.errors import PipelineError
+from cogs.utils.errors import answer_error
+from cogs.utils.permissions import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +127,12 @@ class PasteUrlModal(discord.ui.Modal, title="Finish linking Spotify"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            info = await self.accounts.complete_from_redirect(
-                interaction.user.id, str(self.url.value)
-            )
-        except PipelineError as exc:
-            await interaction.followup.send(error_message(exc), ephemeral=True)
-            return
+        info = await self.accounts.complete_from_redirect(interaction.user.id, str(self.url.value))
         await interaction.followup.send(linked_text(info), ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
-        log.exception("paste-URL modal failed", exc_info=error)
-        await send_ephemeral(
-            interaction, "Something went wrong while linking. Try `/spotify link` again."
-        )
+        """Modals are not answered by the command tree: the same private answer, from here."""
+        await answer_error(interaction, error, "the paste-URL modal")
 
 
 class LinkView(discord.ui.View):
@@ -177,9 +171,8 @@ class LinkView(discord.ui.View):
 class SpotifyCog(
     commands.GroupCog, group_name="spotify", group_description="Link your Spotify account"
 ):
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
-        self.web_server: Any = None
         # discord user id -> (interaction of their latest /spotify link, bot.clock() time);
         # dropped once older than bot.interaction_ttl_s (the token can't edit the reply then)
         self._pending: dict[int, tuple[discord.Interaction, float]] = {}
@@ -189,32 +182,15 @@ class SpotifyCog(
     def accounts(self) -> AccountService | None:
         return self.bot.services.accounts
 
+    def _linking(self) -> AccountService:
+        """The account service, or a refusal that says linking is not set up here."""
+        if self.accounts is None:
+            raise Refusal(NOT_AVAILABLE)
+        return self.accounts
+
     async def cog_load(self) -> None:
-        accounts = self.accounts
-        if accounts is None:
-            return
-        accounts.add_link_listener(self._on_linked)
-        if accounts.web_callback:
-            from bot.web import CallbackServer
-
-            server = CallbackServer(accounts, accounts.settings)
-            try:
-                await server.start()
-            except OSError as exc:
-                log.error(
-                    "Could not start the OAuth callback server on %s:%s (%s); /spotify link "
-                    "will not complete until it can.",
-                    accounts.settings.web_host,
-                    accounts.settings.web_port,
-                    exc,
-                )
-            else:
-                self.web_server = server
-
-    async def cog_unload(self) -> None:
-        if self.web_server is not None:
-            server, self.web_server = self.web_server, None
-            await server.close()
+        if self.accounts is not None:
+            self.accounts.add_link_listener(self._on_linked)
 
     async def _on_linked(self, user_id: int, info: dict[str, Any]) -> None:
         """A link completed (web callback): update the user's ephemeral /spotify link reply."""
@@ -232,19 +208,12 @@ class SpotifyCog(
     # --- commands ---------------------------------------------------------------------------
     @app_commands.command(name="link", description="Link your Spotify account (private reply)")
     async def link(self, interaction: discord.Interaction) -> None:
-        accounts = self.accounts
-        if accounts is None:
-            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
-            return
+        accounts = self._linking()
         try:
             current = await accounts.status(interaction.user.id)
         except PipelineError:
             current = None  # unreadable link: it was deleted, link again below
-        try:
-            url = await accounts.start_link(interaction.user.id)
-        except PipelineError as exc:
-            await interaction.response.send_message(error_message(exc), ephemeral=True)
-            return
+        url = await accounts.start_link(interaction.user.id)  # may raise: the tree answers
         text = link_instructions(
             url, web_callback=accounts.web_callback, redirect_uri=accounts.redirect_uri
         )
@@ -264,15 +233,8 @@ class SpotifyCog(
 
     @app_commands.command(name="status", description="Show your linked Spotify account")
     async def status(self, interaction: discord.Interaction) -> None:
-        accounts = self.accounts
-        if accounts is None:
-            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
-            return
-        try:
-            info = await accounts.status(interaction.user.id)
-        except PipelineError as exc:
-            await interaction.response.send_message(error_message(exc), ephemeral=True)
-            return
+        accounts = self._linking()
+        info = await accounts.status(interaction.user.id)  # may raise: the tree answers
         if info is None:
             text = "You haven't linked a Spotify account. Use `/spotify link` to link one."
         else:
@@ -281,10 +243,7 @@ class SpotifyCog(
 
     @app_commands.command(name="unlink", description="Remove your Spotify link from this bot")
     async def unlink(self, interaction: discord.Interaction) -> None:
-        accounts = self.accounts
-        if accounts is None:
-            await interaction.response.send_message(NOT_AVAILABLE, ephemeral=True)
-            return
+        accounts = self._linking()
         self._pending.pop(interaction.user.id, None)
         if await accounts.unlink(interaction.user.id):
             text = (
@@ -297,5 +256,5 @@ class SpotifyCog(
         await interaction.response.send_message(text, ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: PlaylistClustersBot) -> None:
     await bot.add_cog(SpotifyCog(bot))

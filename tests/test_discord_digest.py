@@ -353,7 +353,7 @@ def test_change_and_list_embeds_stay_within_discord_limits() -> None:
     import discord
 
     from bot.digests import ClusterChange, DigestChanges, TrackChange
-    from cogs.digest import changes_embed, list_embed
+    from cogs.utils.digest_embeds import changes_embed, list_embed
     from storage.digests import Subscription
 
     long = "Ü*_`~|>" + "x" * 300

@@ -158,9 +158,9 @@ async def test_link_through_the_web_callback_updates_the_discord_message(
     )
     services = await make_services(settings)
     async with start_bot(services, extensions=EXT) as bot:
-        cog = bot.get_cog("SpotifyCog")
-        assert cog.web_server is not None and cog.web_server.port
-        services.accounts.settings.public_base_url = f"http://127.0.0.1:{cog.web_server.port}"
+        server = bot.web_server  # started with the bot, not by a cog
+        assert server is not None and server.port
+        services.accounts.settings.public_base_url = f"http://127.0.0.1:{server.port}"
 
         it = await fake_discord.slash("spotify link")
         [msg] = await fake_discord.wait_response(it)
@@ -171,7 +171,7 @@ async def test_link_through_the_web_callback_updates_the_discord_message(
         assert status == 200 and "Linked as Alice" in body
         edited = await fake_discord.wait_for(lambda: "Linked as **Alice**" in msg.content)
         assert edited and msg.components == []
-    assert cog.web_server is None  # stopped with the cog
+    assert bot.web_server is None  # stopped with the bot
 
 
 async def test_link_without_a_spotify_app_says_so(

@@ -245,7 +245,7 @@ async def test_page_buttons_answer_in_time_when_spotify_is_slow(
     """A 💚 look-up that hangs must not keep a page button from editing its message."""
     import asyncio
 
-    from cogs import views
+    from cogs.utils import views
 
     class HangingAccounts:
         async def status(self, user_id: int) -> dict:

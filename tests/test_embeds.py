@@ -1,4 +1,4 @@
-"""bot/embeds.py: every payload fits Discord's limits, whatever the playlist looks like."""
+"""cogs/utils/embeds.py: every payload fits Discord's limits, whatever the playlist is like."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import asyncio
 import discord
 import pytest
 
-from bot import embeds as E
 from bot.errors import NotOwner
 from bot.models import Analysis, Cluster, PlaylistMeta, Track
-from cogs.cluster import Throttle, result_messages
+from cogs.utils import embeds as E
+from cogs.utils.delivery import result_messages
+from cogs.utils.errors import error_message
+from cogs.utils.progress import Throttle
 from tests.fakes.discord_fake import FakeDiscord, FakeFile, validate_message
 from tests.fakes.discord_fixtures import demo_outcome
 
@@ -122,8 +124,8 @@ def test_overview_lists_sources_and_skipped() -> None:
 def test_truncate_and_errors() -> None:
     assert E.truncate("abcdef", 4) == "abc…"
     assert E.truncate("abc", 4) == "abc"
-    assert E.error_message(NotOwner("link your account")) == "⚠️ link your account"
-    text = E.error_message(KeyError("secret-token"), incident_id="abcd1234")
+    assert error_message(NotOwner("link your account")) == "⚠️ link your account"
+    text = error_message(KeyError("secret-token"), incident_id="abcd1234")
     assert "abcd1234" in text and "secret-token" not in text
 
 

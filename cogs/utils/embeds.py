@@ -1,4 +1,4 @@
-"""Discord embeds for analyses — the only non-cog module (besides bot/app.py) importing discord.
+"""Discord embeds for analyses (part of the cogs' Discord toolkit, :mod:`cogs.utils`).
 
 Every function here returns payloads that respect Discord's limits for ANY input: 10 embeds
 and 6,000 characters per message, title 256, description 4,096, 25 fields, field name 256 /
@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 
 import discord
 
-from bot.errors import PipelineError, new_incident_id
 from bot.models import Analysis, Cluster, Track
 
 # Discord limits
@@ -66,17 +65,6 @@ def escape(text: str) -> str:
     """Escape markdown so track names like ``*NSYNC`` or ``[Live]`` render literally."""
     out = discord.utils.escape_markdown(text or "")
     return out.replace("[", "\\[").replace("]", "\\]")
-
-
-def error_message(err: BaseException, *, incident_id: str | None = None) -> str:
-    """What to tell the user about ``err`` (never a stack trace or a secret)."""
-    if isinstance(err, PipelineError):
-        return truncate(f"⚠️ {err.user_message}", CONTENT)
-    incident = incident_id or new_incident_id()
-    return (
-        f"❌ Something went wrong on my side (incident `{incident}`). It has been logged; "
-        "please try again later, and mention the incident id if you report it."
-    )
 
 
 # ----------------------------------------------------------------------------- cluster parts

@@ -19,14 +19,18 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot import embeds as E
-from bot.app import error_text, send_ephemeral
 from bot.errors import PipelineError
 from bot.models import Analysis
+from cogs.utils import embeds as E
+from cogs.utils.errors import answer_error
+
+if TYPE_CHECKING:
+    from bot.app import PlaylistClustersBot
+    from storage.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class AnalysisCache:
         self.size = size
         self._items: OrderedDict[int, Analysis] = OrderedDict()
 
-    async def get(self, store: Any, analysis_id: int) -> Analysis | None:
+    async def get(self, store: Store, analysis_id: int) -> Analysis | None:
         if analysis_id in self._items:
             self._items.move_to_end(analysis_id)
             return self._items[analysis_id]
@@ -60,22 +64,25 @@ class AnalysisCache:
         return analysis
 
 
-def _cache(client: Any) -> AnalysisCache:
-    cache = getattr(client, "analysis_cache", None)
-    if cache is None:
-        cache = client.analysis_cache = AnalysisCache()
-    return cache
+def bot_of(interaction: discord.Interaction) -> PlaylistClustersBot:
+    """The interaction's client, as the project's bot class (the only client there is)."""
+    return cast("PlaylistClustersBot", interaction.client)
 
 
 async def load_analysis(interaction: discord.Interaction, analysis_id: int) -> Analysis:
-    analysis = await _cache(interaction.client).get(interaction.client.services.store, analysis_id)
+    bot = bot_of(interaction)
+    analysis = await bot.analysis_cache.get(bot.services.store, analysis_id)
     if analysis is None:
         raise PipelineError(f"Analysis #{analysis_id} is no longer stored.")
     return analysis
 
 
 async def liked_for(
-    client: Any, user_id: int, track_ids: list[str], *, timeout_s: float | None = None
+    client: PlaylistClustersBot,
+    user_id: int,
+    track_ids: list[str],
+    *,
+    timeout_s: float | None = None,
 ) -> set[str]:
     """💚 marks: which of ``track_ids`` the user saved (empty when not linked or on error).
 
@@ -102,11 +109,12 @@ async def liked_for(
 async def guarded(
     interaction: discord.Interaction, what: str, action: Callable[[], Awaitable[None]]
 ) -> None:
-    """Run a component callback; any error becomes an ephemeral message."""
+    """Run a component callback; any error becomes an ephemeral message (discord.py only logs
+    component errors, they never reach the command tree)."""
     try:
         await action()
     except Exception as err:
-        await send_ephemeral(interaction, error_text(err, what))
+        await answer_error(interaction, err, what)
 
 
 # ----------------------------------------------------------------------------- items
@@ -225,7 +233,7 @@ class DownloadButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             name = FILES[self.kind][0]
-            data = await interaction.client.services.store.get_file(self.analysis_id, name)
+            data = await bot_of(interaction).services.store.get_file(self.analysis_id, name)
             if data is None:
                 raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
             if len(data) > E.MAX_FILE_BYTES:
@@ -264,7 +272,7 @@ class SaveButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         async def run() -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
-            accounts = interaction.client.services.accounts
+            accounts = bot_of(interaction).services.accounts
             if accounts is None:
                 raise PipelineError(
                     "Saving playlists needs Spotify account linking, which this bot's "
@@ -308,7 +316,7 @@ async def browse_page(
     page = min(max(0, page), pages - 1)
     ids = cluster.track_ids[page * E.PAGE_SIZE : (page + 1) * E.PAGE_SIZE]
     liked = await liked_for(
-        interaction.client, interaction.user.id, ids, timeout_s=LIKED_IN_CALLBACK_TIMEOUT_S
+        bot_of(interaction), interaction.user.id, ids, timeout_s=LIKED_IN_CALLBACK_TIMEOUT_S
     )
     embed = E.browse_embed(analysis, cluster, page, liked=liked)
     return embed, page_view(analysis_id, index, page, pages)

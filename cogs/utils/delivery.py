@@ -1,0 +1,219 @@
+"""Results as Discord messages, and where they go.
+
+:func:`result_messages` turns an analysis into messages within Discord's limits (overview +
+scatter, one embed per cluster, browse/download components on the first). A
+:class:`Destination` is where one request's progress and results go: the deferred response of
+an interaction (then the channel, once the 15-minute token is too old), or a reply to a posted
+message. :func:`post_ready` posts to a channel directly (jobs nobody awaits any more).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.models import Analysis, Progress
+from cogs.utils import embeds as E
+from cogs.utils import views as V
+from cogs.utils.permissions import can_post_results, channel_permissions
+from cogs.utils.progress import Throttle, progress_text
+
+if TYPE_CHECKING:
+    from bot.app import PlaylistClustersBot
+    from bot.jobs import JobOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutMessage:
+    embeds: list[discord.Embed]
+    files: list[discord.File]
+    view: discord.ui.View | None
+    content: str | None = None
+
+
+def result_messages(
+    analysis: Analysis,
+    png: bytes | None,
+    *,
+    liked: set[str] | frozenset[str] = frozenset(),
+    header: str | None = None,
+) -> list[OutMessage]:
+    """The messages to post for an analysis: scatter + components on the first one."""
+    with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
+    batches = E.analysis_embeds(analysis, liked=liked, header=header, with_image=with_image)
+    out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
+    if with_image and png is not None:
+        out[0].files = [E.scatter_file(png)]
+    out[0].view = V.result_view(analysis)
+    return out
+
+
+def outcome_messages(
+    outcome: JobOutcome,
+    *,
+    liked: set[str] | frozenset[str] = frozenset(),
+    header: str | None = None,
+) -> list[OutMessage]:
+    """:func:`result_messages` for a finished job (its analysis gets the stored id)."""
+    analysis = outcome.analysis
+    if analysis.analysis_id is None:
+        analysis.analysis_id = outcome.analysis_id
+    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header)
+
+
+class Destination:
+    """Where progress and results of one request go."""
+
+    def __init__(self, bot: PlaylistClustersBot) -> None:
+        self.bot = bot
+        self.throttle = Throttle(self._progress, interval=bot.progress_interval_s, clock=bot.clock)
+
+    async def on_progress(self, p: Progress) -> None:
+        await self.throttle.update(progress_text(p))
+
+    async def _progress(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def deliver(self, messages: list[OutMessage]) -> None:
+        raise NotImplementedError
+
+    async def fail(self, text: str, *, ephemeral: bool) -> None:
+        raise NotImplementedError
+
+
+async def channel_send(channel: Any, msg: OutMessage, **kwargs: Any) -> discord.Message:
+    return await channel.send(
+        content=msg.content,
+        embeds=msg.embeds,
+        files=msg.files or discord.utils.MISSING,
+        view=msg.view or discord.utils.MISSING,
+        **kwargs,
+    )
+
+
+async def post_ready(channel: Any, messages: list[OutMessage], mention: str) -> None:
+    """Post results to the channel itself (interaction token too old, or a resumed job)."""
+    messages[0].content = f"{mention} your analysis is ready:".strip()
+    for msg in messages:
+        await channel_send(channel, msg)
+
+
+class InteractionDestination(Destination):
+    """Edits the deferred response, then followups; the channel once the token is too old."""
+
+    def __init__(self, bot: PlaylistClustersBot, interaction: discord.Interaction) -> None:
+        super().__init__(bot)
+        self.interaction = interaction
+        self.started = bot.clock()
+
+    @property
+    def expired(self) -> bool:
+        return self.bot.clock() - self.started >= self.bot.interaction_ttl_s
+
+    async def _progress(self, text: str) -> None:
+        if not self.expired:
+            await self.interaction.edit_original_response(content=text)
+
+    async def deliver(self, messages: list[OutMessage]) -> None:
+        await self.throttle.close()
+        if self.expired:
+            await self._to_channel(messages)
+            return
+        first, rest = messages[0], messages[1:]
+        await self.interaction.edit_original_response(
+            content=first.content,
+            embeds=first.embeds,
+            attachments=first.files,
+            view=first.view,
+        )
+        for msg in rest:
+            await self.interaction.followup.send(
+                content=msg.content or discord.utils.MISSING,
+                embeds=msg.embeds,
+                files=msg.files or discord.utils.MISSING,
+                view=msg.view or discord.utils.MISSING,
+            )
+
+    async def _to_channel(self, messages: list[OutMessage]) -> None:
+        channel = self.interaction.channel
+        if not can_post_results(channel):
+            log.warning("token expired and cannot post in channel %s", getattr(channel, "id", None))
+            return
+        await post_ready(channel, messages, self.interaction.user.mention)
+
+    async def fail(self, text: str, *, ephemeral: bool) -> None:
+        await self.throttle.close()
+        if self.expired:
+            channel = self.interaction.channel
+            perms = channel_permissions(channel)
+            if channel is not None and (perms is None or perms.send_messages):
+                await channel.send(f"{self.interaction.user.mention} {text}")
+            return
+        if ephemeral:
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.delete_original_response()
+            await self.interaction.followup.send(text, ephemeral=True)
+        else:
+            await self.interaction.edit_original_response(content=text, embeds=[], view=None)
+
+
+class MessageDestination(Destination):
+    """Replies to a posted link: ⏳ reaction, one progress reply edited in place, results."""
+
+    def __init__(self, bot: PlaylistClustersBot, message: discord.Message) -> None:
+        super().__init__(bot)
+        self.message = message
+        self.reply: discord.Message | None = None
+        perms = channel_permissions(message.channel)
+        self.can_react = perms is None or (perms.add_reactions and perms.read_message_history)
+
+    async def start(self, note: str | None = None) -> None:
+        if self.can_react:
+            with contextlib.suppress(discord.HTTPException):
+                await self.message.add_reaction("⏳")
+        queued = progress_text(Progress(stage="queued"))
+        self.reply = await self.message.reply(
+            queued + (f"\n-# {note}" if note else ""), mention_author=False
+        )
+        self.throttle._sent = queued  # the queued event must not edit the note away
+
+    async def _progress(self, text: str) -> None:
+        if self.reply is not None:
+            await self.reply.edit(content=text)
+
+    async def _done_reaction(self, emoji: str) -> None:
+        if not self.can_react:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self.message.remove_reaction("⏳", self.bot.user)
+            await self.message.add_reaction(emoji)
+
+    async def deliver(self, messages: list[OutMessage]) -> None:
+        await self.throttle.close()
+        first, rest = messages[0], messages[1:]
+        if self.reply is not None:
+            await self.reply.edit(
+                content=first.content,
+                embeds=first.embeds,
+                attachments=first.files,
+                view=first.view,
+            )
+        else:
+            await channel_send(self.message.channel, first, reference=self.message)
+        for msg in rest:
+            await channel_send(self.message.channel, msg)
+        await self._done_reaction("✅")
+
+    async def fail(self, text: str, *, ephemeral: bool) -> None:
+        await self.throttle.close()
+        if self.reply is not None:
+            await self.reply.edit(content=text)
+        else:
+            await self.message.reply(text, mention_author=False)
+        await self._done_reaction("❌")
