@@ -207,6 +207,17 @@ async def test_user_not_on_the_dev_mode_allow_list_is_told_what_to_do(
     assert await accounts.status(USER) is None
 
 
+async def test_profile_failure_after_linking_keeps_the_link_without_a_name(
+    accounts: AccountService, fake_spotify: FakeSpotify
+) -> None:
+    """GET /me is only for the display name (and the allow-list 403): another failure must
+    not lose the tokens the user just granted."""
+    fake_spotify.fail_next("/v1/me", 404, method="GET")
+    info = await link(fake_spotify, accounts)
+    assert info["display_name"] is None and info["token_state"] == "valid"
+    assert await accounts.access_token(USER) is not None
+
+
 # --- refresh ---------------------------------------------------------------------------------
 
 

@@ -33,16 +33,19 @@ class SpotifyGateway(CatalogReads):
         if not self.is_user:
             raise AuthError(f"{what} needs a linked Spotify account: use `/spotify link` first.")
 
-    async def _user_call(self, method: str, path: str, **kw: Any) -> Any:
+    async def _user_call(
+        self, method: str, path: str, *, asked: Asked = Asked.USER, **kw: Any
+    ) -> Any:
         try:
             return await self._call(method, path, **kw)
         except HttpFailure as exc:
-            raise status_error(exc, Request(Asked.USER, path=path, method=method)) from None
+            raise status_error(exc, Request(asked, path=path, method=method)) from None
 
-    async def current_user(self) -> dict:
-        """``GET /me`` (user token)."""
+    async def current_user(self, *, asked: Asked = Asked.USER) -> dict:
+        """``GET /me`` (user token). ``asked=Asked.LINK_PROFILE`` right after linking, where a
+        403 means the account is not on the app's allow-list."""
         self._require_user("Reading your Spotify profile")
-        return await self._user_call("GET", "me")
+        return await self._user_call("GET", "me", asked=asked)
 
     async def fetch_liked(
         self, progress: ProgressCallback = no_progress, *, max_tracks: int | None = None

@@ -1,0 +1,134 @@
+"""Linked accounts at rest: fresh access tokens on demand, link status, unlinking.
+
+:meth:`LinkedTokens.access_token` refreshes a token about to expire, one refresh at a time per
+user; an ``invalid_grant`` (refresh token older than 6 months, or access revoked) deletes the
+dead tokens and raises :class:`bot.errors.RelinkRequired`. Tokens are stored Fernet-encrypted
+(:mod:`storage.accounts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.accounts.oauth import (
+    CONSENT_LIFETIME,
+    REFRESH_MARGIN_S,
+    RELINK_HINT,
+    SCOPES,
+    TokenEndpoint,
+)
+from bot.config import Settings
+from bot.errors import RelinkRequired
+from bot.models import PlaylistMeta
+from bot.sources.spotify.errors import InvalidGrant
+from storage.accounts import AccountStore, LinkedAccount, UndecryptableTokens, load_cipher
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def parse_time(iso: str) -> datetime:
+    dt = datetime.fromisoformat(iso)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class LinkedTokens:
+    """The stored links and their tokens. ``clock`` returns UNIX time (tests move it forward
+    instead of sleeping)."""
+
+    def __init__(
+        self, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.store = AccountStore(db, load_cipher(settings))
+        self.clock = clock
+        self.tokens = TokenEndpoint(settings, clock)
+        self.refresh_count = 0  # token refreshes performed (tests, diagnostics)
+        self._locks: dict[int, asyncio.Lock] = {}
+        # Per-user answers of GET /me/playlists (see AccountService.my_playlists); dropped
+        # whenever the link changes.
+        self._playlists: dict[int, tuple[float, list[PlaylistMeta]]] = {}
+
+    async def close(self) -> None:
+        self.tokens.close()
+
+    def _forget(self, discord_user_id: int) -> None:
+        self._playlists.pop(discord_user_id, None)
+
+    async def access_token(self, discord_user_id: int) -> str | None:
+        """A valid access token for the user, refreshed if needed; None when not linked.
+
+        Raises RelinkRequired when the refresh token is dead (tokens are then deleted).
+        """
+        account = await self._account(discord_user_id)
+        if account is None:
+            return None
+        if account.tokens.expires_at - REFRESH_MARGIN_S > self.clock():
+            return account.tokens.access
+        lock = self._locks.setdefault(discord_user_id, asyncio.Lock())
+        async with lock:
+            # Another caller may have refreshed while we waited for the lock.
+            account = await self._account(discord_user_id)
+            if account is None:
+                return None
+            if account.tokens.expires_at - REFRESH_MARGIN_S > self.clock():
+                return account.tokens.access
+            try:
+                tokens = await self.tokens.refresh(account.tokens)
+            except InvalidGrant as exc:
+                await self.store.delete_account(discord_user_id)
+                self._forget(discord_user_id)
+                log.info("Spotify link of Discord user %s expired or was revoked", discord_user_id)
+                raise RelinkRequired(
+                    "Your Spotify link has expired or was revoked (Spotify ends links 6 months "
+                    f"after you approve them). {RELINK_HINT}",
+                    detail=exc.detail,
+                ) from None
+            self.refresh_count += 1
+            await self.store.update_tokens(discord_user_id, tokens)
+            return tokens.access
+
+    async def _account(self, discord_user_id: int) -> LinkedAccount | None:
+        try:
+            return await self.store.get_account(discord_user_id)
+        except UndecryptableTokens:
+            await self.store.delete_account(discord_user_id)
+            self._forget(discord_user_id)
+            raise RelinkRequired(
+                "Your stored Spotify link can no longer be read (the bot's token encryption "
+                f"key changed). {RELINK_HINT}"
+            ) from None
+
+    async def status(self, discord_user_id: int) -> dict[str, Any] | None:
+        """Link details (no secrets), None when not linked."""
+        account = await self._account(discord_user_id)
+        if account is None:
+            return None
+        remaining = account.tokens.expires_at - self.clock()
+        linked_at = parse_time(account.linked_at)
+        return {
+            "spotify_user_id": account.spotify_user_id,
+            "display_name": account.display_name,
+            "linked_at": account.linked_at,
+            "updated_at": account.updated_at,
+            "scopes": list(account.scopes),
+            "missing_scopes": [s for s in SCOPES if s not in account.scopes],
+            "token_state": "valid" if remaining > REFRESH_MARGIN_S else "expired",
+            "token_expires_in_s": max(0, int(remaining)),
+            "consent_expires_at": (linked_at + CONSENT_LIFETIME).isoformat(timespec="seconds"),
+        }
+
+    async def unlink(self, discord_user_id: int) -> bool:
+        """Delete the user's stored tokens. True if there was a link."""
+        self._forget(discord_user_id)
+        async with self._locks.setdefault(discord_user_id, asyncio.Lock()):
+            removed = await self.store.delete_account(discord_user_id)
+        if removed:
+            log.info("Discord user %s unlinked their Spotify account", discord_user_id)
+        return removed
