@@ -1,0 +1,220 @@
+"""One shared playlist/album link → its tracks, from the first source that can read it.
+
+Order (README "Spotify in 2026"):
+
+1. the Spotify Web API, as the requester's linked account if they have one, else as the bot's
+   app: metadata (one request, gives the real track count), then the entries;
+2. when the API can't read the entries (Development Mode: not the reader's playlist; a
+   Spotify-made ``37i9dQZF1…`` playlist; the app suspended, rate-limited or not configured) →
+   Spotify's public embed page (:mod:`bot.sources.public_page`): the first ~100 tracks, no token;
+3. when that fails too → the help the API gave ("link your account or attach an Exportify CSV"),
+   phrased for what happened: a linked member asking for someone else's playlist is told Spotify
+   only lets apps read playlists they own or collaborate on, and what was tried next.
+
+A page read keeps the API's track count (``meta.total``) when the metadata answered, so the
+overview can say "first 100 of 1,240 tracks". :func:`public_page_note` words that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.errors import (
+    AuthError,
+    EditorialPlaylist,
+    NotFound,
+    NotOwner,
+    PipelineError,
+    RateLimited,
+    SpotifyUnavailable,
+    TooLarge,
+)
+from bot.models import FetchResult, PlaylistMeta, Progress, ProgressCallback
+from bot.sources.links import SpotifyRef
+from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
+from bot.sources.spotify.errors import NOT_OWNER_MESSAGE
+from bot.sources.status import SourceStatus
+
+log = logging.getLogger(__name__)
+
+EXPORTIFY = "export it with Exportify (https://exportify.net) and attach the CSV file here"
+LINKED_NOT_OWNER = (
+    "Spotify only lets apps read playlists you own or collaborate on, so your linked account "
+    "can't read this one."
+)
+PAGE_SNAPSHOT_PREFIX = "page:"
+# An app token has no user, so in Development Mode Spotify refuses it every playlist's entries.
+# After one such refusal the app's entry reads are skipped (public page straight after the
+# metadata) for this long; an upgrade to Extended Quota is noticed within the hour.
+APP_REFUSAL_MEMORY_S = 3600.0
+
+# API failures after which the public page is tried. Anything else (the playlist doesn't exist,
+# is too large, has nothing playable) is the answer as it is.
+_FALL_BACK_ON = (NotOwner, EditorialPlaylist, RateLimited, SpotifyUnavailable, AuthError)
+
+
+def is_public_page_read(meta: PlaylistMeta) -> bool:
+    """The listing came from Spotify's public page (its snapshot id is a hash of the page)."""
+    return bool(meta.snapshot_id and meta.snapshot_id.startswith(PAGE_SNAPSHOT_PREFIX))
+
+
+def public_page_note(meta: PlaylistMeta, shown: int, *, linked: bool = False) -> str | None:
+    """The overview's plain sentence when a public page listed only part of the playlist.
+
+    ``shown``: the tracks the page listed (analysed or skipped). None when the page showed the
+    whole playlist or the listing did not come from a page.
+    """
+    if not is_public_page_read(meta):
+        return None
+    how = (
+        "attach an Exportify CSV for all of them"
+        if linked
+        else "link your account or attach an Exportify CSV for all of them"
+    )
+    if meta.total is None:
+        return (
+            f"first {shown:,} tracks, from Spotify's public page (it lists no more); {how}"
+            if shown >= 100
+            else None
+        )
+    if meta.total <= shown:
+        return None
+    return f"first {shown:,} of {meta.total:,} tracks, from Spotify's public page; {how}"
+
+
+def _outcome(exc: PipelineError) -> str:
+    if isinstance(exc, NotOwner):
+        return "refused: only playlists its user owns or collaborates on"
+    if isinstance(exc, EditorialPlaylist):
+        return "refused: Spotify-made playlists"
+    if isinstance(exc, RateLimited):
+        return f"rate-limited ({exc.code})"
+    return f"failed ({exc.code})"
+
+
+async def read_link(
+    ref: SpotifyRef,
+    *,
+    app: Any | None,
+    user: Any | None,
+    pages: PublicPageReader | None,
+    progress: ProgressCallback,
+    limit: int,
+    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None = None,
+    status: SourceStatus | None = None,
+    too_large: Callable[[int, int], str] | None = None,
+) -> FetchResult:
+    """The link's tracks from the first source that can read them (see the module doc).
+
+    ``app``/``user``: Spotify gateways (``get_meta``/``fetch_tracks``) as the bot's app and as
+    the requester's linked account (either may be None); ``pages``: the public page reader
+    (None when ``SPOTIFY_PUBLIC_PAGES`` is off). ``reuse(meta)`` may return a stored fetch of
+    the same API snapshot after the metadata request.
+    """
+    gateway = user if user is not None else app
+    source = "linked" if user is not None else "app"
+    if gateway is not None and not getattr(gateway, "has_credentials", True):
+        gateway = None
+    api_error: PipelineError | None = None
+    api_meta: PlaylistMeta | None = None
+    remembered: NotOwner | None = None
+    if gateway is not None:
+        try:
+            api_meta = await gateway.get_meta(ref)
+            if api_meta.total is not None and api_meta.total > limit:
+                message = (too_large or _too_large)(api_meta.total, limit)
+                raise TooLarge(message)
+            if reuse is not None:
+                stored = await reuse(api_meta)
+                if stored is not None:
+                    return stored
+            if (
+                source == "app"
+                and pages is not None
+                and ref.kind == "playlist"
+                and status is not None
+                and status.refused_entries_within("app", APP_REFUSAL_MEMORY_S)
+            ):
+                remembered = NotOwner(NOT_OWNER_MESSAGE, detail="app refused entries lately")
+                raise remembered
+            fetched = await gateway.fetch_tracks(ref, api_meta, progress)
+        except _FALL_BACK_ON as exc:
+            api_error = exc
+            if status is not None and exc is not remembered:  # the memory ages, not renewed
+                status.record(source, False, _outcome(exc), not_owner=isinstance(exc, NotOwner))
+            log.info("Spotify API can't read %s %s (%s)", ref.kind, ref.id, exc.code)
+        else:
+            if status is not None:
+                status.record(source, True)
+            return fetched
+    if pages is None:
+        raise _no_page_help(ref, api_error, linked=user is not None)
+    try:
+        page = await pages.read(ref)
+    except PipelineError as exc:
+        if status is not None:
+            status.record("page", isinstance(exc, NotFound), _page_outcome(exc))
+        raise _page_failed(ref, api_error, exc, linked=user is not None) from None
+    if status is not None:
+        status.record("page", True)
+    fetched = page.fetched
+    if api_meta is not None and api_meta.total is not None:
+        fetched.meta.total = api_meta.total
+    n = len(fetched.tracks)
+    await progress(Progress("fetching", done=n, total=n))
+    return fetched
+
+
+def _too_large(n: int, limit: int) -> str:
+    return f"This playlist has {n:,} tracks; this bot analyses at most {limit:,}."
+
+
+def _page_outcome(exc: PipelineError) -> str:
+    if isinstance(exc, NotFound):
+        return "works (last link was private or missing)"
+    if isinstance(exc, PublicPageUnreadable):
+        return "failed: the page changed (see the log)"
+    if isinstance(exc, RateLimited):
+        return "rate-limited"
+    return f"failed ({exc.code})"
+
+
+def _no_credentials() -> AuthError:
+    return AuthError(
+        "This bot has no Spotify credentials configured and reading public pages is turned "
+        "off, so it cannot read playlists. Attach an Exportify CSV (https://exportify.net) "
+        "instead."
+    )
+
+
+def _no_page_help(ref: SpotifyRef, api_error: PipelineError | None, *, linked: bool) -> Exception:
+    """Public pages off: the API's own answer (linked members get the precise reason)."""
+    if api_error is None:
+        return _no_credentials()
+    if linked and isinstance(api_error, NotOwner):
+        return NotOwner(
+            f"{LINKED_NOT_OWNER} Ask its owner, or {EXPORTIFY}.", detail=api_error.detail
+        )
+    return api_error
+
+
+def _page_failed(
+    ref: SpotifyRef, api_error: PipelineError | None, page_error: PipelineError, *, linked: bool
+) -> PipelineError:
+    """Neither the API nor the public page could read the link: say both, then the help."""
+    if api_error is None:
+        return page_error  # the page's own message already carries the help
+    if isinstance(page_error, NotFound):
+        why = f"Its public page isn't available either (the {ref.kind} may be private)"
+    elif isinstance(page_error, PublicPageUnreadable):
+        why = "Its public page couldn't be read either (Spotify may have changed it)"
+    else:
+        why = f"Its public page couldn't be read right now either ({page_error.user_message})"
+    if linked and isinstance(api_error, NotOwner):
+        return NotOwner(f"{LINKED_NOT_OWNER} {why}, so {EXPORTIFY}.", detail=api_error.detail)
+    message = f"{api_error.user_message}\n{why}."
+    api_error.user_message = message
+    api_error.args = (message,)
+    return api_error

@@ -1,0 +1,214 @@
+"""The order of sources for a shared link: API → public page → help (bot.sources.link_reader)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.errors import EditorialPlaylist, NotOwner, TooLarge
+from bot.models import Progress
+from bot.sources.link_reader import is_public_page_read, public_page_note, read_link
+from bot.sources.links import SpotifyRef
+from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
+from bot.sources.spotify import NOT_OWNER_MESSAGE, SpotifyGateway
+from bot.sources.status import SourceStatus
+from tests.fakes.spotify_api import FakeSpotify
+from tests.fakes.spotify_fixtures import spotify_settings
+from tests.test_spotify_source import RecordingSleep
+
+EDITORIAL = "37i9dQZF1DXcZDD7cfEKhW"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def no_progress(p: Progress) -> None:
+    return None
+
+
+@pytest.fixture
+async def env(fake_spotify: FakeSpotify):
+    settings = spotify_settings(fake_spotify)
+    app = SpotifyGateway(settings, sleep=RecordingSleep())
+    pages = PublicPageReader.from_settings(settings, sleep=RecordingSleep())
+    clock = Clock()
+    status = SourceStatus(clock=clock)
+    yield fake_spotify, app, pages, status, clock
+    app.close()
+    await pages.close()
+
+
+def bobs_long_playlist(fake: FakeSpotify, n: int = 150) -> str:
+    fake.add_user("bob", "Bob")
+    return fake.add_playlist(fake.track_ids()[:n], name="Bob's long one", owner_id="bob").id
+
+
+async def test_unlinked_member_gets_the_public_page_with_the_real_count(env) -> None:
+    fake, app, pages, status, _ = env
+    pid = bobs_long_playlist(fake)
+    fake.clear_log()
+    fetched = await read_link(
+        SpotifyRef("playlist", pid), app=app, user=None, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert len(fetched.tracks) == 100
+    assert is_public_page_read(fetched.meta)
+    assert fetched.meta.total == 150  # from the API's metadata
+    assert public_page_note(fetched.meta, 100) == (
+        "first 100 of 150 tracks, from Spotify's public page; link your account or attach an "
+        "Exportify CSV for all of them"
+    )
+    assert public_page_note(fetched.meta, 100, linked=True).endswith(
+        "attach an Exportify CSV for all of them"
+    )
+    # metadata, the refused entries (403), the page
+    assert fake.count(f"/v1/playlists/{pid}") == 2 and fake.count("/embed/") == 1
+    assert status.last("app").not_owner and status.last("page").ok
+
+    # The next link: the app's refusal is remembered, so only the metadata and the page.
+    other = fake.add_playlist(fake.track_ids()[:20], owner_id="bob")
+    fake.clear_log()
+    fetched = await read_link(
+        SpotifyRef("playlist", other.id), app=app, user=None, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert len(fetched.tracks) == 20 and public_page_note(fetched.meta, 20) is None
+    assert [p for _, p, _ in fake.requests if "token" not in p] == [
+        f"/v1/playlists/{other.id}",
+        f"/embed/playlist/{other.id}",
+    ]
+
+
+async def test_the_app_refusal_memory_ages(env) -> None:
+    fake, app, pages, status, clock = env
+    pid = bobs_long_playlist(fake, 10)
+    ref = SpotifyRef("playlist", pid)
+    kw = dict(app=app, user=None, pages=pages, progress=no_progress, limit=100, status=status)
+    await read_link(ref, **kw)
+    clock.now += timedelta(minutes=59)
+    fake.clear_log()
+    await read_link(ref, **kw)
+    assert fake.count(f"/v1/playlists/{pid}/items") == 0
+    clock.now += timedelta(minutes=2)
+    fake.clear_log()
+    await read_link(ref, **kw)
+    assert fake.count(f"/v1/playlists/{pid}/items") == 1
+
+
+async def test_editorial_playlists_cost_no_api_request(env) -> None:
+    fake, app, pages, status, _ = env
+    fake.clear_log()
+    fetched = await read_link(
+        SpotifyRef("playlist", EDITORIAL), app=app, user=None, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert fetched.meta.name == "Pop Remix" and fetched.tracks
+    assert fake.count("/v1/") == 0 and fake.count("/embed/") == 1
+    assert status.describe("app").startswith("refused: Spotify-made playlists")
+
+
+async def test_owners_read_through_the_api(env) -> None:
+    fake, app, pages, status, _ = env
+    user = app.with_user_token(fake.alice_token)
+    fake.clear_log()
+    fetched = await read_link(
+        SpotifyRef("playlist", fake.alice_playlist), app=app, user=user, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert len(fetched.tracks) == 60 and not is_public_page_read(fetched.meta)
+    assert fake.count("/embed/") == 0
+    assert status.describe("linked").startswith("works")
+
+
+async def test_linked_member_asking_for_someone_elses_playlist(env) -> None:
+    fake, app, pages, status, _ = env
+    pid = bobs_long_playlist(fake, 30)
+    user = app.with_user_token(fake.alice_token)
+    kw = dict(app=app, user=user, pages=pages, progress=no_progress, limit=10_000, status=status)
+    fetched = await read_link(SpotifyRef("playlist", pid), **kw)
+    assert len(fetched.tracks) == 30 and is_public_page_read(fetched.meta)
+    assert status.last("linked").not_owner
+
+    fake.playlists[pid].public = False  # now the page can't help either
+    fake.playlists[pid].snapshot_n += 1
+    pages._cache.clear()
+    with pytest.raises(NotOwner) as err:
+        await read_link(SpotifyRef("playlist", pid), **kw)
+    msg = err.value.user_message
+    assert msg.startswith("Spotify only lets apps read playlists you own or collaborate on")
+    assert "isn't available either" in msg and "exportify.net" in msg
+    assert "/spotify link" not in msg  # they are linked already
+
+
+async def test_when_the_page_fails_the_api_help_is_given(env, caplog) -> None:
+    fake, app, pages, status, _ = env
+    pid = bobs_long_playlist(fake, 30)
+    fake.pages.broken[pid] = "no_tracklist"
+    caplog.set_level(logging.INFO)
+    with pytest.raises(NotOwner) as err:
+        await read_link(
+            SpotifyRef("playlist", pid), app=app, user=None, pages=pages,
+            progress=no_progress, limit=10_000, status=status,
+        )  # fmt: skip
+    msg = err.value.user_message
+    assert msg.startswith(NOT_OWNER_MESSAGE) and "couldn't be read either" in msg
+    warned = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "spotipy.client"
+    ]
+    assert len(warned) == 1 and warned[0].name == "bot.sources.public_page"
+    assert status.describe("page").startswith("failed: the page changed")
+
+    with pytest.raises(EditorialPlaylist):  # pages off: today's help, untouched
+        await read_link(
+            SpotifyRef("playlist", EDITORIAL), app=app, user=None, pages=None,
+            progress=no_progress, limit=10_000,
+        )  # fmt: skip
+
+
+async def test_no_credentials_or_no_quota_still_reads_public_pages(env) -> None:
+    fake, app, pages, status, _ = env
+    pid = bobs_long_playlist(fake, 12)
+    fetched = await read_link(
+        SpotifyRef("playlist", pid), app=None, user=None, pages=pages,
+        progress=no_progress, limit=10_000,
+    )  # fmt: skip
+    assert len(fetched.tracks) == 12 and fetched.meta.total == 12
+
+    other = fake.add_playlist(fake.track_ids()[:7], owner_id="bob")
+    fake.rate_limit_next(f"playlists/{other.id}", 7200, quota=True)
+    fetched = await read_link(
+        SpotifyRef("playlist", other.id), app=app, user=None, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert len(fetched.tracks) == 7
+    assert status.describe("app").startswith("rate-limited (quota_exceeded)")
+
+
+async def test_too_large_is_answered_without_the_page(env) -> None:
+    fake, app, pages, _, _ = env
+    pid = bobs_long_playlist(fake, 150)
+    with pytest.raises(TooLarge):
+        await read_link(
+            SpotifyRef("playlist", pid), app=app, user=None, pages=pages,
+            progress=no_progress, limit=100,
+        )  # fmt: skip
+    assert fake.count("/embed/") == 0
+
+
+async def test_unreadable_page_without_api(env) -> None:
+    fake, _, pages, _, _ = env
+    pid = bobs_long_playlist(fake, 12)
+    fake.pages.broken[pid] = "bad_json"
+    with pytest.raises(PublicPageUnreadable) as err:
+        await read_link(
+            SpotifyRef("playlist", pid), app=None, user=None, pages=pages,
+            progress=no_progress, limit=10_000,
+        )  # fmt: skip
+    assert "/spotify link" in err.value.user_message
