@@ -3,6 +3,9 @@
 Every field here is documented in README.md ("Configuration") and in ``.env.example``.
 The base URLs exist so tests (and people behind proxies) can point the bot at other hosts;
 the test-suite points them at loopback fakes.
+
+An empty value (``DISCORD_DEV_GUILD_ID=`` as shipped in ``.env.example``, or ``KEY=`` lines that
+``docker run --env-file`` turns into empty variables) means "unset": the default applies.
 """
 
 from __future__ import annotations
@@ -10,12 +13,32 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+APP_DIR_NAME = "playlist-clusters"
+DATABASE_FILE_NAME = "playlist_clusters.sqlite3"
+
+
+def default_database_path() -> Path:
+    """The per-user data directory (``~/.local/share/playlist-clusters/`` on Linux).
+
+    Not the current directory, so starting the bot from another folder finds the same database.
+    A database that an older version left in the current directory (its old default) is still
+    used, so upgrading never silently starts an empty one.
+    """
+    legacy = Path(DATABASE_FILE_NAME)
+    if legacy.is_file():
+        return legacy
+    data_dir = platformdirs.user_data_dir(APP_DIR_NAME, appauthor=False)
+    return Path(data_dir) / DATABASE_FILE_NAME
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- Discord -------------------------------------------------------------------------
     discord_token: SecretStr | None = None
@@ -45,7 +68,7 @@ class Settings(BaseSettings):
     reccobeats_timeout_s: float = 10.0
 
     # --- Storage, worker, limits --------------------------------------------------------------
-    database_path: Path = Path("playlist_clusters.sqlite3")
+    database_path: Path = Field(default_factory=default_database_path)
     token_encryption_key: SecretStr | None = None
     worker_processes: int = 2
     max_jobs_per_user: int = 2
