@@ -128,8 +128,7 @@ class PlaylistClustersBot(commands.Bot):
             # One request per process (a 403 in Development Mode), so the first job doesn't pay
             # for it and /about answers at once. In the background: start-up never waits on it.
             self._mode_probe = asyncio.create_task(spotify.detect_mode(), name="spotify-mode")
-        await self.services.queue.start()
-        await self.services.digests.start()
+        await self.services.queue.start()  # the digest scheduler is started by its cog
         await self._start_web_server()
 
     async def _start_web_server(self) -> None:
@@ -226,7 +225,7 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         executor=executor,
     )
     queue = JobQueue(store, ctx, settings)
-    # The digest cog sets the poster (it knows how to post to Discord).
+    # The digest cog runs it (start(poster) on load): it knows how to post to Discord.
     digests = DigestScheduler(db, queue)
     return Services(
         settings=settings,

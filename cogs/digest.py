@@ -3,11 +3,12 @@
 ``/digest add|list|remove|run|resume`` — server managers only (Manage Server, checked by
 Discord through ``default_permissions`` and again here at run time), in servers only.
 
-The cog is thin: schedules, storage and the change summary live in :mod:`bot.digests`; this
-module gives the :class:`bot.digests.DigestScheduler` its ``poster`` (how a
-:class:`bot.digests.DigestMessage` becomes Discord messages; the look is in
-:mod:`cogs.utils.digest_embeds`). A channel that is gone or no longer writable is reported to the
-scheduler as :class:`bot.digests.DestinationGone`, which pauses the subscription.
+The cog is thin: schedules, storage and the change summary live in :mod:`bot.digests`, the
+look in :mod:`cogs.utils.digest_embeds`. The cog owns the :class:`bot.digests.DigestScheduler`'s
+loop: started in ``cog_load`` with this cog's :meth:`DigestCog.post` (how a
+:class:`bot.digests.DigestMessage` becomes Discord messages), stopped in ``cog_unload``. A
+channel that is gone or no longer writable is reported to the scheduler as
+:class:`bot.digests.DestinationGone`, which pauses the subscription.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ class DigestCog(commands.Cog):
         self.scheduler = bot.services.digests
 
     async def cog_load(self) -> None:
-        self.scheduler.set_poster(self.post)
+        """The cog owns the scheduler's loop: it runs while this cog can post."""
+        await self.scheduler.start(self.post)
 
     async def cog_unload(self) -> None:
-        self.scheduler.set_poster(None)
+        await self.scheduler.close()
 
     # -------------------------------------------------------------------- commands
     @digest.command(name="add", description="Post a playlist's clusters to a channel regularly")

@@ -1,6 +1,6 @@
 """Digests: schedule maths, change summaries on real data, storage, and the scheduler loop.
 
-Time is driven by :class:`bot.digests.ManualClock` — no real sleeps, no timed assertions. The
+Time is driven by :class:`tests.manual_clock.ManualClock` — no real sleeps, no timed assertions. The
 job queue here is a small scripted stand-in (the real-queue path is in the integration test at
 the end, which also uses the fake Spotify server).
 """
@@ -24,7 +24,6 @@ from bot.digests import (
     DigestError,
     DigestMessage,
     DigestScheduler,
-    ManualClock,
     Schedule,
     match_clusters,
     parse_at,
@@ -37,6 +36,7 @@ from bot.errors import LimitReached, NotOwner, RateLimited, TooSmall
 from bot.models import AUDIO_FEATURES, Analysis, Cluster, PlaylistMeta, Track
 from storage.db import Database
 from storage.digests import iso, parse_iso
+from tests.manual_clock import ManualClock
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT / "bot" / "demo_data" / "demo_mix.csv"  # real TidyTuesday 2020-01-21 rows
@@ -472,14 +472,13 @@ async def test_loop_sleeps_until_due_and_is_rearmed_by_changes(db: Database) -> 
     queue = ScriptedQueue(db, [_snapshot(tracks, "s1")])
     poster = Recorder()
     clock = ManualClock(utc(2026, 11, 23, 7, 0))
-    sched = DigestScheduler(db, queue, clock=clock)  # no poster yet: the loop waits for it
-    await sched.start()
+    sched = DigestScheduler(db, queue, clock=clock)  # no owner yet: nothing runs
     try:
         sub_id = await _subscribe(sched, Schedule.build("daily", "07:30", "UTC"))
         clock.set(utc(2026, 11, 23, 8, 0))
         await asyncio.sleep(0)
-        assert queue.requests == []  # nothing runs before the cog provides a poster
-        sched.set_poster(poster)
+        assert queue.requests == []  # nothing runs before the cog starts it with its poster
+        await sched.start(poster)
         await asyncio.wait_for(sched.settle(), 30)
         assert poster.kinds() == ["digest"]
 

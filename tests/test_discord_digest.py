@@ -17,9 +17,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pytest
 
-from bot.digests import DigestScheduler, ManualClock, Schedule
+from bot.digests import DigestScheduler, Schedule
 from bot.errors import NotOwner
 from tests.fakes.discord_fake import EPHEMERAL, DiscordError, FakeDiscord, Sent
+from tests.manual_clock import ManualClock
 from tests.test_digests import ScriptedQueue, _by_playlist, _snapshot
 
 LINK = "https://open.spotify.com/playlist/3S03NWbWkrR1e7DPH9rf9Z?si=abc"

@@ -1,0 +1,67 @@
+"""What the scheduler hands its poster (the digest cog), and how a run ended."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from bot.digests.changes import DigestChanges
+from bot.digests.schedule import DigestError, Schedule
+from storage.digests import Subscription
+
+if TYPE_CHECKING:
+    from bot.jobs import JobOutcome
+
+
+class DestinationGone(Exception):
+    """Raised by the poster when the channel is gone or the bot may no longer write there
+    (Discord 404 Unknown Channel / 403 Missing Access). The subscription gets paused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+MessageKind = Literal["digest", "unchanged", "skipped", "paused"]
+
+
+@dataclass
+class DigestMessage:
+    """One thing for the cog to post.
+
+    * ``digest``: full clusters (``outcome`` is the JobOutcome: analysis, rendered PNG…) plus
+      ``changes`` since the previous digest (None on the first one) — to the channel.
+    * ``unchanged``: the playlist did not change since ``since`` (ISO time) — to the channel.
+    * ``skipped``: this slot was skipped for a reason worth saying once (``text``) — channel.
+    * ``paused``: the subscription is paused (``text`` = reason) — to the guild (system
+      channel or the first channel the bot can write in), since the channel may be gone.
+    """
+
+    kind: MessageKind
+    subscription: Subscription
+    text: str | None = None
+    outcome: JobOutcome | None = None
+    changes: DigestChanges | None = None
+    since: str | None = None
+    manual: bool = False  # /digest run rather than the schedule
+
+    @property
+    def schedule(self) -> Schedule | None:
+        try:
+            return Schedule.of(self.subscription)
+        except DigestError:
+            return None
+
+
+Poster = Callable[[DigestMessage], Awaitable[None]]
+RunStatus = Literal["posted", "unchanged", "skipped", "paused", "failed"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one run ended (``/digest run`` shows ``message`` to the person who asked)."""
+
+    status: RunStatus
+    message: str
+    analysis_id: int | None = None

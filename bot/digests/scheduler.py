@@ -1,0 +1,442 @@
+"""The digest scheduler: runs due digests in the background and serves the /digest commands.
+
+Missed slots (bot down) run once when the bot is back, not once per miss: a run claims the
+subscription by moving ``next_run_at`` to the first slot after *now* before doing any work.
+
+Errors: a playlist that became unreadable (:data:`PAUSE_ERRORS`) or a channel that vanished
+(:class:`bot.digests.messages.DestinationGone`, raised by the poster) pauses the subscription
+and reports it once to the guild; transient errors (rate limits, Spotify outages) just wait for
+the next slot; a full job queue for the subscriber (LimitReached) retries five minutes later; a
+playlist that is empty or too small to cluster is said once in the channel and retried at
+each slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bot.digests.changes import DigestChanges, summarize_changes
+from bot.digests.messages import DestinationGone, DigestMessage, Poster, RunResult
+from bot.digests.schedule import DigestError, Schedule
+from bot.errors import (
+    AuthError,
+    EditorialPlaylist,
+    InvalidLink,
+    LimitReached,
+    NotFound,
+    NotOwner,
+    PipelineError,
+    RateLimited,
+    SpotifyUnavailable,
+    StorageError,
+    TooLarge,
+)
+from bot.models import Analysis
+from bot.pipeline import AnalysisRequest
+from storage.db import Database
+from storage.digests import DigestStore, Subscription, iso, parse_iso
+from storage.repo import Store
+
+log = logging.getLogger(__name__)
+
+MAX_SUBSCRIPTIONS_PER_GUILD = 25
+# Longest single sleep of the loop: re-checks the table at least this often, so a changed
+# system clock (suspend/resume, NTP step) is noticed within the hour.
+MAX_SLEEP_S = 3600.0
+
+# Errors that will not fix themselves by waiting: pause the subscription and tell the guild.
+# (RelinkRequired is an AuthError: the subscriber's Spotify link expired.)
+PAUSE_ERRORS: tuple[type[PipelineError], ...] = (
+    NotOwner,
+    NotFound,
+    EditorialPlaylist,
+    AuthError,
+    InvalidLink,
+    TooLarge,
+)
+# Errors that are nobody's fault and usually pass: silently retry at the next slot.
+TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
+    RateLimited,
+    SpotifyUnavailable,
+    StorageError,
+)
+# The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
+# rather than tomorrow, but never later than the next slot.
+RETRY_SOON_S = 300.0
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """Wall clock (UTC) and real sleeps."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class DigestScheduler:
+    """Runs due digests in the background and serves the ``/digest`` commands.
+
+    ``concurrency`` (default 1) bounds digests running at once: they are not urgent, and each
+    one counts against its subscriber's job limit (``MAX_JOBS_PER_USER``), which interactive
+    ``/cluster`` requests need more.
+
+    ``DigestScheduler(db, queue, clock=...)``. ``queue`` needs ``submit(request)`` returning a
+    handle with ``await handle.result()`` (bot.jobs.JobQueue). The services build it; its owner
+    (the digest cog) runs it: :meth:`start` with the ``poster`` that turns a
+    :class:`DigestMessage` into Discord messages starts the loop, :meth:`close` stops the loop
+    and forgets the poster. Nothing is posted, and ``/digest run`` is refused, without an owner.
+    ``poster=`` in the constructor: runs driven by hand (tests call :meth:`tick`/:meth:`run_now`).
+    """
+
+    def __init__(
+        self,
+        store_db: Database,
+        queue: Any,
+        *,
+        poster: Poster | None = None,
+        clock: Clock | None = None,
+        concurrency: int = 1,
+        max_per_guild: int = MAX_SUBSCRIPTIONS_PER_GUILD,
+    ) -> None:
+        self.subs = DigestStore(store_db)
+        self.analyses = Store(store_db)  # the previous digest's analysis, for the changes
+        self.queue = queue
+        self.clock: Clock = clock or SystemClock()
+        self.max_per_guild = max_per_guild
+        self._poster: Poster | None = poster
+        self._semaphore = asyncio.Semaphore(max(1, concurrency))
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[RunResult]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self, poster: Poster | None = None) -> None:
+        """Start the background loop, posting through ``poster`` (idempotent).
+
+        ``poster`` may be left out only when the constructor got one."""
+        if poster is not None:
+            self._poster = poster
+        if self._poster is None:
+            raise RuntimeError("DigestScheduler.start needs a poster")
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.create_task(self._loop(), name="digest-scheduler")
+
+    async def close(self) -> None:
+        """Stop the loop, wait for digests in progress to finish or be cancelled, and forget
+        the poster (idempotent)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        self._poster = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def wake(self) -> None:
+        """Re-arm the loop (a subscription was added, removed or resumed)."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+                delay = await self.next_delay()
+            except Exception:  # storage trouble: keep the loop alive, try again in a minute
+                log.exception("digest scheduler tick failed")
+                delay = 60.0
+            await self._wait(delay)
+
+    async def _wait(self, delay: float | None) -> None:
+        seconds = MAX_SLEEP_S if delay is None else min(max(delay, 0.0), MAX_SLEEP_S)
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def next_delay(self) -> float | None:
+        """Seconds until the earliest active subscription is due (None: nothing scheduled)."""
+        # Subscriptions running right now (e.g. a /digest run) are left out; their end wakes
+        # the loop, so it never spins on one that is due but busy.
+        nxt = await self.subs.next_due_at(exclude=set(self._running))
+        if nxt is None:
+            return None
+        return max(0.0, (parse_iso(nxt) - self.clock.now()).total_seconds())
+
+    async def tick(self) -> list[asyncio.Task[RunResult]]:
+        """Claim every due subscription and start its run. Returns the started tasks.
+
+        Claiming = moving ``next_run_at`` to the first slot after now *before* running, so a
+        subscription that missed many slots runs once, and a failing one is not retried in a
+        tight loop."""
+        now = self.clock.now()
+        return [
+            self._spawn(sub, claim_at=now)
+            for sub in await self.subs.due(iso(now))
+            if sub.id not in self._running
+        ]
+
+    def _spawn(self, sub: Subscription, *, claim_at: datetime | None) -> asyncio.Task[RunResult]:
+        """Start a run; registered as running at once, so no other tick picks it up."""
+        coro = self._guarded_run(sub, claim_at=claim_at)
+        task = asyncio.create_task(coro, name=f"digest-{sub.id}")
+        self._running[sub.id] = task
+        task.add_done_callback(lambda _t, sid=sub.id: self._finished(sid))
+        return task
+
+    def _finished(self, sub_id: int) -> None:
+        self._running.pop(sub_id, None)
+        self.wake()
+
+    async def _claim(self, sub: Subscription, now: datetime) -> bool:
+        """Move ``next_run_at`` past ``now``. False (and paused) if the schedule is invalid."""
+        try:
+            schedule = Schedule.of(sub)
+        except DigestError as err:
+            await self._pause(sub, err.user_message)
+            return False
+        await self.subs.set_next_run(sub.id, iso(schedule.next_after(now)))
+        return True
+
+    async def settle(self) -> None:
+        """Wait until no digest is running and none is due at the clock's current time
+        (tests: call after moving their ``tests.manual_clock.ManualClock``)."""
+        while True:
+            if self._running:
+                await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+                continue
+            if not await self.subs.due(iso(self.clock.now()), limit=1):
+                return
+            if not self.running:
+                await self.tick()
+            await asyncio.sleep(0.01)
+
+    # -- one run -------------------------------------------------------------------------------
+    async def _guarded_run(self, sub: Subscription, *, claim_at: datetime | None) -> RunResult:
+        """``claim_at`` None: a manual run (``/digest run``), which leaves the schedule alone."""
+        manual = claim_at is None
+        if claim_at is not None:
+            if not await self._claim(sub, claim_at):
+                return RunResult("paused", "Paused: invalid schedule.")
+            sub = await self.subs.get(sub.id) or sub  # with its new next_run_at
+        async with self._semaphore:
+            try:
+                return await self._run(sub, manual=manual)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("digest %s failed unexpectedly", sub.id)
+                with contextlib.suppress(Exception):
+                    await self.subs.record_run(
+                        sub.id, run_at=iso(self.clock.now()), status="failed (internal error)"
+                    )
+                return RunResult("failed", "The digest failed with an internal error.")
+
+    def _request(self, sub: Subscription) -> AnalysisRequest:
+        """The job for one digest run.
+
+        ``user_id`` = the subscriber: their linked Spotify account (if any) reads the playlist,
+        which is what makes their own private playlists work in Development Mode.
+        ``channel_id`` is deliberately left out: the /cluster cog posts every finished job that
+        carries a channel and that nobody awaits (jobs resumed after a restart), which would
+        post each digest a second time. The scheduler posts digests itself; a digest job
+        interrupted by a restart is simply superseded by the next slot."""
+        return AnalysisRequest(
+            link=sub.playlist_ref,
+            k=sub.k,
+            user_id=sub.created_by,
+            guild_id=sub.guild_id,
+        )
+
+    async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:
+        now = iso(self.clock.now())
+        try:
+            handle = await self.queue.submit(self._request(sub))
+            outcome = await handle.result()
+        except PAUSE_ERRORS as err:
+            await self._pause(sub, err.user_message)
+            return RunResult("paused", f"Paused: {err.user_message}")
+        except LimitReached as err:
+            retry = self.clock.now() + timedelta(seconds=RETRY_SOON_S)
+            # ``sub`` was re-read after the claim: its next_run_at is the next slot.
+            if not manual and iso(retry) < sub.next_run_at:
+                await self.subs.set_next_run(sub.id, iso(retry))
+            await self.subs.record_run(sub.id, run_at=now, status="waiting: job limit reached")
+            return RunResult("skipped", f"Skipped for now: {err.user_message}")
+        except TRANSIENT_ERRORS as err:
+            log.info("digest %s skipped (%s)", sub.id, err.code)
+            await self.subs.record_run(sub.id, run_at=now, status=f"skipped: {err.user_message}")
+            return RunResult("skipped", f"Skipped: {err.user_message}")
+        except PipelineError as err:  # empty / too small / bad k: say it once, retry next slot
+            status = f"skipped: {err.user_message}"
+            if status != sub.last_status or manual:
+                await self._post(
+                    DigestMessage("skipped", sub, text=err.user_message, manual=manual)
+                )
+            await self.subs.record_run(sub.id, run_at=now, status=status)
+            return RunResult("skipped", f"Skipped: {err.user_message}")
+
+        analysis: Analysis = outcome.analysis
+        analysis_id: int = outcome.analysis_id
+        snapshot = analysis.source.snapshot_id
+        previous: Analysis | None = None
+        changes: DigestChanges | None = None
+        unchanged = sub.last_analysis_id is not None and (
+            analysis_id == sub.last_analysis_id
+            or (snapshot is not None and snapshot == sub.last_snapshot_id)
+        )
+        if not unchanged and sub.last_analysis_id is not None:
+            previous = await self.analyses.get_analysis(sub.last_analysis_id)
+            if previous is not None:
+                changes = summarize_changes(previous, analysis)
+                # Edited (e.g. reordered) but the same tracks in the same clusters: say so briefly.
+                unchanged = not changes.has_changes
+
+        since = sub.last_posted_at or sub.last_run_at
+        if unchanged:
+            message = DigestMessage("unchanged", sub, outcome=outcome, since=since, manual=manual)
+        else:
+            message = DigestMessage(
+                "digest", sub, outcome=outcome, changes=changes, since=since, manual=manual
+            )
+        try:
+            await self._require_poster()(message)
+        except DestinationGone as gone:
+            await self._pause(sub, gone.reason)
+            return RunResult("paused", f"Paused: {gone.reason}")
+        if unchanged:
+            await self.subs.record_run(sub.id, run_at=now, status="no changes")
+            return RunResult("unchanged", "No changes since the last digest.", analysis_id)
+        await self.subs.record_run(
+            sub.id,
+            run_at=now,
+            status="posted",
+            analysis_id=analysis_id,
+            snapshot_id=snapshot,
+            posted=True,
+        )
+        return RunResult("posted", "Digest posted.", analysis_id)
+
+    def _require_poster(self) -> Poster:
+        if self._poster is None:
+            raise RuntimeError("DigestScheduler has no poster")
+        return self._poster
+
+    async def _post(self, message: DigestMessage) -> None:
+        """Post a side message; a vanished channel pauses, other failures are only logged."""
+        try:
+            await self._require_poster()(message)
+        except DestinationGone as gone:
+            if message.kind != "paused":
+                await self._pause(message.subscription, gone.reason)
+        except Exception:
+            log.exception("posting a %s digest message failed", message.kind)
+
+    async def _pause(self, sub: Subscription, reason: str) -> None:
+        """Pause and report to the guild — once: an already paused subscription stays quiet."""
+        if await self.subs.pause(sub.id, reason, at=iso(self.clock.now())):
+            log.info("digest %s paused: %s", sub.id, reason)
+            paused = await self.subs.get(sub.id) or sub
+            await self._post(DigestMessage("paused", paused, text=reason))
+
+    # -- what the commands call ------------------------------------------------------------------
+    async def subscribe(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        playlist_ref: str,
+        playlist_id: str,
+        schedule: Schedule,
+        k: int | None,
+        created_by: int,
+    ) -> Subscription:
+        """Store a new subscription (the caller validated the link). Raises DigestError."""
+        dup = await self.subs.find_duplicate(guild_id, channel_id, playlist_id)
+        if dup is not None:
+            raise DigestError(
+                f"That channel already gets a digest of this playlist (#{dup.id}). "
+                f"Remove it first with `/digest remove {dup.id}` to change its schedule."
+            )
+        if await self.subs.count_for_guild(guild_id) >= self.max_per_guild:
+            raise DigestError(
+                f"This server already has {self.max_per_guild} digests, the maximum. "
+                "Remove one with `/digest remove` first."
+            )
+        sub = await self.subs.add(
+            guild_id=guild_id,
+            channel_id=channel_id,
+            playlist_ref=playlist_ref,
+            playlist_id=playlist_id,
+            every=schedule.every,
+            at_time=schedule.at,
+            timezone=schedule.timezone,
+            weekday=schedule.weekday,
+            k=k,
+            created_by=created_by,
+            next_run_at=iso(schedule.next_after(self.clock.now())),
+        )
+        self.wake()
+        return sub
+
+    async def subscriptions(self, guild_id: int) -> list[Subscription]:
+        return await self.subs.list_for_guild(guild_id)
+
+    async def get(self, guild_id: int, sub_id: int) -> Subscription:
+        sub = await self.subs.get(sub_id, guild_id=guild_id)
+        if sub is None:
+            raise DigestError(f"There is no digest #{sub_id} in this server. See `/digest list`.")
+        return sub
+
+    async def unsubscribe(self, guild_id: int, sub_id: int) -> Subscription:
+        sub = await self.get(guild_id, sub_id)
+        await self.subs.remove(sub_id, guild_id=guild_id)
+        self.wake()
+        return sub
+
+    async def resume(self, guild_id: int, sub_id: int) -> Subscription:
+        sub = await self.get(guild_id, sub_id)
+        if not sub.paused:
+            raise DigestError(f"Digest #{sub_id} is not paused.")
+        nxt = Schedule.of(sub).next_after(self.clock.now())
+        await self.subs.resume(sub_id, guild_id=guild_id, next_run_at=iso(nxt))
+        self.wake()
+        return await self.get(guild_id, sub_id)
+
+    async def run_now(self, guild_id: int, sub_id: int) -> RunResult:
+        """Run a digest at once (``/digest run``); the schedule is unchanged."""
+        sub = await self.get(guild_id, sub_id)
+        if sub.paused:
+            raise DigestError(
+                f"Digest #{sub_id} is paused ({sub.pause_reason}). "
+                f"Fix that, then `/digest resume {sub_id}`."
+            )
+        if sub.id in self._running:
+            raise DigestError(f"Digest #{sub_id} is already running.")
+        if self._poster is None:
+            raise DigestError("Digests are not ready yet; try again in a minute.")
+        return await self._spawn(sub, claim_at=None)
