@@ -28,10 +28,14 @@ class PipelineError(Exception):
 
 
 class InvalidLink(PipelineError):
+    """Not a Spotify playlist/album link (or a track/artist/podcast link instead)."""
+
     code = "invalid_link"
 
 
 class InvalidCsv(PipelineError):
+    """An attached file that is not a usable Exportify-style CSV (columns named in the message)."""
+
     code = "invalid_csv"
 
 
@@ -48,6 +52,8 @@ class NotOwner(PipelineError):
 
 
 class NotFound(PipelineError):
+    """404 (or an id Spotify does not accept): nothing there, or private to someone else."""
+
     code = "not_found"
 
 
@@ -102,14 +108,20 @@ class LinkError(PipelineError):
 
 
 class EmptyPlaylist(PipelineError):
+    """No playable tracks left after skipping local files, episodes and duplicates."""
+
     code = "empty"
 
 
 class TooSmall(PipelineError):
+    """Too few tracks to form the clusters asked for."""
+
     code = "too_small"
 
 
 class TooLarge(PipelineError):
+    """More tracks than ``MAX_PLAYLIST_TRACKS``."""
+
     code = "too_large"
 
 
@@ -120,5 +132,7 @@ class LimitReached(PipelineError):
 
 
 class StorageError(PipelineError):
+    """The database failed (disk full, locked, corrupt): not the user's doing."""
+
     code = "storage"
     ephemeral = False
