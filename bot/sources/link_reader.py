@@ -85,10 +85,15 @@ def public_page_note(meta: PlaylistMeta, shown: int, *, linked: bool = False) ->
 
 
 def _outcome(exc: PipelineError) -> str:
+    """A failed read in a few words, for /about."""
     if isinstance(exc, NotOwner):
         return "refused: only playlists its user owns or collaborates on"
     if isinstance(exc, EditorialPlaylist):
         return "refused: Spotify-made playlists"
+    if isinstance(exc, NotFound):
+        return "works (the last link was private or missing)"
+    if isinstance(exc, PublicPageUnreadable):
+        return "failed: the page changed (see the log)"
     if isinstance(exc, RateLimited):
         return f"rate-limited ({exc.code})"
     return f"failed ({exc.code})"
@@ -155,7 +160,7 @@ async def read_link(
         page = await pages.read(ref)
     except PipelineError as exc:
         if status is not None:
-            status.record("page", isinstance(exc, NotFound), _page_outcome(exc))
+            status.record("page", isinstance(exc, NotFound), _outcome(exc))
         raise _page_failed(ref, api_error, exc, linked=user is not None) from None
     if status is not None:
         status.record("page", True)
@@ -169,16 +174,6 @@ async def read_link(
 
 def _too_large(n: int, limit: int) -> str:
     return f"This playlist has {n:,} tracks; this bot analyses at most {limit:,}."
-
-
-def _page_outcome(exc: PipelineError) -> str:
-    if isinstance(exc, NotFound):
-        return "works (last link was private or missing)"
-    if isinstance(exc, PublicPageUnreadable):
-        return "failed: the page changed (see the log)"
-    if isinstance(exc, RateLimited):
-        return "rate-limited"
-    return f"failed ({exc.code})"
 
 
 def _no_credentials() -> AuthError:
