@@ -83,6 +83,14 @@ class SpotifyUnavailable(PipelineError):
     ephemeral = False
 
 
+class AppSuspended(SpotifyUnavailable):
+    """Every call answers 403 "Active premium subscription required for the owner of the app":
+    the bot owner's Spotify Premium lapsed. Raised by the Spotify error mapper (logged once at
+    ERROR for the operator); users are told the bot's Spotify app is suspended."""
+
+    code = "app_suspended"
+
+
 class AuthError(PipelineError):
     """App credentials missing/wrong, or a user token that can no longer be refreshed."""
 

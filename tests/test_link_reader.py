@@ -159,10 +159,8 @@ async def test_when_the_page_fails_the_api_help_is_given(env, caplog) -> None:
         )  # fmt: skip
     msg = err.value.user_message
     assert msg.startswith(NOT_OWNER_MESSAGE) and "couldn't be read either" in msg
-    warned = [
-        r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "spotipy.client"
-    ]
-    assert len(warned) == 1 and warned[0].name == "bot.sources.public_page"
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and warned[0].name == "bot.sources.public_page"  # 403s aren't errors
     assert status.describe("page").startswith("failed: the page changed")
 
     with pytest.raises(EditorialPlaylist):  # pages off: today's help, untouched
@@ -212,3 +210,46 @@ async def test_unreadable_page_without_api(env) -> None:
             progress=no_progress, limit=10_000,
         )  # fmt: skip
     assert "/spotify link" in err.value.user_message
+
+
+PREMIUM_LAPSED = {
+    "error": {
+        "status": 403,
+        "message": "Active premium subscription required for the owner of the app.",
+    }
+}
+
+
+async def test_premium_lapse_is_one_error_for_the_operator_and_pages_still_work(
+    env, caplog, monkeypatch
+) -> None:
+    from bot.errors import AppSuspended
+    from bot.sources.spotify import errors as spotify_errors
+
+    monkeypatch.setattr(spotify_errors, "_premium_reported", False)
+    fake, app, pages, status, _ = env
+    fake.fail_next("/v1/", 403, body=PREMIUM_LAPSED, times=100)
+    caplog.set_level(logging.INFO)
+    for n in (5, 6):
+        pid = fake.add_playlist(fake.track_ids()[:n], owner_id="tidytuesday").id
+        fetched = await read_link(
+            SpotifyRef("playlist", pid), app=app, user=None, pages=pages,
+            progress=no_progress, limit=10_000, status=status,
+        )  # fmt: skip
+        assert len(fetched.tracks) == n
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "Premium" in errors[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert status.describe("app").startswith("suspended: the app owner's Spotify Premium")
+
+    user = app.with_user_token(fake.alice_token)
+    with pytest.raises(AppSuspended) as err:
+        await user.fetch_liked()
+    assert "suspended" in err.value.user_message and "not your" not in err.value.user_message
+
+
+async def test_the_start_up_probe_logs_no_error(env, caplog) -> None:
+    _, app, _, _, _ = env
+    caplog.set_level(logging.DEBUG)
+    assert await app.detect_mode() == "development"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.errors import (
+    AppSuspended,
     AuthError,
     EditorialPlaylist,
     NotFound,
@@ -96,6 +97,8 @@ def _outcome(exc: PipelineError) -> str:
         return "failed: the page changed (see the log)"
     if isinstance(exc, RateLimited):
         return f"rate-limited ({exc.code})"
+    if isinstance(exc, AppSuspended):
+        return "suspended: the app owner's Spotify Premium has lapsed"
     return f"failed ({exc.code})"
 
 

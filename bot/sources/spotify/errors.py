@@ -11,12 +11,14 @@ for the owner of the app" goes in :func:`_forbidden`).
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from bot.errors import (
+    AppSuspended,
     AuthError,
     EditorialPlaylist,
     LinkError,
@@ -46,10 +48,21 @@ NOT_CONFIGURED_MESSAGE = (
     "Spotify isn't set up on this bot (no SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET)."
     " Attach an Exportify CSV (https://exportify.net) instead, or ask the bot owner."
 )
+APP_SUSPENDED_MESSAGE = (
+    "The bot's Spotify app is suspended right now (Spotify requires its owner to keep an active "
+    "Premium subscription), so the bot can't read Spotify for anyone until its owner renews it. "
+    "Exportify CSVs (https://exportify.net) still work."
+)
 APP_CREDENTIALS_MESSAGE = (
     "Spotify rejected the bot's credentials. The bot owner needs to check "
     "SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET."
 )
+
+
+log = logging.getLogger(__name__)
+# Spotify's 403 message when the app owner's Premium has lapsed (it applies to every call).
+_PREMIUM_LAPSED = "premium subscription required for the owner of the app"
+_premium_reported = False
 
 
 class HttpFailure(Exception):
@@ -115,6 +128,8 @@ def status_error(failure: HttpFailure, request: Request) -> PipelineError:
             f"{status}). Please try again in a few minutes.",
             detail=f"{request.method} {request.path}: {status}",
         )
+    if status == 403 and _PREMIUM_LAPSED in (failure.message or "").lower():
+        return _app_suspended(failure)
     if asked is Asked.PLAYLIST and request.owner_id == "spotify" and status in (403, 404):
         return EditorialPlaylist(EDITORIAL_MESSAGE)
     if status == 403:
@@ -143,6 +158,20 @@ def status_error(failure: HttpFailure, request: Request) -> PipelineError:
             detail=f"{status} {request.path}: {failure.message}",
         )
     return _unexpected(failure)
+
+
+def _app_suspended(failure: HttpFailure) -> AppSuspended:
+    """Premium lapsed: one ERROR line for the operator per process, then only the users hear."""
+    global _premium_reported
+    if not _premium_reported:
+        _premium_reported = True
+        log.error(
+            "Spotify refuses every call: %r. The Spotify account that owns this app (the "
+            "developer dashboard's owner) needs an active Premium subscription; reads fall back "
+            "to public pages until then.",
+            failure.message,
+        )
+    return AppSuspended(APP_SUSPENDED_MESSAGE, detail=f"403 {failure.message[:200]}")
 
 
 def _forbidden(failure: HttpFailure, request: Request) -> PipelineError:

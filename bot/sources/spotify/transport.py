@@ -67,6 +67,21 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
+class _HttpErrorsAreOurs(logging.Filter):
+    """spotipy logs every non-2xx answer at ERROR ("HTTP Error for GET to … returned 403"), so
+    the start-up mode probe and each not-owner 403 of Development Mode looked like failures.
+    Every such answer becomes a typed error here and is logged (or not) at the level it
+    deserves, so spotipy's line is kept at DEBUG only, under this module's logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(
+            ("HTTP Error for", "Max Retries reached")
+        ):
+            log.debug("spotipy: %s", redact(record.getMessage()))
+            return False
+        return True
+
+
 # spotipy logs full request headers (bearer tokens, Basic client secrets) at DEBUG. Keep its
 # loggers at INFO or above even when the root logger is set to DEBUG, and redact anyway in
 # case someone turns them down explicitly.
@@ -75,6 +90,7 @@ for _name in ("spotipy", "spotipy.client", "spotipy.oauth2"):
     if _lg.level == logging.NOTSET or _lg.level < logging.INFO:
         _lg.setLevel(logging.INFO)
     _lg.addFilter(_RedactSecrets())
+logging.getLogger("spotipy.client").addFilter(_HttpErrorsAreOurs())
 
 PAGE_LIMIT = 50  # /playlists/{id}/items, /albums/{id}/tracks, /me/tracks, /me/playlists
 
