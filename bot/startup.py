@@ -167,17 +167,8 @@ def explain(exc: BaseException) -> str | None:
     if isinstance(exc, StartupError):
         return str(exc)
     if isinstance(exc, SystemExit) and isinstance(exc.code, str):
-        return exc.code  # run_bot's own messages (rejected token, refused intent)
-    if isinstance(exc, discord.LoginFailure):
-        return (
-            "Discord rejected DISCORD_TOKEN. Copy the bot token again from the Developer "
-            "Portal (Applications → your app → Bot → Reset Token)."
-        )
-    if isinstance(exc, discord.PrivilegedIntentsRequired):
-        return (
-            "Discord refused the Message Content intent. Enable it in the Developer Portal "
-            "(Applications → your app → Bot → Privileged Gateway Intents → Message Content)."
-        )
+        # run_bot's own sentences: a rejected token (LoginFailure), a refused intent.
+        return exc.code
     if isinstance(exc, PipelineError):  # StorageError: corrupted, locked, newer schema, …
         return exc.user_message
     if isinstance(exc, discord.DiscordServerError):
@@ -361,16 +352,21 @@ async def _serve(settings: Settings) -> str | None:
     return stopped_by[0] if stopped_by else None
 
 
-def run(settings: Settings, *, setup_logging: bool = True) -> int:
+async def serve(settings: Settings) -> int:
     """Run the bot until it stops; the process exit code (0, or 1 after one error line)."""
-    if setup_logging:
-        configure_logging(settings)
-    else:
-        silence_voice_warnings()
     try:
-        stopped_by = asyncio.run(_serve(settings))
+        stopped_by = await _serve(settings)
     except (Exception, SystemExit) as exc:
         return report_failure(exc)
     if stopped_by:
         log.info("Stopped by %s during start-up", stopped_by)
     return 0
+
+
+def run(settings: Settings, *, setup_logging: bool = True) -> int:
+    """``python -m bot`` with a token: logging, then :func:`serve` in a new event loop."""
+    if setup_logging:
+        configure_logging(settings)
+    else:
+        silence_voice_warnings()
+    return asyncio.run(serve(settings))

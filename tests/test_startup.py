@@ -23,6 +23,7 @@ from bot import __version__, startup
 from bot.__main__ import main
 from bot.config import Settings, get_settings
 from bot.errors import StorageError
+from tests.fakes.discord_fixtures import discord_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,12 +181,37 @@ def test_invalid_encryption_key_stops_start_up_with_the_cause(
     assert "hunter2" not in line
 
 
+def _response(status: int) -> object:
+    class Response:  # what discord.HTTPException reads from an aiohttp response
+        reason = "Service Unavailable"
+
+    Response.status = status  # type: ignore[attr-defined]
+    return Response()
+
+
+async def test_rejected_token_is_one_line(fake_discord, tmp_path: Path, capsys) -> None:
+    fake_discord.token = "the-real-token"
+    settings = discord_test_settings(tmp_path, discord_token="a-wrong-token")
+    assert await startup.serve(settings) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith("error: Discord rejected DISCORD_TOKEN.") and "Reset Token" in line
+    assert "a-wrong-token" not in line
+
+
+async def test_refused_message_content_intent_is_one_line(
+    fake_discord, tmp_path: Path, capsys
+) -> None:
+    fake_discord.message_content_allowed = False
+    assert await startup.serve(discord_test_settings(tmp_path)) == 1
+    line = _one_error_line(capsys)
+    assert "Message Content" in line and "Privileged Gateway Intents" in line
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (discord.LoginFailure("Improper token has been passed."), "Discord rejected DISCORD_TOKEN"),
         (SystemExit("Discord rejected DISCORD_TOKEN. Copy it again."), "Copy it again"),
-        (discord.PrivilegedIntentsRequired(None), "Message Content"),
+        (discord.DiscordServerError(_response(503), "upstream"), "Discord is having trouble"),
         (StorageError("The database x is locked by another process."), "locked by another"),
         (socket.gaierror(-2, "Name or service not known"), "(Name or service not known)"),
         (TimeoutError(), "could not reach Discord (timed out)"),
