@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
+
+from bot.app import PlaylistClustersBot
+from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def format_uptime(started_at: datetime, now: datetime | None = None) -> str:
     return " ".join(parts)
 
 
-async def spotify_mode(services: Any) -> str:
+async def spotify_mode(services: Services) -> str:
     spotify = services.ctx.spotify
     if spotify is None:
         return "not configured (no Spotify credentials: CSV uploads only)"
@@ -43,7 +45,7 @@ async def spotify_mode(services: Any) -> str:
     }.get(mode, str(mode))
 
 
-async def about_embed(bot: Any) -> discord.Embed:
+async def about_embed(bot: PlaylistClustersBot) -> discord.Embed:
     services = bot.services
     spotify = services.ctx.spotify
     af = spotify.audio_features_available if spotify is not None else False
@@ -75,7 +77,7 @@ async def about_embed(bot: Any) -> discord.Embed:
 
 
 class About(commands.Cog):
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
 
     @app_commands.command(name="about", description="What this bot can do right now.")
@@ -84,5 +86,5 @@ class About(commands.Cog):
         await interaction.followup.send(embed=await about_embed(self.bot), ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: PlaylistClustersBot) -> None:
     await bot.add_cog(About(bot))

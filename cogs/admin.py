@@ -7,14 +7,16 @@ unless DISCORD_SYNC_GLOBAL is set.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import PlaylistClustersBot
 
-async def do_sync(bot: Any, scope: str, guild_id: int | None) -> str:
+
+async def do_sync(bot: PlaylistClustersBot, scope: str, guild_id: int | None) -> str:
     if scope == "global":
         done = await bot.sync_commands(guild_id=None, globally=True)
     else:
@@ -31,7 +33,7 @@ class Admin(commands.Cog):
         default_permissions=discord.Permissions(administrator=True),
     )
 
-    def __init__(self, bot: Any) -> None:
+    def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
 
     @commands.command(name="sync", hidden=True)
@@ -65,5 +67,5 @@ class Admin(commands.Cog):
         await interaction.followup.send(text, ephemeral=True)
 
 
-async def setup(bot: commands.Bot) -> None:
+async def setup(bot: PlaylistClustersBot) -> None:
     await bot.add_cog(Admin(bot))

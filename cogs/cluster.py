@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -21,6 +20,7 @@ from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
+from bot.jobs import JobOutcome
 from bot.models import Analysis
 from bot.pipeline import AnalysisRequest
 from bot.sources.exportify import decode_csv
@@ -41,6 +41,7 @@ from cogs.utils.permissions import (
     can_post_results,
     channel_permissions,
     manage_server_only,
+    managers_group,
     missing_permissions,
     missing_text,
 )
@@ -62,11 +63,8 @@ class ClusterCog(commands.Cog):
     clusters = app_commands.Group(
         name="clusters", description="Stored analyses and server settings.", guild_only=True
     )
-    links = app_commands.Group(
-        name="links",
-        description="Reply to Spotify playlist links posted in this server.",
-        parent=clusters,
-        default_permissions=discord.Permissions(manage_guild=True),
+    links = managers_group(
+        "links", "Reply to Spotify playlist links posted in this server.", parent=clusters
     )
 
     def __init__(self, bot: PlaylistClustersBot) -> None:
@@ -119,7 +117,11 @@ class ClusterCog(commands.Cog):
             log.warning("could not deliver an error message", exc_info=True)
 
     async def _on_job_end(
-        self, job_id: int, request: AnalysisRequest, outcome: Any, error: Any
+        self,
+        job_id: int,
+        request: AnalysisRequest,
+        outcome: JobOutcome | None,
+        error: BaseException | None,
     ) -> None:
         """Jobs nobody is waiting for (resumed after a restart) are posted to their channel."""
         if self._closed or job_id in self._awaited or not request.channel_id:

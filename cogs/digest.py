@@ -28,12 +28,14 @@ from cogs.utils.digest_embeds import changes_embed, digest_header, list_embed, m
 from cogs.utils.permissions import (
     Refusal,
     channel_permissions,
-    manage_server_only,
+    managers_group,
     missing_permissions,
+    require_manage_server,
 )
 
 log = logging.getLogger(__name__)
 
+ID_HELP = "The digest's number (see /digest list)"
 # What the bot needs in a digest channel.
 NEEDED = ("view_channel", "send_messages", "embed_links", "attach_files")
 
@@ -41,16 +43,17 @@ NEEDED = ("view_channel", "send_messages", "embed_links", "attach_files")
 class DigestCog(commands.Cog):
     """Slash commands and the poster for scheduled digests."""
 
-    digest = app_commands.Group(
-        name="digest",
-        description="Post a playlist's clusters (and what changed) to a channel on a schedule",
-        guild_only=True,
-        default_permissions=discord.Permissions(manage_guild=True),
+    digest = managers_group(
+        "digest", "Post a playlist's clusters (and what changed) to a channel on a schedule"
     )
 
     def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
         self.scheduler = bot.services.digests
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Every /digest command: server managers only (the command tree answers refusals)."""
+        return require_manage_server(interaction)
 
     async def cog_load(self) -> None:
         """The cog owns the scheduler's loop: it runs while this cog can post."""
@@ -61,7 +64,6 @@ class DigestCog(commands.Cog):
 
     # -------------------------------------------------------------------- commands
     @digest.command(name="add", description="Post a playlist's clusters to a channel regularly")
-    @manage_server_only()
     @app_commands.describe(
         playlist="Spotify playlist or album link",
         every="How often",
@@ -136,14 +138,12 @@ class DigestCog(commands.Cog):
         return [app_commands.Choice(name=z, value=z) for z in suggest_timezones(current)]
 
     @digest.command(name="list", description="Show this server's digests (and paused ones)")
-    @manage_server_only()
     async def list_(self, interaction: discord.Interaction) -> None:
         subs = await self.scheduler.subscriptions(interaction.guild_id or 0)
         await interaction.response.send_message(embed=list_embed(subs), ephemeral=True)
 
     @digest.command(name="remove", description="Stop a digest")
-    @manage_server_only()
-    @app_commands.describe(id="The digest's number (see /digest list)")
+    @app_commands.describe(id=ID_HELP)
     async def remove(self, interaction: discord.Interaction, id: int) -> None:
         sub = await self.scheduler.unsubscribe(interaction.guild_id or 0, id)
         await interaction.response.send_message(
@@ -152,8 +152,7 @@ class DigestCog(commands.Cog):
         )
 
     @digest.command(name="resume", description="Resume a paused digest")
-    @manage_server_only()
-    @app_commands.describe(id="The digest's number (see /digest list)")
+    @app_commands.describe(id=ID_HELP)
     async def resume(self, interaction: discord.Interaction, id: int) -> None:
         sub = await self.scheduler.resume(interaction.guild_id or 0, id)
         await interaction.response.send_message(
@@ -163,8 +162,7 @@ class DigestCog(commands.Cog):
         )
 
     @digest.command(name="run", description="Post a digest now (its schedule stays the same)")
-    @manage_server_only()
-    @app_commands.describe(id="The digest's number (see /digest list)")
+    @app_commands.describe(id=ID_HELP)
     async def run(self, interaction: discord.Interaction, id: int) -> None:
         guild_id = interaction.guild_id or 0
         sub = await self.scheduler.get(guild_id, id)

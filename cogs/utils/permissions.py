@@ -80,17 +80,32 @@ def has_manage_server(perms: discord.Permissions) -> bool:
     return bool(perms.manage_guild or perms.administrator)
 
 
+def require_manage_server(interaction: discord.Interaction) -> bool:
+    """Server managers only (Manage Server, or Administrator), in servers only; raises.
+
+    ``default_permissions`` (see :func:`managers_group`) hides such commands from others, but
+    server admins can override it per role or channel, so it is checked again at run time."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage()
+    if not has_manage_server(interaction.permissions):
+        raise app_commands.MissingPermissions(["manage_guild"])
+    return True
+
+
 def manage_server_only() -> Callable[[T], T]:
-    """Check: server managers only (Manage Server, or Administrator), in servers only.
+    """:func:`require_manage_server` as a command decorator."""
+    return app_commands.check(require_manage_server)
 
-    ``default_permissions`` already hides such commands from others, but server admins can
-    override it per role or channel, so it is checked again when the command runs."""
 
-    def predicate(interaction: discord.Interaction) -> bool:
-        if interaction.guild_id is None:
-            raise app_commands.NoPrivateMessage()
-        if not has_manage_server(interaction.permissions):
-            raise app_commands.MissingPermissions(["manage_guild"])
-        return True
-
-    return app_commands.check(predicate)
+def managers_group(
+    name: str, description: str, *, parent: app_commands.Group | None = None
+) -> app_commands.Group:
+    """A command group shown to server managers only, in servers only (a subgroup inherits
+    "servers only" from its parent). Pair it with :func:`require_manage_server`."""
+    where: dict[str, Any] = {"parent": parent} if parent is not None else {"guild_only": True}
+    return app_commands.Group(
+        name=name,
+        description=description,
+        default_permissions=discord.Permissions(manage_guild=True),
+        **where,
+    )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
@@ -106,24 +105,41 @@ async def liked_for(
         return set()
 
 
-async def guarded(
-    interaction: discord.Interaction, what: str, action: Callable[[], Awaitable[None]]
-) -> None:
-    """Run a component callback; any error becomes an ephemeral message (discord.py only logs
-    component errors, they never reach the command tree)."""
-    try:
-        await action()
-    except Exception as err:
-        await answer_error(interaction, err, what)
+class Guarded:
+    """Mixin for the items below: ``callback`` runs :meth:`act`, and any error becomes a private
+    message (discord.py only logs component errors; they never reach the command tree)."""
+
+    async def act(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await self.act(interaction)
+        except Exception as err:
+            await answer_error(interaction, err, type(self).__name__)
 
 
 # ----------------------------------------------------------------------------- items
+def _button(
+    custom_id: str,
+    label: str,
+    style: discord.ButtonStyle,
+    *,
+    emoji: str | None = None,
+    disabled: bool = False,
+) -> discord.ui.Button[Any]:
+    return discord.ui.Button(
+        label=label, style=style, emoji=emoji, custom_id=custom_id, disabled=disabled
+    )
+
+
 def cluster_option_label(analysis: Analysis, index: int) -> str:
     c = analysis.clusters[index]
     return E.truncate(f"{E.cluster_title(c)} ({c.size})", 100)
 
 
 class BrowseSelect(
+    Guarded,
     discord.ui.DynamicItem[discord.ui.Select],
     template=r"pc:browse:(?P<aid>[0-9]+):(?P<part>[0-9]+)",
 ):
@@ -162,18 +178,16 @@ class BrowseSelect(
     ) -> BrowseSelect:
         return cls(int(match["aid"]), int(match["part"]))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            # Acknowledge first: the page waits on the store and on Spotify (💚 marks).
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            index = int(self.item.values[0])
-            embed, view = await browse_page(interaction, self.analysis_id, index, 0)
-            await interaction.followup.send(embed=embed, view=view, ephemeral=True)
-
-        await guarded(interaction, "browse", run)
+    async def act(self, interaction: discord.Interaction) -> None:
+        # Acknowledge first: the page waits on the store and on Spotify (💚 marks).
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        index = int(self.item.values[0])
+        embed, view = await browse_page(interaction, self.analysis_id, index, 0)
+        await interaction.followup.send(embed=embed, view=view, ephemeral=True)
 
 
 class PageButton(
+    Guarded,
     discord.ui.DynamicItem[discord.ui.Button],
     template=r"pc:page:(?P<aid>[0-9]+):(?P<c>[0-9]+):(?P<p>[0-9]+)(?::(?P<d>[pn]))?",
 ):
@@ -183,13 +197,9 @@ class PageButton(
         self, analysis_id: int, cluster: int, page: int, direction: str, *, disabled: bool = False
     ) -> None:
         label = "◀ Prev" if direction == "p" else "Next ▶"
+        custom_id = f"pc:page:{analysis_id}:{cluster}:{page}:{direction}"
         super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"pc:page:{analysis_id}:{cluster}:{page}:{direction}",
-                disabled=disabled,
-            )
+            _button(custom_id, label, discord.ButtonStyle.secondary, disabled=disabled)
         )
         self.analysis_id, self.cluster, self.page = analysis_id, cluster, page
 
@@ -199,29 +209,22 @@ class PageButton(
     ) -> PageButton:
         return cls(int(match["aid"]), int(match["c"]), int(match["p"]), match["d"] or "n")
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            embed, view = await browse_page(interaction, self.analysis_id, self.cluster, self.page)
-            await interaction.response.edit_message(embed=embed, view=view)
-
-        await guarded(interaction, "page", run)
+    async def act(self, interaction: discord.Interaction) -> None:
+        embed, view = await browse_page(interaction, self.analysis_id, self.cluster, self.page)
+        await interaction.response.edit_message(embed=embed, view=view)
 
 
 class DownloadButton(
+    Guarded,
     discord.ui.DynamicItem[discord.ui.Button],
     template=r"pc:dl:(?P<aid>[0-9]+):(?P<kind>md|csv)",
 ):
     """Send the stored markdown report / CSV as an ephemeral attachment."""
 
     def __init__(self, analysis_id: int, kind: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=FILES[kind][1],
-                style=discord.ButtonStyle.secondary,
-                emoji="📄" if kind == "md" else "📊",
-                custom_id=f"pc:dl:{analysis_id}:{kind}",
-            )
-        )
+        emoji = "📄" if kind == "md" else "📊"
+        label, style = FILES[kind][1], discord.ButtonStyle.secondary
+        super().__init__(_button(f"pc:dl:{analysis_id}:{kind}", label, style, emoji=emoji))
         self.analysis_id, self.kind = analysis_id, kind
 
     @classmethod
@@ -230,37 +233,28 @@ class DownloadButton(
     ) -> DownloadButton:
         return cls(int(match["aid"]), match["kind"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            name = FILES[self.kind][0]
-            data = await bot_of(interaction).services.store.get_file(self.analysis_id, name)
-            if data is None:
-                raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
-            if len(data) > E.MAX_FILE_BYTES:
-                raise PipelineError(f"{name} is larger than Discord's 10 MiB file limit.")
-            filename = f"analysis-{self.analysis_id}-{name}"
-            await interaction.response.send_message(
-                file=E.text_file(data, filename), ephemeral=True
-            )
-
-        await guarded(interaction, "download", run)
+    async def act(self, interaction: discord.Interaction) -> None:
+        name = FILES[self.kind][0]
+        data = await bot_of(interaction).services.store.get_file(self.analysis_id, name)
+        if data is None:
+            raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
+        if len(data) > E.MAX_FILE_BYTES:
+            raise PipelineError(f"{name} is larger than Discord's 10 MiB file limit.")
+        filename = f"analysis-{self.analysis_id}-{name}"
+        await interaction.response.send_message(file=E.text_file(data, filename), ephemeral=True)
 
 
 class SaveButton(
+    Guarded,
     discord.ui.DynamicItem[discord.ui.Button],
     template=r"pc:save:(?P<aid>[0-9]+):(?P<c>[0-9]+)",
 ):
     """Save a cluster as a new playlist in the clicking user's Spotify account."""
 
     def __init__(self, analysis_id: int, cluster: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Save as playlist",
-                style=discord.ButtonStyle.success,
-                emoji="💾",
-                custom_id=f"pc:save:{analysis_id}:{cluster}",
-            )
-        )
+        custom_id = f"pc:save:{analysis_id}:{cluster}"
+        style = discord.ButtonStyle.success
+        super().__init__(_button(custom_id, "Save as playlist", style, emoji="💾"))
         self.analysis_id, self.cluster = analysis_id, cluster
 
     @classmethod
@@ -269,36 +263,33 @@ class SaveButton(
     ) -> SaveButton:
         return cls(int(match["aid"]), int(match["c"]))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        async def run() -> None:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            accounts = bot_of(interaction).services.accounts
-            if accounts is None:
-                raise PipelineError(
-                    "Saving playlists needs Spotify account linking, which this bot's "
-                    "host has not set up."
-                )
-            if not await accounts.status(interaction.user.id):
-                raise PipelineError(
-                    "Link your Spotify account first with `/spotify link`, then press "
-                    "**Save as playlist** again."
-                )
-            analysis = await load_analysis(interaction, self.analysis_id)
-            if not 0 <= self.cluster < len(analysis.clusters):
-                raise PipelineError("That cluster no longer exists in this analysis.")
-            c = analysis.clusters[self.cluster]
-            name = E.truncate(f"{analysis.source.name} · {E.cluster_title(c)}", 100)
-            desc = E.truncate(
-                f"{c.description} — made by Playlist Clusters from {analysis.source.name}", 300
+    async def act(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        accounts = bot_of(interaction).services.accounts
+        if accounts is None:
+            raise PipelineError(
+                "Saving playlists needs Spotify account linking, which this bot's "
+                "host has not set up."
             )
-            meta = await accounts.save_cluster(interaction.user.id, name, desc, list(c.track_ids))
-            link = meta.url or f"https://open.spotify.com/playlist/{meta.id}"
-            await interaction.followup.send(
-                f"💾 Saved **{E.escape(meta.name)}** ({len(c.track_ids)} tracks): {link}",
-                ephemeral=True,
+        if not await accounts.status(interaction.user.id):
+            raise PipelineError(
+                "Link your Spotify account first with `/spotify link`, then press "
+                "**Save as playlist** again."
             )
-
-        await guarded(interaction, "save", run)
+        analysis = await load_analysis(interaction, self.analysis_id)
+        if not 0 <= self.cluster < len(analysis.clusters):
+            raise PipelineError("That cluster no longer exists in this analysis.")
+        c = analysis.clusters[self.cluster]
+        name = E.truncate(f"{analysis.source.name} · {E.cluster_title(c)}", 100)
+        desc = E.truncate(
+            f"{c.description} — made by Playlist Clusters from {analysis.source.name}", 300
+        )
+        meta = await accounts.save_cluster(interaction.user.id, name, desc, list(c.track_ids))
+        link = meta.url or f"https://open.spotify.com/playlist/{meta.id}"
+        await interaction.followup.send(
+            f"💾 Saved **{E.escape(meta.name)}** ({len(c.track_ids)} tracks): {link}",
+            ephemeral=True,
+        )
 
 
 DYNAMIC_ITEMS = (BrowseSelect, PageButton, DownloadButton, SaveButton)
