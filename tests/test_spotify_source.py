@@ -21,13 +21,9 @@ from bot.errors import (
     TooLarge,
 )
 from bot.models import Progress
+from bot.retry_after import parse_retry_after, wait_in_words
 from bot.sources.links import SpotifyRef, parse_spotify_link
-from bot.sources.spotify import (
-    FeaturesUnavailable,
-    SpotifyGateway,
-    parse_retry_after,
-    wait_in_words,
-)
+from bot.sources.spotify import FeaturesUnavailable, SpotifyGateway
 from tests.fakes.spotify_api import RECORDED_JSON, FakeSpotify, fake_id
 from tests.fakes.spotify_fixtures import spotify_settings
 

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.accounts.oauth import (
@@ -33,12 +33,10 @@ from bot.accounts.oauth import (
 from bot.accounts.tokens import LinkedTokens, parse_time
 from bot.config import Settings
 from bot.errors import LinkError, PipelineError
+from bot.sources.spotify import SpotifyGateway, user_gateway
 from bot.sources.spotify.errors import Asked
 from storage.accounts import UndecryptableTokens
 from storage.db import Database
-
-if TYPE_CHECKING:
-    from bot.sources.spotify import SpotifyGateway
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +74,6 @@ class LinkFlow(LinkedTokens):
 
     def user_gateway(self, access_token: str) -> SpotifyGateway:
         """A gateway acting as the owner of ``access_token`` (caller closes it)."""
-        from bot.sources.spotify import user_gateway
-
         return user_gateway(self.settings, access_token, app=self.app_gateway)
 
     async def start_link(self, discord_user_id: int) -> str:

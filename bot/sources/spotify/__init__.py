@@ -12,7 +12,6 @@ One module per concern:
   :func:`user_gateway`, the one way to build a gateway acting as a user.
 """
 
-from bot.retry_after import parse_retry_after, wait_in_words
 from bot.sources.spotify.catalog import FeaturesUnavailable
 from bot.sources.spotify.errors import EDITORIAL_MESSAGE, NOT_OWNER_MESSAGE
 from bot.sources.spotify.gateway import SpotifyGateway, user_gateway
@@ -22,7 +21,5 @@ __all__ = [
     "NOT_OWNER_MESSAGE",
     "FeaturesUnavailable",
     "SpotifyGateway",
-    "parse_retry_after",
     "user_gateway",
-    "wait_in_words",
 ]
