@@ -29,6 +29,7 @@ import aiohttp
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS
 from bot.retry_after import parse_retry_after
 from bot.sources.links import SPOTIFY_ID_RE
+from bot.sources.status import SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ class ReccoBeatsClient:
         max_retry_after_s: float = 10.0,
         retries: int = 1,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
+        status: SourceStatus | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.status = status  # /about: what the latest lookup actually returned
         self.timeout_s = timeout_s
         self.concurrency = max(1, concurrency)
         self.max_retry_after_s = max_retry_after_s
@@ -159,6 +162,11 @@ class ReccoBeatsClient:
 
         chunks = [unique[i : i + BATCH] for i in range(0, len(unique), BATCH)]
         await asyncio.gather(*(one(c) for c in chunks))
+        if self.status is not None and chunks:
+            if result.found or not result.failed:
+                self.status.record("reccobeats", True, "works")
+            else:
+                self.status.record("reccobeats", False, "failed (rate limit or outage)")
         return result
 
     async def _fetch_batch(

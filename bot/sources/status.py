@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 # Sources of playlist listings and of audio features, in the order /about lists them.
 READ_SOURCES: dict[str, str] = {
@@ -78,3 +79,46 @@ def _ago(seconds: float) -> str:
     if s < 86400 * 2:
         return f"{s // 3600} h ago"
     return f"{s // 86400} days ago"
+
+
+def about_lines(
+    status: SourceStatus | None,
+    *,
+    spotify: Any = None,
+    reccobeats: Any = None,
+    pages_enabled: bool = True,
+    linking: bool = False,
+    now: datetime | None = None,
+) -> tuple[list[str], list[str]]:
+    """``/about``'s "Playlist reads" and "Audio features" lines, from what calls returned.
+
+    ``spotify``: the app's gateway (None: no credentials); ``reccobeats``: its client (None:
+    disabled); ``linking``: whether members can link accounts.
+    """
+    st = status or SourceStatus()
+
+    def said(key: str, otherwise: str | None = None) -> str:
+        if st.last(key) is None and otherwise is not None:
+            return otherwise
+        return st.describe(key, now=now)
+
+    reads = [
+        f"{READ_SOURCES['app']}: "
+        + (said("app") if spotify is not None else "not configured (no credentials)"),
+        f"{READ_SOURCES['linked']}: " + (said("linked") if linking else "linking not set up"),
+        f"{READ_SOURCES['page']}: "
+        + (said("page") if pages_enabled else "off (SPOTIFY_PUBLIC_PAGES=false)"),
+    ]
+    available = getattr(spotify, "audio_features_available", None) if spotify else None
+    spotify_af = {
+        True: "works",
+        False: "not available to this app (403)",
+        None: "not tried yet",
+    }[available]
+    features = [
+        f"{FEATURE_SOURCES['spotify_features']}: "
+        + (spotify_af if spotify is not None else "not configured"),
+        f"{FEATURE_SOURCES['reccobeats']}: "
+        + (said("reccobeats") if reccobeats is not None else "off (RECCOBEATS_ENABLED=false)"),
+    ]
+    return reads, features
