@@ -127,16 +127,33 @@ def check_data_dir(db_path: Path) -> None:
 
 
 def check_encryption_key(settings: Settings) -> None:
-    """A configured TOKEN_ENCRYPTION_KEY must be valid (not: linking silently switched off)."""
-    if settings.token_encryption_key is None:
-        return
-    from bot.errors import StorageError
-    from storage.accounts import load_cipher
+    """The token key works (never: linking silently off, "no Spotify app configured").
 
+    With TOKEN_ENCRYPTION_KEY unset, an existing ``<DATABASE_PATH>.key`` is read. A missing one
+    is not created here: the account service does that once the database has opened, so a
+    corrupted database never gets a fresh key file that a restored backup would not match.
+    """
+    from bot.errors import StorageError
+    from storage.accounts import key_file_path, load_cipher
+
+    key_file = key_file_path(settings)
+    if settings.token_encryption_key is None and (key_file is None or not key_file.exists()):
+        return
     try:
-        load_cipher(settings)  # with a key configured it touches no file
+        load_cipher(settings)
     except StorageError as exc:
-        raise StartupError(exc.user_message) from exc
+        if settings.token_encryption_key is not None:
+            raise StartupError(exc.user_message) from exc
+        raise StartupError(
+            f"the token encryption key file {key_file} is damaged (not a Fernet "
+            "key). Restore it from your backup; deleting it instead makes every member link "
+            "their Spotify account again."
+        ) from exc
+    except OSError as exc:
+        raise StartupError(
+            f"cannot read the token encryption key file {key_file} "
+            f"({exc.strerror or exc}). Fix its permissions or set TOKEN_ENCRYPTION_KEY."
+        ) from exc
 
 
 def describe_locations(settings: Settings) -> None:

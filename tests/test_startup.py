@@ -156,6 +156,8 @@ def test_corrupt_database_is_one_line(run_settings: Settings, capsys) -> None:
     assert startup.run(run_settings, setup_logging=False) == 1
     line = _one_error_line(capsys)
     assert "is corrupted or not an SQLite file" in line and "backup" in line
+    # No fresh key file next to it: a restored backup's key must still be the one that fits.
+    assert not run_settings.database_path.with_name("bot.sqlite3.key").exists()
 
 
 def test_unwritable_data_dir_is_one_line(run_settings: Settings, tmp_path: Path, capsys) -> None:
@@ -205,6 +207,16 @@ async def test_refused_message_content_intent_is_one_line(
     assert await startup.serve(discord_test_settings(tmp_path)) == 1
     line = _one_error_line(capsys)
     assert "Message Content" in line and "Privileged Gateway Intents" in line
+
+
+def test_damaged_key_file_is_one_line(run_settings: Settings, capsys) -> None:
+    key_file = run_settings.database_path.with_name("bot.sqlite3.key")
+    key_file.parent.mkdir()
+    key_file.write_text("truncated")
+    assert startup.run(run_settings, setup_logging=False) == 1
+    line = _one_error_line(capsys)
+    assert f"the token encryption key file {key_file} is damaged" in line
+    assert "truncated" not in line
 
 
 @pytest.mark.parametrize(
