@@ -30,8 +30,8 @@ from typing import Any
 import aiohttp
 
 from bot.config import Settings
-from bot.models import Progress
-from bot.pipeline import AnalysisRequest, PipelineContext
+from bot.models import AnalysisRequest, Progress
+from bot.pipeline import PipelineContext
 
 ITEMS_PAGE = 50  # GET /playlists/{id}/items limit
 RECCO_BATCH = 40  # ReccoBeats ids per call
@@ -261,7 +261,7 @@ class BotEnv:
         from bot.jobs import JobQueue
         from bot.sources.spotify import SpotifyGateway
         from storage.db import Database
-        from storage.repo import Store
+        from storage.store import Store
 
         if self.db_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pc-bench-")
@@ -282,7 +282,7 @@ class BotEnv:
             settings=self.settings,
             spotify=self.spotify,
             reccobeats=self.reccobeats,
-            feature_cache=self.store,
+            feature_cache=self.store.features,
             user_tokens=None,
         )
         self.queue = JobQueue(self.store, self.ctx, self.settings)

@@ -54,7 +54,7 @@ async def warm_up(env: BotEnv) -> float | None:
 
     Then forget every cached feature/fetch so the measured job starts cold.
     """
-    from bot.pipeline import AnalysisRequest
+    from bot.models import AnalysisRequest
 
     start = time.perf_counter()
     try:

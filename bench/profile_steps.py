@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.make_data import OUT as DATA_FILE
-from bot.models import AUDIO_FEATURES, FetchResult, PlaylistMeta, Track
-from bot.pipeline import FeatureTable, cluster_step, render_step
+from bot.jobs.cpu import cluster_step, render_step
+from bot.models import AUDIO_FEATURES, FeatureTable, FetchResult, PlaylistMeta, Track
 
 
 def load_fetch(n: int) -> tuple[FetchResult, FeatureTable]:

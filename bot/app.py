@@ -33,7 +33,7 @@ from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
 from storage.db import Database
-from storage.repo import Store
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         settings=settings,
         spotify=spotify,
         reccobeats=reccobeats,
-        feature_cache=store,
+        feature_cache=store.features,
         user_tokens=accounts.access_token if accounts else None,
         executor=executor,
     )

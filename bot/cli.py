@@ -19,17 +19,9 @@ from pathlib import Path
 
 from bot.config import Settings, get_settings
 from bot.errors import InvalidInput, PipelineError
-from bot.models import Analysis, Progress
-from bot.pipeline import (
-    AnalysisRequest,
-    PipelineContext,
-    Rendered,
-    cluster_step,
-    features_from_tracks,
-    featurize_step,
-    fetch_step,
-    render_step,
-)
+from bot.jobs.cpu import cluster_step, render_step
+from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Progress, Rendered
+from bot.pipeline import PipelineContext, features_from_tracks, featurize_step, fetch_step
 
 EXIT_USER_ERROR = 2
 
@@ -139,10 +131,10 @@ def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
     """
     out.mkdir(parents=True, exist_ok=True)
     contents: dict[str, bytes] = {
-        "clusters.png": rendered.png,
-        "report.md": rendered.markdown.encode("utf-8"),
-        "tracks.csv": rendered.csv.encode("utf-8"),
-        "summary.json": json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
+        ARTEFACTS.png: rendered.png,
+        ARTEFACTS.markdown: rendered.markdown.encode("utf-8"),
+        ARTEFACTS.csv: rendered.csv.encode("utf-8"),
+        ARTEFACTS.summary: json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
     }
     temps: dict[str, Path] = {}
     try:

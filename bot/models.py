@@ -32,6 +32,31 @@ SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
 # Tracks per part of Analysis.to_parts(): ~0.4 MB of JSON, a few ms per json call.
 PART_SIZE = 500
 
+# Bump when the clustering method changes so stored analyses are not reused across methods.
+METHOD_VERSION = "m1"
+
+
+def params_key(k: int | None) -> str:
+    """Stable key of the analysis parameters (storage dedupe): method version + k."""
+    return f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
+
+
+@dataclass(frozen=True)
+class ArtefactNames:
+    """File names of an analysis's rendered artefacts: the CLI's output files, the stored
+    ``analysis_files`` rows and the Discord attachments all use these."""
+
+    png: str = "clusters.png"
+    markdown: str = "report.md"
+    csv: str = "tracks.csv"
+    summary: str = "summary.json"
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.png, self.markdown, self.csv, self.summary)
+
+
+ARTEFACTS = ArtefactNames()
+
 
 def _from_dict(cls, data: dict[str, Any]):
     names = {f.name for f in fields(cls)}
@@ -275,6 +300,72 @@ class Analysis:
             features={k: dict(v) for k, v in data.get("features", {}).items()},
             projection=dict(data.get("projection", {})),
         )
+
+
+@dataclass
+class AnalysisRequest:
+    """What to analyse. Exactly one of ``link`` / ``csv_text`` / ``liked`` / ``demo`` is used.
+
+    ``link``: anything a user pastes (URL, URI, bare id) for a playlist or album.
+    ``csv_text``: an Exportify CSV's text (``csv_name`` is its file name).
+    ``liked``: the requesting user's Liked Songs (needs a linked account).
+    ``demo``: the bundled real playlist mix (no network).
+    """
+
+    link: str | None = None
+    csv_text: str | None = None
+    csv_name: str | None = None
+    liked: bool = False
+    demo: bool = False
+    k: int | None = None
+    user_id: int | None = None  # Discord user who asked (linked account, 💚 marks)
+    guild_id: int | None = None
+    channel_id: int | None = None
+    max_tracks: int | None = None  # None: settings.max_playlist_tracks
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisRequest:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class FeatureTable:
+    """Audio features per track id and where each came from.
+
+    ``values[track_id]`` holds the AUDIO_FEATURES (plus key/mode/time_signature when known);
+    tracks with no audio features at all are absent. ``sources[track_id]`` is "spotify",
+    "reccobeats" or "csv".
+    """
+
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def coverage(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for src in self.sources.values():
+            out[src] = out.get(src, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "sources": self.sources}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureTable:
+        return cls(values=dict(data.get("values", {})), sources=dict(data.get("sources", {})))
+
+
+@dataclass
+class Rendered:
+    """Artefacts of an analysis (file names: :data:`ARTEFACTS`). ``summary`` is the JSON
+    summary written by the CLI."""
+
+    png: bytes
+    markdown: str
+    csv: str
+    summary: dict[str, Any]
 
 
 Stage = Literal["queued", "fetching", "featurizing", "clustering", "rendering", "done", "failed"]

@@ -1,100 +1,30 @@
 """The pipeline: sources → features → clustering → render. No discord import, ever.
 
-The worker (``bot.jobs``) calls the steps one by one so it can checkpoint between them; the
-offline CLI calls :func:`run_analysis`, which chains them. CPU steps (:func:`cluster_step`,
-:func:`render_step`) are plain picklable functions the worker sends to a process pool.
+The network steps live here (:func:`fetch_step`, :func:`featurize_step`); the CPU steps
+(clustering, rendering) are the process-side functions in :mod:`bot.jobs.cpu`. The worker
+(``bot.jobs``) runs the steps one by one so it can checkpoint between them; the CLI and
+:func:`bot.jobs.inline.run_analysis` chain them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import pickle
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Settings
 from bot.errors import AuthError, EmptyPlaylist, InvalidInput, TooLarge
 from bot.models import (
     AUDIO_FEATURES,
-    Analysis,
+    AnalysisRequest,
+    FeatureTable,
     FetchResult,
     PlaylistMeta,
     Progress,
     ProgressCallback,
     Track,
 )
-
-# Bump when the clustering method changes so stored analyses are not reused across methods.
-METHOD_VERSION = "m1"
-
-
-@dataclass
-class AnalysisRequest:
-    """What to analyse. Exactly one of ``link`` / ``csv_text`` / ``liked`` / ``demo`` is used.
-
-    ``link``: anything a user pastes (URL, URI, bare id) for a playlist or album.
-    ``csv_text``: an Exportify CSV's text (``csv_name`` is its file name).
-    ``liked``: the requesting user's Liked Songs (needs a linked account).
-    ``demo``: the bundled real playlist mix (no network).
-    """
-
-    link: str | None = None
-    csv_text: str | None = None
-    csv_name: str | None = None
-    liked: bool = False
-    demo: bool = False
-    k: int | None = None
-    user_id: int | None = None  # Discord user who asked (linked account, 💚 marks)
-    guild_id: int | None = None
-    channel_id: int | None = None
-    max_tracks: int | None = None  # None: settings.max_playlist_tracks
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnalysisRequest:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-
-@dataclass
-class FeatureTable:
-    """Audio features per track id and where each came from.
-
-    ``values[track_id]`` holds the AUDIO_FEATURES (plus key/mode/time_signature when known);
-    tracks with no audio features at all are absent. ``sources[track_id]`` is "spotify",
-    "reccobeats" or "csv".
-    """
-
-    values: dict[str, dict[str, float]] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-
-    def coverage(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for src in self.sources.values():
-            out[src] = out.get(src, 0) + 1
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"values": self.values, "sources": self.sources}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureTable:
-        return cls(values=dict(data.get("values", {})), sources=dict(data.get("sources", {})))
-
-
-@dataclass
-class Rendered:
-    """Artefacts of an analysis. ``summary`` is the JSON summary written by the CLI."""
-
-    png: bytes
-    markdown: str
-    csv: str
-    summary: dict[str, Any]
 
 
 @dataclass
@@ -278,171 +208,3 @@ def unique_tracks(fetched: FetchResult) -> tuple[list[Track], dict[str, int]]:
     if dropped:
         skipped["duplicate"] = skipped.get("duplicate", 0) + dropped
     return out, skipped
-
-
-def cluster_step(
-    fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
-) -> Analysis:
-    """CPU: build the matrix, choose k, cluster, describe, project to 2-D. Picklable."""
-    from bot.clustering import analyze
-    from bot.features.matrix import build_matrix
-
-    tracks, skipped = unique_tracks(fetched)
-    clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
-    fm = build_matrix(tracks, features.values, features.sources)
-    analysis = analyze(clean, fm, k, seed)
-    analysis.created_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return analysis
-
-
-def render_step(analysis: Analysis) -> Rendered:
-    """CPU: scatter PNG, markdown report, CSV, JSON summary. Picklable."""
-    from bot import render
-
-    return Rendered(
-        png=render.render_scatter(analysis),
-        markdown=render.render_markdown(analysis),
-        csv=render.render_csv(analysis),
-        summary=render.summary(analysis),
-    )
-
-
-@dataclass
-class PackedAnalysis:
-    """An Analysis as it leaves the worker process, ready for the bot process to store.
-
-    A 10,000-track Analysis pickled back whole took ~80 ms to unpickle (one call holding the
-    GIL, stalling the event loop), then ~180 ms more to encode as JSON for the checkpoint and
-    again for storage. Here the worker does the encoding: ``parts`` is the JSON text of each
-    item of ``Analysis.to_parts()`` (decoded part by part, off the loop, by
-    :func:`decode_parts`) and ``blob`` the pickled Analysis for :func:`render_packed_step`
-    (bytes cross the process boundary in one cheap copy).
-    """
-
-    parts: list[str]
-    blob: bytes
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_parts(analysis: Analysis) -> list[str]:
-    """JSON text of each item of ``analysis.to_parts()`` (head first)."""
-    return [_json(part) for part in analysis.to_parts()]
-
-
-def parts_text(parts: list[str]) -> str:
-    """One JSON array, one part per line: ``[\n<head>,\n<part>,\n...\n]``.
-
-    Valid JSON (``Analysis.from_dict(json.loads(text))`` reads it), and :func:`decode_text`
-    splits it into lines to decode part by part. JSON text never holds a raw newline.
-    """
-    return "[\n" + ",\n".join(parts) + "\n]"
-
-
-def decode_parts(parts: list[str], *, on_part: Callable[[], None] | None = None) -> Analysis:
-    """Analysis from :func:`encode_parts` output; every json call is one part (short).
-
-    ``on_part()`` is called before decoding each part after the head (e.g. ``gc.freeze``
-    so full collections meanwhile skip the parts already built).
-    """
-
-    def decoded() -> Any:
-        for i, text in enumerate(parts):
-            if i > 1 and on_part is not None:
-                on_part()
-            yield json.loads(text)
-
-    return Analysis.from_parts(decoded())
-
-
-def decode_text(text: str, *, on_part: Callable[[], None] | None = None) -> Analysis:
-    """Analysis from :func:`parts_text` output or from a plain ``to_dict()`` JSON object."""
-    if text.startswith("[\n"):
-        lines = text.split("\n")[1:-1]
-        parts = [line[:-1] if line.endswith(",") else line for line in lines]
-        return decode_parts(parts, on_part=on_part)
-    return Analysis.from_dict(json.loads(text))
-
-
-def cluster_packed_step(
-    fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
-) -> PackedAnalysis:
-    """:func:`cluster_step`, returned packed (see :class:`PackedAnalysis`). Picklable."""
-    analysis = cluster_step(fetched, features, k, seed)
-    return PackedAnalysis(encode_parts(analysis), pickle.dumps(analysis, pickle.HIGHEST_PROTOCOL))
-
-
-def pickle_inputs(
-    fetched: FetchResult, features: FeatureTable, chunk: int = 500
-) -> tuple[bytes, list[bytes], list[bytes]]:
-    """:func:`cluster_pickled_step`'s inputs, pickled ``chunk`` tracks at a time.
-
-    Handing the pool a FetchResult and FeatureTable of 10,000 tracks made its feeder thread
-    pickle them in one ~50 ms call holding the GIL (an event-loop stall). Run this in a
-    thread instead: between the short calls the loop runs; the pool then only copies bytes.
-    """
-    tracks = fetched.tracks
-    values = list(features.values.items())
-    sources = list(features.sources.items())
-    longest = max(len(values), len(sources))
-    return (
-        pickle.dumps((fetched.meta, fetched.skipped), pickle.HIGHEST_PROTOCOL),
-        [
-            pickle.dumps(tracks[i : i + chunk], pickle.HIGHEST_PROTOCOL)
-            for i in range(0, len(tracks), chunk)
-        ],
-        [
-            pickle.dumps(
-                (dict(values[i : i + chunk]), dict(sources[i : i + chunk])),
-                pickle.HIGHEST_PROTOCOL,
-            )
-            for i in range(0, longest, chunk)
-        ],
-    )
-
-
-def cluster_pickled_step(
-    head: bytes, tracks: list[bytes], features: list[bytes], k: int | None
-) -> PackedAnalysis:
-    """:func:`cluster_packed_step` of :func:`pickle_inputs` output. Picklable."""
-    # Our own bot process made these bytes (pickle_inputs).
-    meta, skipped = pickle.loads(head)
-    fetched = FetchResult(meta, [t for blob in tracks for t in pickle.loads(blob)], skipped)
-    table = FeatureTable()
-    for blob in features:
-        values, sources = pickle.loads(blob)
-        table.values.update(values)
-        table.sources.update(sources)
-    return cluster_packed_step(fetched, table, k)
-
-
-def render_packed_step(blob: bytes) -> Rendered:
-    """:func:`render_step` of a :attr:`PackedAnalysis.blob`. Picklable."""
-    return render_step(pickle.loads(blob))  # our own worker process made these bytes
-
-
-def params_key(k: int | None) -> str:
-    """Stable key of the analysis parameters (storage dedupe): method version + k."""
-    return f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
-
-
-async def _cpu(ctx: PipelineContext, fn: Callable[..., Any], *args: Any) -> Any:
-    if ctx.executor is None:
-        return fn(*args)
-    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
-
-
-async def run_analysis(
-    request: AnalysisRequest, ctx: PipelineContext, progress: ProgressCallback
-) -> tuple[Analysis, Rendered]:
-    """All steps in order (the CLI's path; the worker runs them with checkpoints)."""
-    fetched = await fetch_step(request, ctx, progress)
-    features = await featurize_step(fetched, ctx, progress)
-    await progress(Progress("clustering", total=len(fetched.tracks)))
-    analysis = await _cpu(ctx, cluster_step, fetched, features, request.k)
-    await progress(Progress("rendering"))
-    rendered = await _cpu(ctx, render_step, analysis)
-    await progress(Progress("done"))
-    return analysis, rendered

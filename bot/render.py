@@ -20,10 +20,10 @@ import csv
 import io
 from typing import Any
 
-from bot.models import AUDIO_FEATURES, Analysis, Track
+from bot.models import ARTEFACTS, AUDIO_FEATURES, Analysis, Track
 
 MAX_PNG_BYTES = 1_000_000
-IMAGE_NAME = "clusters.png"
+IMAGE_NAME = ARTEFACTS.png
 SOURCE_LABELS = {
     "spotify": "Spotify audio features",
     "reccobeats": "ReccoBeats audio features",

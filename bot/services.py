@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from bot.accounts import AccountService
     from bot.digests import DigestScheduler
     from bot.jobs import JobQueue
-    from storage.repo import Store
+    from storage.store import Store
 
 
 @dataclass

@@ -21,8 +21,7 @@ from discord.ext import commands
 from bot.app import PlaylistClustersBot
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.jobs import JobOutcome
-from bot.models import Analysis
-from bot.pipeline import AnalysisRequest
+from bot.models import Analysis, AnalysisRequest
 from bot.sources.exportify import decode_csv
 from bot.sources.links import find_spotify_links
 from cogs.utils import embeds as E
@@ -237,8 +236,8 @@ class ClusterCog(commands.Cog):
         if not links:
             return
         self._remember(message.id)  # before any await: a replayed event must not pass too
-        settings = await self.services.store.get_guild_settings(message.guild.id)
-        if not settings.get("links_enabled", True):
+        settings = await self.services.store.guilds.settings(message.guild.id)
+        if not settings.links_enabled:
             return
         perms = channel_permissions(message.channel)
         if perms is not None:
@@ -278,10 +277,12 @@ class ClusterCog(commands.Cog):
     async def history(self, interaction: discord.Interaction, server: bool = False) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         if server:
-            rows = await self.services.store.list_analyses(guild_id=interaction.guild_id, limit=15)
+            rows = await self.services.store.analyses.recent(
+                guild_id=interaction.guild_id, limit=15
+            )
             title = "Recent analyses in this server"
         else:
-            rows = await self.services.store.list_analyses(user_id=interaction.user.id, limit=15)
+            rows = await self.services.store.analyses.recent(user_id=interaction.user.id, limit=15)
             title = "Your recent analyses"
         await interaction.followup.send(embed=E.history_embed(rows, title=title), ephemeral=True)
 
@@ -292,27 +293,25 @@ class ClusterCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         dest = InteractionDestination(self.bot, interaction)
         analysis = await self._stored(id, interaction)  # may raise: answered by the tree
-        png = await self.services.store.get_file(id, E.SCATTER_NAME)
+        png = await self.services.store.analyses.file(id, E.SCATTER_NAME)
         liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
         await dest.deliver(
             result_messages(analysis, png, liked=liked, header=f"Stored analysis #{id}")
         )
 
     async def _stored(self, analysis_id: int, interaction: discord.Interaction) -> Analysis:
-        row = await self.services.db.fetchone(
-            "SELECT requested_by, guild_id FROM analyses WHERE id = ?", (analysis_id,)
-        )
+        owner = await self.services.store.analyses.owner(analysis_id)
         missing = PipelineError(f"There is no stored analysis #{analysis_id}.")
-        if row is None:
+        if owner is None:
             raise missing
-        other_guild = row["guild_id"] is not None and row["guild_id"] != interaction.guild_id
-        if other_guild and row["requested_by"] != interaction.user.id:
+        other_guild = owner.guild_id is not None and owner.guild_id != interaction.guild_id
+        if other_guild and owner.requested_by != interaction.user.id:
             raise PipelineError(f"Analysis #{analysis_id} was made in another server.")
         # Decoded only once allowed: a large analysis is not read just to be refused.
-        analysis = await self.services.store.get_analysis(analysis_id)
+        analysis = await self.services.store.analyses.get(analysis_id)
         if analysis is None:
             raise missing
-        if row["requested_by"] != interaction.user.id:
+        if owner.requested_by != interaction.user.id:
             analysis.liked = []  # someone else's 💚 marks stay private
         analysis.analysis_id = analysis_id
         return analysis
@@ -329,7 +328,7 @@ class ClusterCog(commands.Cog):
 
     async def _set_links(self, interaction: discord.Interaction, enabled: bool) -> None:
         assert interaction.guild_id is not None  # manage_server_only()
-        await self.services.store.set_links_enabled(interaction.guild_id, enabled)
+        await self.services.store.guilds.set_links_enabled(interaction.guild_id, enabled)
         text = (
             "✅ I'll reply to Spotify playlist links posted in this server."
             if enabled

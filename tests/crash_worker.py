@@ -18,9 +18,10 @@ from typing import Any
 
 from bot.config import Settings
 from bot.jobs import JobQueue
-from bot.pipeline import AnalysisRequest, PipelineContext
+from bot.models import AnalysisRequest
+from bot.pipeline import PipelineContext
 from storage.db import Database
-from storage.repo import Store
+from storage.store import Store
 
 
 class PausingQueue(JobQueue):

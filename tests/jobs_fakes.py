@@ -9,18 +9,27 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from bot import pipeline
 from bot.config import Settings
-from bot.jobs import JobQueue
-from bot.models import Analysis, FetchResult, Progress, ProgressCallback
-from bot.pipeline import AnalysisRequest, FeatureTable, PipelineContext, Rendered
+from bot.jobs import JobQueue, cpu
+from bot.models import (
+    Analysis,
+    AnalysisRequest,
+    FeatureTable,
+    FetchResult,
+    Progress,
+    ProgressCallback,
+    Rendered,
+)
+from bot.pipeline import PipelineContext
 from bot.sources.links import parse_spotify_link
 from storage.db import Database
-from storage.repo import Store
+from storage.store import Store
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered
 
 SAMPLE_CSV = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
@@ -115,8 +124,14 @@ class FakePipeline:
     ) -> FakePipeline:
         """Replace these pipeline steps by the fake ones (the others stay real)."""
         for name in steps:
-            monkeypatch.setattr(pipeline, name, getattr(self, name))
+            monkeypatch.setattr(step_module(name), name, getattr(self, name))
         return self
+
+
+def step_module(name: str) -> ModuleType:
+    """Where the job runner looks a step up: network steps in bot.pipeline, CPU ones in
+    bot.jobs.cpu."""
+    return cpu if name in ("cluster_step", "render_step") else pipeline
 
 
 def job_settings(**overrides: Any) -> Settings:

@@ -19,9 +19,10 @@ from typing import Any
 
 from bot.config import Settings
 from bot.jobs import JobQueue
-from bot.pipeline import AnalysisRequest, PipelineContext
+from bot.models import AnalysisRequest
+from bot.pipeline import PipelineContext
 from storage.db import Database
-from storage.repo import Store
+from storage.store import Store
 
 FULL = Path(__file__).resolve().parents[1] / "bench" / "data" / "tidytuesday_2020-01-21.csv.gz"
 SAMPLE = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
@@ -67,11 +68,11 @@ async def main(n: int, processes: int) -> None:
 
         row = await db.fetchone("SELECT playlist_id, snapshot_id FROM playlist_snapshots")
         t0 = time.perf_counter()
-        fetched = await store.load_fetch(row[0], row[1])
+        fetched = await store.snapshots.load(row[0], row[1])
         print(f"load_fetch {len(fetched.tracks)} tracks: {time.perf_counter() - t0:.2f}s")
         fetched.meta.id = "bench-copy"
         t0 = time.perf_counter()
-        await store.save_fetch(fetched)
+        await store.snapshots.save(fetched)
         print(f"save_fetch {len(fetched.tracks)} tracks: {time.perf_counter() - t0:.2f}s")
 
         t0 = time.perf_counter()

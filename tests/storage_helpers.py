@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.models import AUDIO_FEATURES, Analysis, Cluster, FetchResult, PlaylistMeta, Track
-from bot.pipeline import Rendered
+from bot.models import AUDIO_FEATURES, Analysis, Cluster, FetchResult, PlaylistMeta, Rendered, Track
 
 
 def track_id(i: int) -> str:

@@ -512,8 +512,8 @@ async def test_pipeline_reads_a_dev_mode_playlist_through_the_requesters_link(
     """The point of linking: the app token gets 403 on a user's playlist in Development Mode
     (NotOwner, whose advice is /spotify link); the requester's linked token reads it."""
     from bot.errors import NotOwner
-    from bot.models import no_progress
-    from bot.pipeline import AnalysisRequest, PipelineContext, fetch_step
+    from bot.models import AnalysisRequest, no_progress
+    from bot.pipeline import PipelineContext, fetch_step
     from bot.sources.spotify import SpotifyGateway
 
     app = SpotifyGateway(accounts.settings)

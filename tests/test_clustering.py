@@ -12,8 +12,9 @@ from bot.clustering import max_auto_k, min_auto_k
 from bot.demo import demo_labels, load_demo
 from bot.errors import InvalidInput, TooSmall
 from bot.features.matrix import build_matrix
-from bot.models import AUDIO_FEATURES, FetchResult, Track
-from bot.pipeline import FeatureTable, cluster_step, features_from_tracks
+from bot.jobs.cpu import cluster_step
+from bot.models import AUDIO_FEATURES, FeatureTable, FetchResult, Track
+from bot.pipeline import features_from_tracks
 
 
 @pytest.fixture(scope="module")

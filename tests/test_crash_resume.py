@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import pipeline
-from bot.pipeline import AnalysisRequest
-from tests.jobs_fakes import Recorder, open_queue, sample_csv
+from bot.models import AnalysisRequest
+from tests.jobs_fakes import Recorder, open_queue, sample_csv, step_module
 
 ROOT = Path(__file__).resolve().parents[1]
 # Steps that must not run again when resuming after each committed state.
@@ -85,7 +84,7 @@ async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause, source):
         return trap
 
     for name in ALREADY_DONE[pause]:
-        monkeypatch.setattr(pipeline, name, booby_trap(name))
+        monkeypatch.setattr(step_module(name), name, booby_trap(name))
 
     rec = Recorder()
     db, store, queue = await open_queue(tmp_path / "crash.sqlite3", listener=rec.listener)
@@ -96,11 +95,11 @@ async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause, source):
         assert ended_id == job_id and not outcome.reused
         assert outcome.rendered.png.startswith(b"\x89PNG")
         assert len(outcome.analysis.tracks) > 100
-        job = await store.get_job(job_id)
-        assert job["state"] == "done" and job["analysis_id"] == outcome.analysis_id
-        assert job["attempts"] == 2  # the killed run, and this one
-        assert job["request"].channel_id == 3  # where the Discord layer posts the result
-        stored = await store.get_analysis(outcome.analysis_id)
+        job = await store.jobs.get(job_id)
+        assert job.state == "done" and job.analysis_id == outcome.analysis_id
+        assert job.attempts == 2  # the killed run, and this one
+        assert job.request.channel_id == 3  # where the Discord layer posts the result
+        stored = await store.analyses.get(outcome.analysis_id)
         assert stored.to_dict() == outcome.analysis.to_dict()
     finally:
         await queue.close()
@@ -110,18 +109,18 @@ async def test_kill_9_mid_job_then_resume(tmp_path, monkeypatch, pause, source):
 async def test_killed_state_is_what_was_committed(tmp_path):
     """What SQLite holds after the kill: the paused state and its checkpoint, nothing later."""
     from storage.db import Database
-    from storage.repo import Store
+    from storage.store import Store
 
     db_path = tmp_path / "state.sqlite3"
     job_id = await run_child_until_paused(db_path, "clustering", AnalysisRequest(demo=True))
     async with Database(db_path) as db:
-        job = await Store(db).get_job(job_id)
-        assert job["state"] == "clustering" and job["attempts"] == 1
-        assert set(job["checkpoint"]) == {"fetch", "features"}
+        job = await Store(db).jobs.get(job_id)
+        assert job.state == "clustering" and job.attempts == 1
+        assert set(job.checkpoint) == {"fetch", "features"}
         assert (await db.fetchone("SELECT count(*) FROM analyses"))[0] == 0
-        fetched = await Store(db).load_fetch(
-            job["checkpoint"]["fetch"]["playlist_id"], job["checkpoint"]["fetch"]["snapshot"]
+        fetched = await Store(db).snapshots.load(
+            job.checkpoint["fetch"]["playlist_id"], job.checkpoint["fetch"]["snapshot"]
         )
         assert fetched is not None and len(fetched.tracks) == len(
-            job["checkpoint"]["features"]["values"]
+            job.checkpoint["features"]["values"]
         )

@@ -699,7 +699,7 @@ async def _real_queue(tmp_path: Path, fake) -> tuple[Database, object]:
     from bot.jobs import JobQueue
     from bot.pipeline import PipelineContext
     from bot.sources.spotify import SpotifyGateway
-    from storage.repo import Store
+    from storage.store import Store
     from tests.fakes.spotify_fixtures import spotify_settings
 
     settings = spotify_settings(fake, worker_processes=0)
@@ -712,7 +712,7 @@ async def _real_queue(tmp_path: Path, fake) -> tuple[Database, object]:
     ctx = PipelineContext(
         settings=settings,
         spotify=SpotifyGateway(settings),
-        feature_cache=store,
+        feature_cache=store.features,
         user_tokens=user_tokens,
     )
     queue = JobQueue(store, ctx, settings)

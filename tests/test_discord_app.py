@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.models import PlaylistMeta
-from bot.pipeline import AnalysisRequest
+from bot.models import AnalysisRequest, PlaylistMeta
 from tests.fakes.discord_fake import FakeDiscord
 
 CORE = ["cogs.cluster", "cogs.about", "cogs.admin"]
@@ -99,7 +98,7 @@ async def test_job_left_by_a_crash_is_posted_to_its_channel(
         guild_id=fake_discord.guild_id,
         channel_id=fake_discord.channel_id,
     )
-    await services.store.create_job(dedupe_key(request), request)  # as if we crashed here
+    await services.store.jobs.create(dedupe_key(request), request)  # as if we crashed here
     async with start_bot(services):
         msgs = await fake_discord.wait_for(
             lambda: [m for m in fake_discord.sent(via="channel") if m.embeds] or None
@@ -185,6 +184,6 @@ async def test_run_bot_explains_the_message_content_intent(
 
 async def test_build_services_wires_the_settings_into_the_store(make_services) -> None:
     services = await make_services(feature_cache_days=7)
-    assert services.store.feature_cache_days == 7
-    assert services.ctx.feature_cache is services.store  # features cached across playlists
+    assert services.store.features.days == 7
+    assert services.ctx.feature_cache is services.store.features  # features cached across playlists
     assert services.queue.store is services.store

@@ -52,7 +52,7 @@ async def test_cluster_csv_attachment_end_to_end(
     async with start_bot(services, progress_interval_s=0.0):
         it = await fake_discord.slash("cluster", {"k": 4}, attachments={"csv": att})
         msgs = await wait_results(fake_discord, it, 4)
-        history = await services.store.list_analyses(user_id=it.user_id)
+        history = await services.store.analyses.recent(user_id=it.user_id)
     assert it.response_type == 5 and it.callbacks[0]["type"] == 5  # deferred first
     first = msgs[0]
     assert first.via == "callback" and not first.ephemeral
@@ -70,7 +70,7 @@ async def test_cluster_csv_attachment_end_to_end(
     edits = _progress_edits(fake_discord, it)
     assert any("Queued" in e for e in edits) or any("Clustering" in e for e in edits)
     assert any("Clustering" in e for e in edits)
-    assert history[0]["k"] == 4
+    assert history[0].k == 4
 
 
 async def test_csv_attachment_is_validated(
@@ -199,7 +199,7 @@ async def test_cluster_spotify_link_then_show_without_refetch(
         it = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
         msgs = await wait_results(fake_discord, it, 3)
         edits = _progress_edits(fake_discord, it)
-        aid = (await services.store.list_analyses(user_id=it.user_id))[0]["id"]
+        aid = (await services.store.analyses.recent(user_id=it.user_id))[0].id
         before = len(fake.requests)
         show = await fake_discord.slash("clusters show", {"id": aid})
         shown = await wait_results(fake_discord, show, 3)

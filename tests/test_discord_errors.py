@@ -158,6 +158,6 @@ async def test_links_toggle_needs_manage_server(
     async with start_bot(services):
         it = await fake_discord.slash("clusters links disable", user_id=nobody)
         [msg] = await fake_discord.wait_response(it)
-        settings = await services.store.get_guild_settings(fake_discord.guild_id)
+        settings = await services.store.guilds.settings(fake_discord.guild_id)
     assert msg.ephemeral and "Manage" in msg.content
-    assert settings["links_enabled"]
+    assert settings.links_enabled

@@ -220,7 +220,7 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
         assert "💚" in first.text
         [browse_id] = [i for i in fake_discord.custom_ids(first) if i.startswith("pc:browse:")]
         aid = int(browse_id.split(":")[2])
-        analysis = await services.store.get_analysis(aid)
+        analysis = await services.store.analyses.get(aid)
         biggest = max(analysis.clusters, key=lambda c: c.size)
 
         click = await fake_discord.click(first, browse_id, values=[str(biggest.index)])

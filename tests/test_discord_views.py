@@ -65,7 +65,7 @@ async def test_browse_select_pages_and_downloads(
 ) -> None:
     services = await make_services()
     aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.get_analysis(aid)
+    analysis = await services.store.analyses.get(aid)
     biggest = max(analysis.clusters, key=lambda c: c.size)
     assert biggest.size > 15  # needs at least two pages
     async with start_bot(services):
@@ -140,7 +140,7 @@ async def test_liked_marks_and_save_with_a_linked_account(
 
     services = await make_services()
     aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.get_analysis(aid)
+    analysis = await services.store.analyses.get(aid)
     rep = analysis.clusters[0].representative_ids[0]
     owner = int(fake_discord.owner_user["id"])
     saved: list[tuple] = []
@@ -177,22 +177,22 @@ async def test_liked_marks_and_save_with_a_linked_account(
 async def test_show_refuses_another_servers_analysis_without_loading_it(
     fake_discord: FakeDiscord, make_services, start_bot
 ) -> None:
-    from bot.pipeline import AnalysisRequest
+    from bot.models import AnalysisRequest
     from tests.fakes.discord_fixtures import demo_outcome
 
     services = await make_services()
     other = fake_discord.add_user("bob")
     analysis, rendered = demo_outcome(3, limit=60)
     request = AnalysisRequest(demo=True, k=3, user_id=other, guild_id=fake_discord.guild_id + 1)
-    aid = await services.store.save_analysis(analysis, rendered, request)
+    aid = await services.store.analyses.save(analysis, rendered, request)
     loaded: list[int] = []
-    get_analysis = services.store.get_analysis
+    get_analysis = services.store.analyses.get
 
     async def spy(analysis_id: int):
         loaded.append(analysis_id)
         return await get_analysis(analysis_id)
 
-    services.store.get_analysis = spy
+    services.store.analyses.get = spy  # type: ignore[method-assign]
     async with start_bot(services):
         it = await fake_discord.slash("clusters show", {"id": aid})
         [msg] = await fake_discord.wait_response(it)
@@ -258,7 +258,7 @@ async def test_page_buttons_answer_in_time_when_spotify_is_slow(
     monkeypatch.setattr(views, "LIKED_IN_CALLBACK_TIMEOUT_S", 0.05)
     services = await make_services()
     aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.get_analysis(aid)
+    analysis = await services.store.analyses.get(aid)
     biggest = max(analysis.clusters, key=lambda c: c.size)
     async with start_bot(services):
         it = await fake_discord.slash("clusters show", {"id": aid})

@@ -191,9 +191,9 @@ async def test_twelve_long_clusters_pass_the_fake_discord(
     for t in analysis.tracks:
         t.name = t.name + " (Extended Deluxe Remastered Anniversary Edition) " * 4
         t.album = t.album + " — Collector's Box " * 6
-    from bot.pipeline import AnalysisRequest
+    from bot.models import AnalysisRequest
 
-    aid = await services.store.save_analysis(
+    aid = await services.store.analyses.save(
         analysis, rendered, AnalysisRequest(demo=True, user_id=1, guild_id=fake_discord.guild_id)
     )
     async with start_bot(services):

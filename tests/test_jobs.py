@@ -11,9 +11,10 @@ import pytest
 from bot.errors import LimitReached, NotOwner, QuotaExceeded, RateLimited, TooLarge
 from bot.jobs import JobCrashed, JobQueue
 from bot.jobs.queue import MAX_ATTEMPTS
-from bot.pipeline import AnalysisRequest, PipelineContext
+from bot.models import AnalysisRequest
+from bot.pipeline import PipelineContext
 from storage.db import Database
-from storage.repo import Store
+from storage.store import Store
 from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue, sample_csv
 
 
@@ -40,13 +41,13 @@ async def test_job_runs_through_every_state(env):
     async def on_commit(job_id, state, checkpoint):
         committed.append(state)
         frozen[state] = gc.get_freeze_count()
-        job = await store.get_job(job_id)
-        assert job["state"] == state  # the state is in SQLite before the next step runs
+        job = await store.jobs.get(job_id)
+        assert job.state == state  # the state is in SQLite before the next step runs
 
     queue.runner.on_commit = on_commit
     handle = await queue.submit(AnalysisRequest(link=link(1), user_id=5), rec.progress)
-    row = await store.get_job(handle.job_id)
-    assert row["state"] in ("queued", "fetching", "featurizing")  # written before running
+    row = await store.jobs.get(handle.job_id)
+    assert row.state in ("queued", "fetching", "featurizing")  # written before running
     outcome = await result(handle)
 
     assert not handle.shared and not outcome.reused
@@ -55,10 +56,10 @@ async def test_job_runs_through_every_state(env):
     assert all(e.job_id == handle.job_id for e in rec.events)
     assert any(e.done == 10 and e.total == 10 for e in rec.events)
 
-    job = await store.get_job(handle.job_id)
-    assert job["state"] == "done" and job["analysis_id"] == outcome.analysis_id
-    assert job["checkpoint"] == {} and job["attempts"] == 1
-    stored = await store.get_analysis(outcome.analysis_id)
+    job = await store.jobs.get(handle.job_id)
+    assert job.state == "done" and job.analysis_id == outcome.analysis_id
+    assert job.checkpoint == {} and job.attempts == 1
+    stored = await store.analyses.get(outcome.analysis_id)
     assert stored.to_dict() == outcome.analysis.to_dict()
     assert rec.ended == [(handle.job_id, outcome, None)]
     assert queue.active_job_ids == []
@@ -181,9 +182,9 @@ async def test_pipeline_error_fails_the_job(env):
     handle = await queue.submit(AnalysisRequest(link=link(1)), rec.progress)
     with pytest.raises(NotOwner):
         await result(handle)
-    job = await store.get_job(handle.job_id)
-    assert (job["state"], job["error_code"]) == ("failed", "not_owner")
-    assert job["error_message"] == "You can only analyse playlists you own."
+    job = await store.jobs.get(handle.job_id)
+    assert (job.state, job.error_code) == ("failed", "not_owner")
+    assert job.error_message == "You can only analyse playlists you own."
     assert rec.ended[0][0] == handle.job_id and isinstance(rec.ended[0][2], NotOwner)
     assert rec.events[-1].stage == "failed"
 
@@ -196,8 +197,8 @@ async def test_rate_limits_fail_fast_with_the_wait(env, error_cls):
     with pytest.raises(error_cls) as info:
         await result(handle)
     assert info.value.retry_after == 7200
-    job = await store.get_job(handle.job_id)
-    assert job["state"] == "failed" and "2 hours" in job["error_message"]
+    job = await store.jobs.get(handle.job_id)
+    assert job.state == "failed" and "2 hours" in job.error_message
 
 
 async def test_unexpected_error_gets_an_incident_id(env, caplog):
@@ -209,8 +210,8 @@ async def test_unexpected_error_gets_an_incident_id(env, caplog):
         await result(handle)
     incident = info.value.incident_id
     assert incident in info.value.user_message and "sekrit" not in info.value.user_message
-    job = await store.get_job(handle.job_id)
-    assert job["error_code"] == "internal" and incident in job["error_message"]
+    job = await store.jobs.get(handle.job_id)
+    assert job.error_code == "internal" and incident in job.error_message
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert incident in logged and "RuntimeError" in logged and "cluster_step" in logged
     assert "sekrit" not in logged and "Bearer abc" not in logged
@@ -249,7 +250,7 @@ async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
     with pytest.raises(Exception) as info:
         await result(handle)
     assert getattr(info.value, "code", "") == "interrupted"
-    assert (await store.get_job(handle.job_id))["state"] == "featurizing"
+    assert (await store.jobs.get(handle.job_id)).state == "featurizing"
     await db.close()
 
     fake.gates.clear()
@@ -260,9 +261,9 @@ async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
         job_id, outcome, error = rec.ended[0]
         assert job_id == handle.job_id and error is None and not outcome.reused
         assert fake.calls["fetch"] == 1 and fake.calls["featurize"] == 2  # no refetch
-        job = await store.get_job(job_id)
-        assert job["state"] == "done" and job["attempts"] == 2
-        assert job["request"].channel_id == 42
+        job = await store.jobs.get(job_id)
+        assert job.state == "done" and job.attempts == 2
+        assert job.request.channel_id == 42
     finally:
         await queue.close()
         await db.close()
@@ -273,7 +274,7 @@ async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
     path = tmp_path / "crashloop.sqlite3"
     db, store, queue = await open_queue(path)
     await queue.close()
-    job_id = await store.create_job("playlist:x|k", AnalysisRequest(link=link(1)))
+    job_id = await store.jobs.create("playlist:x|k", AnalysisRequest(link=link(1)))
     await store.db.execute("UPDATE jobs SET attempts = ? WHERE id = ?", (MAX_ATTEMPTS, job_id))
     await db.close()
     rec = Recorder()
@@ -281,7 +282,7 @@ async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
     try:
         await asyncio.wait_for(rec.ended_event.wait(), 60)
         assert isinstance(rec.ended[0][2], JobCrashed)
-        assert (await store.get_job(job_id))["state"] == "failed"
+        assert (await store.jobs.get(job_id)).state == "failed"
     finally:
         await queue.close()
         await db.close()
@@ -291,16 +292,16 @@ async def test_csv_jobs_keep_their_text(env):
     _fake, store, _queue, _rec = env
     gate_free_request = AnalysisRequest(csv_text="Track URI,Track Name\n", csv_name="x.csv")
     # the fake fetch needs a link; only the stored request matters here
-    job_id = await store.create_job("csv:x", gate_free_request)
-    job = await store.get_job(job_id)
-    assert job["request"].csv_text == "Track URI,Track Name\n"
-    assert job["request"].csv_name == "x.csv"
-    await store.fail_job(job_id, "test", "not run")
+    job_id = await store.jobs.create("csv:x", gate_free_request)
+    job = await store.jobs.get(job_id)
+    assert job.request.csv_text == "Track URI,Track Name\n"
+    assert job.request.csv_name == "x.csv"
+    await store.jobs.fail(job_id, "test", "not run")
 
 
 async def test_store_is_the_feature_cache(env):
     _fake, store, queue, _rec = env
-    assert queue.ctx.feature_cache is store
+    assert queue.ctx.feature_cache is store.features
 
 
 # --- the real pipeline ------------------------------------------------------------------------
@@ -347,7 +348,7 @@ async def test_too_large_is_refused_from_the_metadata(tmp_path, fake_spotify):
         with pytest.raises(TooLarge):
             await result(handle)
         assert fake_spotify.count(f"playlists/{fake_spotify.alice_playlist}/items") == 0
-        assert (await store.get_job(handle.job_id))["error_code"] == "too_large"
+        assert (await store.jobs.get(handle.job_id)).error_code == "too_large"
     finally:
         await queue.close()
         await db.close()
@@ -418,8 +419,8 @@ async def test_long_retry_after_fails_the_job_at_once(tmp_path, fake_spotify, mo
             await result(handle)  # would hang for 2 hours if the worker slept
         assert info.value.retry_after >= 7200
         assert isinstance(info.value, QuotaExceeded) == quota
-        job = await store.get_job(handle.job_id)
-        assert job["state"] == "failed" and job["error_code"] == info.value.code
+        job = await store.jobs.get(handle.job_id)
+        assert job.state == "failed" and job.error_code == info.value.code
     finally:
         await queue.close()
         await db.close()
@@ -428,10 +429,11 @@ async def test_long_retry_after_fails_the_job_at_once(tmp_path, fake_spotify, mo
 async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
     """Real pipeline on a real CSV: concurrent duplicates share a job; a resubmission reuses."""
     from bot import pipeline
+    from bot.jobs import cpu
 
     calls = {"fetch": 0, "cluster": 0}
     gate = asyncio.Event()
-    real_fetch, real_cluster = pipeline.fetch_step, pipeline.cluster_step
+    real_fetch, real_cluster = pipeline.fetch_step, cpu.cluster_step
 
     async def fetch(*args, **kwargs):
         calls["fetch"] += 1
@@ -443,7 +445,7 @@ async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
         return real_cluster(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "fetch_step", fetch)
-    monkeypatch.setattr(pipeline, "cluster_step", cluster)
+    monkeypatch.setattr(cpu, "cluster_step", cluster)
     db, store, queue = await open_queue(tmp_path / "csv.sqlite3")
     try:
         text = sample_csv()
@@ -454,9 +456,9 @@ async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
         o1, o2 = await result(h1), await result(h2)
         assert o1.analysis_id == o2.analysis_id and calls == {"fetch": 1, "cluster": 1}
         assert o1.analysis.source.kind == "csv" and len(o1.analysis.tracks) > 50
-        job = await store.get_job(h1.job_id)
+        job = await store.jobs.get(h1.job_id)
         # kept while the job runs (see test_crash_resume), dropped once it is finished
-        assert job["request"].csv_text is None and job["request"].csv_name == "a.csv"
+        assert job.request.csv_text is None and job.request.csv_name == "a.csv"
 
         again = await result(await queue.submit(AnalysisRequest(csv_text=text, user_id=3)))
         assert again.reused and again.analysis_id == o1.analysis_id
@@ -489,7 +491,7 @@ async def test_features_are_cached_across_playlists(tmp_path, fake_spotify, monk
         user_tokens=user_tokens,
     )
     db, store, queue = await open_queue(tmp_path / "cache.sqlite3", settings, ctx)
-    assert ctx.feature_cache is store
+    assert ctx.feature_cache is store.features
 
     def asked() -> set[str]:
         out: set[str] = set()
@@ -508,7 +510,7 @@ async def test_features_are_cached_across_playlists(tmp_path, fake_spotify, monk
         fake_spotify.clear_log()
         await result(await queue.submit(AnalysisRequest(link=url + second, user_id=1)))
         assert asked() == set(ids[60:90])
-        cached = await store.get_many("reccobeats", ids[:90])
+        cached = await store.features.get_many("reccobeats", ids[:90])
         assert len(cached) == 90
     finally:
         await queue.close()
@@ -541,8 +543,7 @@ async def test_network_steps_are_bounded(tmp_path, monkeypatch):
 async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monkeypatch, stored_as):
     """A job left in "rendering" only renders; checkpoints written before the analysis was
     stored in parts (one to_dict() object) still resume."""
-    from bot import pipeline as real
-    from storage.repo import RawJson
+    from bot.codecs import RawJson, encode_parts, parts_text
     from tests.storage_helpers import make_analysis, make_fetch
 
     fake = FakePipeline().install(monkeypatch)
@@ -551,11 +552,11 @@ async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monke
     await queue.close()
     analysis = make_analysis(make_fetch(12))
     if stored_as == "parts":
-        saved = RawJson(real.parts_text(real.encode_parts(analysis)))
+        saved = RawJson(parts_text(encode_parts(analysis)))
     else:
         saved = analysis.to_dict()
-    job_id = await store.create_job("playlist:x|k", AnalysisRequest(link=link(1)))
-    await store.set_job_state(job_id, "rendering", {"fetch": None, "analysis": saved})
+    job_id = await store.jobs.create("playlist:x|k", AnalysisRequest(link=link(1)))
+    await store.jobs.set_state(job_id, "rendering", {"fetch": None, "analysis": saved})
     await db.close()
     rec = Recorder()
     db, store, queue = await open_queue(path, listener=rec.listener)
@@ -567,7 +568,7 @@ async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monke
         saved_at = outcome.analysis.created_at  # set when stored
         expected = analysis.to_dict() | {"analysis_id": outcome.analysis_id, "created_at": saved_at}
         assert outcome.analysis.to_dict() == expected
-        assert (await store.get_analysis(outcome.analysis_id)).to_dict() == expected
+        assert (await store.analyses.get(outcome.analysis_id)).to_dict() == expected
     finally:
         await queue.close()
         await db.close()

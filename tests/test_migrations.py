@@ -8,10 +8,10 @@ import sqlite3
 import pytest
 
 from bot.errors import StorageError
-from bot.pipeline import AnalysisRequest
+from bot.models import AnalysisRequest
 from storage import db as db_module
 from storage.db import Database, load_migrations, utcnow
-from storage.repo import Store
+from storage.store import Store
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered
 
 MIGRATIONS = load_migrations()
@@ -147,22 +147,22 @@ async def test_from_every_earlier_version(tmp_path, start):
 
         # The data written by the old version is readable through today's Store.
         store = Store(database)
-        fetched = await store.load_fetch(make_fetch(12).meta.id, "snap-1")
+        fetched = await store.snapshots.load(make_fetch(12).meta.id, "snap-1")
         assert fetched is not None and len(fetched.tracks) == 12
         assert fetched.tracks[3].added_at == make_fetch(12).tracks[3].added_at
-        listed = await store.list_analyses(user_id=7)
-        assert listed and listed[0]["n_tracks"] == 12 and listed[0]["name"]
-        assert (await store.get_guild_settings(9))["links_enabled"] is False
-        assert len(await store.unfinished_jobs()) == 1
-        got = await store.get_many("reccobeats", [t.id for t in fetched.tracks])
+        listed = await store.analyses.recent(user_id=7)
+        assert listed and listed[0].n_tracks == 12 and listed[0].name
+        assert (await store.guilds.settings(9)).links_enabled is False
+        assert len(await store.jobs.unfinished()) == 1
+        got = await store.features.get_many("reccobeats", [t.id for t in fetched.tracks])
         assert len(got) == 12  # the known-missing rows count as cached (until they expire)
 
         # and new rows can be written next to them
         new = make_fetch(5, playlist_id="n" * 22)
-        await store.save_fetch(new)
+        await store.snapshots.save(new)
         analysis = make_analysis(new, k=2)
-        await store.save_analysis(analysis, make_rendered(analysis), AnalysisRequest(user_id=7))
-        assert len(await store.list_analyses(user_id=7)) == 2
+        await store.analyses.save(analysis, make_rendered(analysis), AnalysisRequest(user_id=7))
+        assert len(await store.analyses.recent(user_id=7)) == 2
     finally:
         await database.close()
 

@@ -12,16 +12,17 @@ import pytest
 from bot.config import Settings
 from bot.demo import load_demo
 from bot.errors import AuthError, EmptyPlaylist, InvalidInput, InvalidLink, TooLarge
-from bot.models import AUDIO_FEATURES, FetchResult, PlaylistMeta, Progress, Track
-from bot.pipeline import (
+from bot.jobs.inline import run_analysis
+from bot.models import (
+    AUDIO_FEATURES,
     AnalysisRequest,
-    PipelineContext,
-    check_size,
-    featurize_step,
-    fetch_step,
+    FetchResult,
+    PlaylistMeta,
+    Progress,
+    Track,
     params_key,
-    run_analysis,
 )
+from bot.pipeline import PipelineContext, check_size, featurize_step, fetch_step
 
 PLAYLIST_URL = "https://open.spotify.com/playlist/37i9dQZF1DX68H8ZujdnN8"
 
@@ -254,18 +255,19 @@ def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
     import json
     import pickle
 
-    from bot import pipeline
+    from bot import codecs, pipeline
+    from bot.jobs import cpu
     from bot.models import Analysis
 
     fetched = load_demo()
     features = pipeline.features_from_tracks(fetched.tracks)
     assert features is not None
-    direct = pipeline.cluster_step(fetched, features, 4)
+    direct = cpu.cluster_step(fetched, features, 4)
 
-    inputs = pipeline.pickle_inputs(fetched, features, chunk=50)
+    inputs = cpu.pickle_inputs(fetched, features, chunk=50)
     assert len(inputs[1]) > 1 and len(inputs[2]) > 1  # really in pieces
-    packed = pipeline.cluster_pickled_step(*inputs, 4)
-    decoded = pipeline.decode_parts(packed.parts)
+    packed = cpu.cluster_pickled_step(*inputs, 4)
+    decoded = codecs.decode_parts(packed.parts)
     expected = direct.to_dict()
     expected["created_at"] = decoded.created_at  # set by each run
     assert decoded.to_dict() == expected
@@ -274,12 +276,12 @@ def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
     small = [json.dumps(p) for p in decoded.to_parts(chunk=50)]
     assert len(small) == 1 + 6  # head + 300 tracks in parts of 50
     called: list[int] = []
-    again = pipeline.decode_parts(small, on_part=lambda: called.append(1))
+    again = codecs.decode_parts(small, on_part=lambda: called.append(1))
     assert again.to_dict() == decoded.to_dict()
     assert len(called) == 5  # between parts, after the first
 
-    text = pipeline.parts_text(packed.parts)
-    assert pipeline.decode_text(text).to_dict() == decoded.to_dict()
+    text = codecs.parts_text(packed.parts)
+    assert codecs.decode_text(text).to_dict() == decoded.to_dict()
     assert Analysis.from_dict(json.loads(text)).to_dict() == decoded.to_dict()
     old_format = json.dumps(decoded.to_dict())
-    assert pipeline.decode_text(old_format).to_dict() == decoded.to_dict()
+    assert codecs.decode_text(old_format).to_dict() == decoded.to_dict()

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from bot.demo import load_demo
+from bot.jobs.cpu import cluster_step, render_step
 from bot.models import Analysis, Cluster, PlaylistMeta, Track
-from bot.pipeline import cluster_step, features_from_tracks, render_step
+from bot.pipeline import features_from_tracks
 from bot.render import (
     MAX_PNG_BYTES,
     TABLE_ALIGN,

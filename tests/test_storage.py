@@ -10,12 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import pipeline
+from bot.codecs import RawJson, encode_parts
+from bot.codecs import dumps as _dumps
+from bot.codecs import dumps_chunked as _dumps_chunked
 from bot.errors import StorageError
-from bot.models import Analysis
-from bot.pipeline import AnalysisRequest, params_key
+from bot.models import Analysis, AnalysisRequest, params_key
+from storage.analyses import AnalysisListing, AnalysisOwner
 from storage.db import Database, load_migrations
-from storage.repo import RawJson, Store, _dumps, _dumps_chunked, snapshot_key
+from storage.guilds import GuildSettings
+from storage.snapshots import snapshot_key
+from storage.store import Store
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered, make_tracks
 
 
@@ -40,39 +44,39 @@ async def test_open_sets_wal_foreign_keys_and_head_version(db):
 
 async def test_fetch_round_trip_is_exact(store):
     fetched = make_fetch(120, features=True)
-    key = await store.save_fetch(fetched)
+    key = await store.snapshots.save(fetched)
     assert key == "snap-1"
-    loaded = await store.load_fetch(fetched.meta.id, key)
+    loaded = await store.snapshots.load(fetched.meta.id, key)
     assert loaded is not None
     assert loaded.to_dict() == fetched.to_dict()
-    assert await store.load_fetch(fetched.meta.id, "other-snapshot") is None
+    assert await store.snapshots.load(fetched.meta.id, "other-snapshot") is None
 
 
 async def test_empty_snapshot_is_stored(store):
     fetched = make_fetch(0)
-    await store.save_fetch(fetched)
-    loaded = await store.load_fetch(fetched.meta.id, "snap-1")
+    await store.snapshots.save(fetched)
+    loaded = await store.snapshots.load(fetched.meta.id, "snap-1")
     assert loaded is not None and loaded.tracks == [] and loaded.skipped == fetched.skipped
 
 
 async def test_source_without_snapshot_gets_content_key(store):
     a = make_fetch(5, playlist_id="csv:0123456789abcdef", snapshot=None, kind="csv")
     b = make_fetch(5, playlist_id="csv:0123456789abcdef", snapshot=None, kind="csv", start=1)
-    key_a, key_b = await store.save_fetch(a), await store.save_fetch(b)
+    key_a, key_b = await store.snapshots.save(a), await store.snapshots.save(b)
     assert key_a.startswith("h:") and key_a != key_b
     assert key_a == snapshot_key(a)
-    assert (await store.load_fetch(a.meta.id, key_a)).to_dict() == a.to_dict()
-    assert (await store.load_fetch(b.meta.id, key_b)).to_dict() == b.to_dict()
+    assert (await store.snapshots.load(a.meta.id, key_a)).to_dict() == a.to_dict()
+    assert (await store.snapshots.load(b.meta.id, key_b)).to_dict() == b.to_dict()
 
 
 async def test_track_upsert_never_erases_known_fields(store):
     rich = make_fetch(3, playlist_id="p" * 22)
     for t in rich.tracks:
         t.popularity, t.label = 55, "Some Label"
-    await store.save_fetch(rich)
+    await store.snapshots.save(rich)
     poor = make_fetch(3, playlist_id="q" * 22)  # same track ids, dev-mode: no popularity
-    await store.save_fetch(poor)
-    again = await store.load_fetch("p" * 22, "snap-1")
+    await store.snapshots.save(poor)
+    again = await store.snapshots.load("p" * 22, "snap-1")
     assert [t.popularity for t in again.tracks] == [55, 55, 55]
     assert again.tracks[0].label == "Some Label"
     n_tracks = (await store.db.fetchone("SELECT count(*) FROM tracks"))[0]
@@ -81,7 +85,7 @@ async def test_track_upsert_never_erases_known_fields(store):
 
 async def test_artists_and_links_saved(store):
     fetched = make_fetch(20)
-    await store.save_fetch(fetched)
+    await store.snapshots.save(fetched)
     n_links = (await store.db.fetchone("SELECT count(*) FROM track_artists"))[0]
     assert n_links == sum(len(t.artist_ids) for t in fetched.tracks)
     row = await store.db.fetchone(
@@ -93,10 +97,10 @@ async def test_artists_and_links_saved(store):
 async def test_save_10000_tracks(store, capsys):
     fetched = make_fetch(10_000)
     started = time.perf_counter()
-    await store.save_fetch(fetched)
+    await store.snapshots.save(fetched)
     saved = time.perf_counter() - started
     started = time.perf_counter()
-    loaded = await store.load_fetch(fetched.meta.id, "snap-1")
+    loaded = await store.snapshots.load(fetched.meta.id, "snap-1")
     read = time.perf_counter() - started
     assert loaded is not None and len(loaded.tracks) == 10_000
     assert loaded.tracks[9_999].to_dict() == fetched.tracks[9_999].to_dict()
@@ -106,33 +110,33 @@ async def test_save_10000_tracks(store, capsys):
 
 # --- feature cache ----------------------------------------------------------------------------
 async def test_feature_cache_hits_misses_and_known_missing(store):
-    await store.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
-    got = await store.get_many("reccobeats", ["a", "b", "c"])
+    await store.features.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
+    got = await store.features.get_many("reccobeats", ["a", "b", "c"])
     assert got == {"a": {"energy": 0.5}, "b": None}
-    assert await store.get_many("spotify", ["a", "b"]) == {}
-    assert await store.get_many("reccobeats", []) == {}
+    assert await store.features.get_many("spotify", ["a", "b"]) == {}
+    assert await store.features.get_many("reccobeats", []) == {}
 
 
 async def test_feature_cache_overwrites(store):
-    await store.put_many("reccobeats", {"a": None})
-    await store.put_many("reccobeats", {"a": {"energy": 0.9}})
-    assert await store.get_many("reccobeats", ["a"]) == {"a": {"energy": 0.9}}
+    await store.features.put_many("reccobeats", {"a": None})
+    await store.features.put_many("reccobeats", {"a": {"energy": 0.9}})
+    assert await store.features.get_many("reccobeats", ["a"]) == {"a": {"energy": 0.9}}
 
 
 async def test_feature_cache_expiry(db):
     now = [datetime(2026, 1, 1, tzinfo=UTC)]
     store = Store(db, feature_cache_days=90, clock=lambda: now[0])
-    await store.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
+    await store.features.put_many("reccobeats", {"a": {"energy": 0.5}, "b": None})
     now[0] += timedelta(days=89)
-    assert set(await store.get_many("reccobeats", ["a", "b"])) == {"a", "b"}
+    assert set(await store.features.get_many("reccobeats", ["a", "b"])) == {"a", "b"}
     now[0] += timedelta(days=2)
-    assert await store.get_many("reccobeats", ["a", "b"]) == {}
+    assert await store.features.get_many("reccobeats", ["a", "b"]) == {}
 
 
 async def test_feature_cache_many_ids(store):
     ids = [f"id{i}" for i in range(40_000)]
-    await store.put_many("reccobeats", {i: {"energy": 0.1} for i in ids[::2]})
-    got = await store.get_many("reccobeats", ids)
+    await store.features.put_many("reccobeats", {i: {"energy": 0.1} for i in ids[::2]})
+    got = await store.features.get_many("reccobeats", ids)
     assert len(got) == 20_000 and "id0" in got and "id1" not in got
 
 
@@ -142,61 +146,63 @@ async def test_analysis_round_trip_and_lookup(store):
     analysis = make_analysis(fetched)
     rendered = make_rendered(analysis)
     request = AnalysisRequest(link="x", user_id=7, guild_id=9, channel_id=11)
-    aid = await store.save_analysis(analysis, rendered, request)
+    aid = await store.analyses.save(analysis, rendered, request)
     assert analysis.analysis_id == aid
 
-    again = await store.get_analysis(aid)
+    again = await store.analyses.get(aid)
     assert again.to_dict() == analysis.to_dict()
-    assert await store.get_analysis(aid + 100) is None
+    assert await store.analyses.get(aid + 100) is None
 
     key = params_key(None)
-    assert await store.find_analysis(fetched.meta.id, "snap-1", key) == aid
-    assert await store.find_analysis(fetched.meta.id, "snap-2", key) is None
-    assert await store.find_analysis(fetched.meta.id, "snap-1", params_key(5)) is None
+    assert await store.analyses.find(fetched.meta.id, "snap-1", key) == aid
+    assert await store.analyses.find(fetched.meta.id, "snap-2", key) is None
+    assert await store.analyses.find(fetched.meta.id, "snap-1", params_key(5)) is None
 
-    assert await store.get_file(aid, "clusters.png") == rendered.png
-    assert (await store.get_file(aid, "report.md")).decode() == rendered.markdown
-    assert await store.get_file(aid, "nope.txt") is None
-    assert (await store.get_rendered(aid)) == rendered
+    assert await store.analyses.file(aid, "clusters.png") == rendered.png
+    assert (await store.analyses.file(aid, "report.md")).decode() == rendered.markdown
+    assert await store.analyses.file(aid, "nope.txt") is None
+    assert (await store.analyses.rendered(aid)) == rendered
 
     n_clusters = (await store.db.fetchone("SELECT count(*) FROM clusters"))[0]
     n_assign = (await store.db.fetchone("SELECT count(*) FROM assignments"))[0]
     assert (n_clusters, n_assign) == (3, 30)
 
-    listed = await store.list_analyses(user_id=7)
+    listed = await store.analyses.recent(user_id=7)
     assert listed == [
-        {
-            "id": aid,
-            "playlist_id": fetched.meta.id,
-            "name": fetched.meta.name,
-            "k": 3,
-            "n_tracks": 30,
-            "created_at": analysis.created_at,
-            "requested_by": 7,
-        }
+        AnalysisListing(
+            id=aid,
+            playlist_id=fetched.meta.id,
+            name=fetched.meta.name,
+            k=3,
+            n_tracks=30,
+            created_at=analysis.created_at,
+            requested_by=7,
+        )
     ]
-    assert await store.list_analyses(user_id=8) == []
-    assert len(await store.list_analyses(guild_id=9)) == 1
+    assert await store.analyses.owner(aid) == AnalysisOwner(requested_by=7, guild_id=9)
+    assert await store.analyses.owner(aid + 1) is None
+    assert await store.analyses.recent(user_id=8) == []
+    assert len(await store.analyses.recent(guild_id=9)) == 1
 
 
 async def test_analysis_stored_in_parts_and_old_rows_still_read(store):
     fetched = make_fetch(1234)  # three parts of 500 tracks
     analysis = make_analysis(fetched)
     request = AnalysisRequest(link="x")
-    parts = pipeline.encode_parts(analysis)
+    parts = encode_parts(analysis)
     assert len(parts) == 1 + 3
-    aid = await store.save_analysis(analysis, make_rendered(analysis), request, parts=parts)
+    aid = await store.analyses.save(analysis, make_rendered(analysis), request, parts=parts)
     text = (await store.db.fetchone("SELECT result_json FROM analyses WHERE id = ?", (aid,)))[0]
     assert text.count("\n") == 1 + 3 + 1  # one part per line
     # Still one JSON value: what storage/digests.py (json.loads + from_dict) reads.
     assert Analysis.from_dict(json.loads(text)).to_dict() == analysis.to_dict()
-    assert (await store.get_analysis(aid)).to_dict() == analysis.to_dict()
+    assert (await store.analyses.get(aid)).to_dict() == analysis.to_dict()
 
     # A row written before parts existed: one to_dict() object.
     await store.db.execute(
         "UPDATE analyses SET result_json = ? WHERE id = ?", (_dumps(analysis.to_dict()), aid)
     )
-    assert (await store.get_analysis(aid)).to_dict() == analysis.to_dict()
+    assert (await store.analyses.get(aid)).to_dict() == analysis.to_dict()
 
 
 def test_chunked_json_is_the_same_text():
@@ -217,19 +223,19 @@ async def test_list_analyses_newest_first_and_limit(store):
     for i in range(4):
         fetched = make_fetch(5, playlist_id=f"{i}" * 22)
         analysis = make_analysis(fetched, k=2)
-        ids.append(await store.save_analysis(analysis, make_rendered(analysis), AnalysisRequest()))
-    listed = await store.list_analyses(limit=3)
-    assert [row["id"] for row in listed] == ids[::-1][:3]
+        ids.append(await store.analyses.save(analysis, make_rendered(analysis), AnalysisRequest()))
+    listed = await store.analyses.recent(limit=3)
+    assert [row.id for row in listed] == ids[::-1][:3]
 
 
 # --- guild settings ---------------------------------------------------------------------------
 async def test_guild_settings(store):
-    assert await store.get_guild_settings(1) == {"links_enabled": True}
-    await store.set_links_enabled(1, False)
-    assert (await store.get_guild_settings(1))["links_enabled"] is False
-    await store.set_links_enabled(1, True)
-    assert (await store.get_guild_settings(1))["links_enabled"] is True
-    assert (await store.get_guild_settings(2))["links_enabled"] is True
+    assert await store.guilds.settings(1) == GuildSettings(links_enabled=True)
+    await store.guilds.set_links_enabled(1, False)
+    assert (await store.guilds.settings(1)).links_enabled is False
+    await store.guilds.set_links_enabled(1, True)
+    assert (await store.guilds.settings(1)).links_enabled is True
+    assert (await store.guilds.settings(2)).links_enabled is True
 
 
 # --- failures ---------------------------------------------------------------------------------
@@ -265,7 +271,7 @@ async def test_locked_for_writes_in_wal_mode(tmp_path):
     holder.execute("BEGIN EXCLUSIVE")
     try:
         with pytest.raises(StorageError) as info:
-            await asyncio.wait_for(Store(db).set_links_enabled(1, False), 30)
+            await asyncio.wait_for(Store(db).guilds.set_links_enabled(1, False), 30)
         assert "locked" in info.value.user_message
     finally:
         holder.execute("ROLLBACK")
@@ -286,14 +292,14 @@ async def test_newer_schema_is_refused(tmp_path):
 async def test_failed_write_rolls_back(store):
     fetched = make_fetch(3)
     fetched.tracks.append(make_tracks(1)[0])  # same id twice is fine (entries by position)
-    await store.save_fetch(fetched)
+    await store.snapshots.save(fetched)
     with pytest.raises(StorageError):
         async with store.db.transaction() as conn:
             await conn.execute("DELETE FROM guild_settings")
             await conn.execute("INSERT INTO nonexistent VALUES (1)")
     # the connection is usable and not left inside a transaction
     assert not store.db.conn.in_transaction
-    await store.set_links_enabled(3, False)
+    await store.guilds.set_links_enabled(3, False)
 
 
 async def test_prune_keeps_recent_and_in_use_snapshots(db):
@@ -301,31 +307,31 @@ async def test_prune_keeps_recent_and_in_use_snapshots(db):
     store = Store(db, clock=lambda: now[0])
     pid = "p" * 22
     for i in range(5):
-        await store.save_fetch(make_fetch(4, playlist_id=pid, snapshot=f"s{i}"))
+        await store.snapshots.save(make_fetch(4, playlist_id=pid, snapshot=f"s{i}"))
         now[0] += timedelta(hours=1)
     # an unfinished job still needs snapshot s0
-    running = await store.create_job("k1", AnalysisRequest(link="x"))
-    await store.set_job_state(
+    running = await store.jobs.create("k1", AnalysisRequest(link="x"))
+    await store.jobs.set_state(
         running, "featurizing", {"fetch": {"playlist_id": pid, "snapshot": "s0"}}
     )
-    old_done = await store.create_job("k2", AnalysisRequest(link="x"))
-    await store.fail_job(old_done, "x", "y")
+    old_done = await store.jobs.create("k2", AnalysisRequest(link="x"))
+    await store.jobs.fail(old_done, "x", "y")
     now[0] += timedelta(days=40)
-    recent_done = await store.create_job("k3", AnalysisRequest(link="x"))
-    await store.fail_job(recent_done, "x", "y")
+    recent_done = await store.jobs.create("k3", AnalysisRequest(link="x"))
+    await store.jobs.fail(recent_done, "x", "y")
 
     assert await store.prune(keep_snapshots=3, job_days=30) == {"snapshots": 1, "jobs": 1}
     for snap, kept in [("s0", True), ("s1", False), ("s2", True), ("s3", True), ("s4", True)]:
-        assert (await store.load_fetch(pid, snap) is not None) == kept, snap
+        assert (await store.snapshots.load(pid, snap) is not None) == kept, snap
     n_entries = (await db.fetchone("SELECT count(*) FROM playlist_tracks"))[0]
     assert n_entries == 4 * 4
-    assert await store.get_job(old_done) is None
-    assert await store.get_job(recent_done) is not None and await store.get_job(running)
+    assert await store.jobs.get(old_done) is None
+    assert await store.jobs.get(recent_done) is not None and await store.jobs.get(running)
 
 
 async def test_finished_jobs_drop_the_csv_text(store):
-    job_id = await store.create_job("csv:x", AnalysisRequest(csv_text="a,b\n", csv_name="f.csv"))
-    assert (await store.get_job(job_id))["request"].csv_text == "a,b\n"
-    await store.fail_job(job_id, "invalid_csv", "bad")
-    job = await store.get_job(job_id)
-    assert job["request"].csv_text is None and job["request"].csv_name == "f.csv"
+    job_id = await store.jobs.create("csv:x", AnalysisRequest(csv_text="a,b\n", csv_name="f.csv"))
+    assert (await store.jobs.get(job_id)).request.csv_text == "a,b\n"
+    await store.jobs.fail(job_id, "invalid_csv", "bad")
+    job = await store.jobs.get(job_id)
+    assert job.request.csv_text is None and job.request.csv_name == "f.csv"

@@ -35,11 +35,10 @@ from bot.errors import (
     StorageError,
     TooLarge,
 )
-from bot.models import Analysis
-from bot.pipeline import AnalysisRequest
+from bot.models import Analysis, AnalysisRequest
 from storage.db import Database
 from storage.digests import DigestStore, Subscription, iso, parse_iso
-from storage.repo import Store
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class DigestScheduler:
         max_per_guild: int = MAX_SUBSCRIPTIONS_PER_GUILD,
     ) -> None:
         self.subs = DigestStore(store_db)
-        self.analyses = Store(store_db)  # the previous digest's analysis, for the changes
+        self.analyses = Store(store_db).analyses  # the previous digest's analysis, for the changes
         self.queue = queue
         self.clock: Clock = clock or SystemClock()
         self.max_per_guild = max_per_guild
@@ -310,7 +309,7 @@ class DigestScheduler:
             or (snapshot is not None and snapshot == sub.last_snapshot_id)
         )
         if not unchanged and sub.last_analysis_id is not None:
-            previous = await self.analyses.get_analysis(sub.last_analysis_id)
+            previous = await self.analyses.get(sub.last_analysis_id)
             if previous is not None:
                 changes = summarize_changes(previous, analysis)
                 # Edited (e.g. reordered) but the same tracks in the same clusters: say so briefly.

@@ -2,7 +2,7 @@
 
 Values are keyed by provider ("spotify", "reccobeats") and Spotify track id. A cached ``None``
 means "this provider was asked and has nothing for this id", so it is not asked again until
-the entry expires (the SQLite implementation in ``storage.repo.Store`` expires entries after
+the entry expires (the SQLite implementation in ``storage.features`` expires entries after
 ``settings.feature_cache_days``).
 """
 

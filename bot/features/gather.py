@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING
 from bot.errors import PipelineError
 from bot.features.cache import FeatureCache
 from bot.features.reccobeats import ReccoBeatsClient
-from bot.models import AUDIO_FEATURES, FEATURE_KEYS, Progress, ProgressCallback, Track, no_progress
-from bot.pipeline import FeatureTable
+from bot.models import (
+    AUDIO_FEATURES,
+    FEATURE_KEYS,
+    FeatureTable,
+    Progress,
+    ProgressCallback,
+    Track,
+    no_progress,
+)
 
 if TYPE_CHECKING:
     from bot.sources.spotify import SpotifyGateway

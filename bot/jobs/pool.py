@@ -24,7 +24,7 @@ T = TypeVar("T")
 def _warm() -> int:
     """Run in each worker once: import the heavy modules the CPU steps need."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    import bot.pipeline  # noqa: F401
+    import bot.jobs.cpu  # noqa: F401
 
     for name in ("numpy", "sklearn.cluster", "matplotlib.pyplot"):
         __import__(name)

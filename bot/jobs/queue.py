@@ -22,11 +22,11 @@ from bot.config import Settings
 from bot.errors import InvalidInput, LimitReached, PipelineError, new_incident_id
 from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
-from bot.models import Progress, ProgressCallback
-from bot.pipeline import AnalysisRequest, PipelineContext, params_key
+from bot.models import AnalysisRequest, Progress, ProgressCallback, params_key
+from bot.pipeline import PipelineContext
 from bot.redact import redact
 from bot.sources.links import parse_spotify_link
-from storage.repo import Store
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class JobQueue:
         self.ctx = ctx
         self.settings = settings
         if ctx.feature_cache is None:
-            ctx.feature_cache = store  # features are cached across playlists
+            ctx.feature_cache = store.features  # features are cached across playlists
         self.pool = CpuPool(settings.worker_processes, executor=ctx.executor)
         self._network = asyncio.Semaphore(max(1, network_concurrency))
         self._running: dict[int, _Running] = {}
@@ -169,13 +169,13 @@ class JobQueue:
         # CPU steps submitted meanwhile simply queue in the executor.
         self._warm_task = asyncio.create_task(self.pool.start(), name="cpu-pool-warm-up")
         self._warm_task.add_done_callback(_log_warm_up_failure)
-        for job in await self.store.unfinished_jobs():
-            if job["id"] in self._running:
+        for job in await self.store.jobs.unfinished():
+            if job.id in self._running:
                 continue
-            log.info("resuming job %d from state %s", job["id"], job["state"])
-            running = self._track(job["id"], job["request"], job["dedupe_key"])
+            log.info("resuming job %d from state %s", job.id, job.state)
+            running = self._track(job.id, job.request, job.dedupe_key)
             running.task = asyncio.create_task(
-                self._run(running, job["checkpoint"]), name=f"job-{job['id']}"
+                self._run(running, job.checkpoint), name=f"job-{job.id}"
             )
 
     async def close(self) -> None:
@@ -225,7 +225,7 @@ class JobQueue:
                         await _safe(progress, running.last)
                 return JobHandle(running.job_id, running.future, shared=True)
             await self._check_limits(request)
-            job_id = await self.store.create_job(key, request)
+            job_id = await self.store.jobs.create(key, request)
             running = self._track(job_id, request, key)
             if progress is not None:
                 running.subscribers.append(progress)
@@ -250,7 +250,7 @@ class JobQueue:
     async def _check_limits(self, request: AnalysisRequest) -> None:
         per_user = self.settings.max_jobs_per_user
         if request.user_id is not None and per_user > 0:
-            n = await self.store.count_active_jobs(user_id=request.user_id)
+            n = await self.store.jobs.count_active(user_id=request.user_id)
             if n >= per_user:
                 raise LimitReached(
                     f"You already have {n} analyses running (the limit is {per_user}). "
@@ -258,7 +258,7 @@ class JobQueue:
                 )
         per_guild = self.settings.max_jobs_per_guild
         if request.guild_id is not None and per_guild > 0:
-            n = await self.store.count_active_jobs(guild_id=request.guild_id)
+            n = await self.store.jobs.count_active(guild_id=request.guild_id)
             if n >= per_guild:
                 raise LimitReached(
                     f"This server already has {n} analyses running (the limit is "
@@ -280,7 +280,7 @@ class JobQueue:
         outcome: JobOutcome | None = None
         error: PipelineError | None = None
         try:
-            attempt = await self.store.start_attempt(job_id)
+            attempt = await self.store.jobs.start_attempt(job_id)
             if attempt > MAX_ATTEMPTS:
                 raise _GaveUp(attempt)
             outcome = await self.runner.run(job_id, running.request, checkpoint, running.emit)
@@ -307,7 +307,7 @@ class JobQueue:
             error = JobCrashed(incident)
         if error is not None:
             try:
-                await self.store.fail_job(job_id, error.code, error.user_message)
+                await self.store.jobs.fail(job_id, error.code, error.user_message)
             except PipelineError:
                 log.error("could not record the failure of job %d", job_id, exc_info=True)
         self._forget(running)

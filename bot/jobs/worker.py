@@ -4,7 +4,7 @@ States: queued → fetching → featurizing → clustering → rendering → don
 is the step being run; ``checkpoint_json`` holds the outputs of the finished ones:
 
 * ``fetch``: ``{"playlist_id", "snapshot"}`` — the entries are in ``playlist_tracks``
-  (Store.save_fetch), so resuming reads them back with no network call;
+  (Store.snapshots.save), so resuming reads them back with no network call;
 * ``features``: the FeatureTable (CSV values included, which the feature cache does not hold);
 * ``analysis``: the clustered Analysis (then rendering only needs it), as
   ``Analysis.to_parts()`` (older checkpoints: one ``to_dict()`` object; both are read).
@@ -23,11 +23,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import pipeline
+from bot.codecs import RawJson, decode_parts, parts_text
 from bot.config import Settings
+from bot.jobs import cpu
 from bot.jobs.pool import CpuPool
-from bot.models import Analysis, FetchResult, PlaylistMeta, Progress, ProgressCallback
-from bot.pipeline import AnalysisRequest, FeatureTable, PipelineContext, Rendered
-from storage.repo import RawJson, Store
+from bot.models import (
+    Analysis,
+    AnalysisRequest,
+    FeatureTable,
+    FetchResult,
+    PlaylistMeta,
+    Progress,
+    ProgressCallback,
+    Rendered,
+    params_key,
+)
+from bot.pipeline import PipelineContext
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +120,7 @@ class StepRunner:
         self.on_commit = on_commit
 
     async def _commit(self, job_id: int, state: str, cp: dict[str, Any]) -> None:
-        await self.store.set_job_state(job_id, state, cp)
+        await self.store.jobs.set_state(job_id, state, cp)
         await self.on_commit(job_id, state, cp)
 
     async def run(
@@ -135,9 +147,9 @@ class StepRunner:
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )
-        pkey = pipeline.params_key(req.k)
+        pkey = params_key(req.k)
         cp = dict(checkpoint)
-        packed: pipeline.PackedAnalysis | None = None
+        packed: cpu.PackedAnalysis | None = None
         analysis = None
         if "analysis" in cp:  # resumed in "rendering"
             analysis = await asyncio.to_thread(Analysis.from_dict, cp["analysis"])
@@ -154,21 +166,19 @@ class StepRunner:
             await progress(Progress("clustering", message="Clustering"))
             # The worker process returns the analysis already JSON-encoded (PackedAnalysis):
             # the bot process decodes it part by part in a thread and stores the text as is.
-            inputs = await asyncio.to_thread(pipeline.pickle_inputs, fetched, features)
-            packed = await self.pool.run(pipeline.cluster_pickled_step, *inputs, req.k)
-            analysis = await asyncio.to_thread(
-                pipeline.decode_parts, packed.parts, on_part=_gc.freeze
-            )
-            text = await asyncio.to_thread(pipeline.parts_text, packed.parts)
+            inputs = await asyncio.to_thread(cpu.pickle_inputs, fetched, features)
+            packed = await self.pool.run(cpu.cluster_pickled_step, *inputs, req.k)
+            analysis = await asyncio.to_thread(decode_parts, packed.parts, on_part=_gc.freeze)
+            text = await asyncio.to_thread(parts_text, packed.parts)
             cp = {"fetch": cp.get("fetch"), "analysis": RawJson(text)}
             await self._commit(job_id, "rendering", cp)
 
         await progress(Progress("rendering", message="Drawing the chart"))
         if packed is not None:
-            rendered = await self.pool.run(pipeline.render_packed_step, packed.blob)
+            rendered = await self.pool.run(cpu.render_packed_step, packed.blob)
         else:
-            rendered = await self.pool.run(pipeline.render_step, analysis)
-        analysis_id = await self.store.save_analysis(
+            rendered = await self.pool.run(cpu.render_step, analysis)
+        analysis_id = await self.store.analyses.save(
             analysis,
             rendered,
             req,
@@ -198,13 +208,13 @@ class StepRunner:
         _gc.freeze()  # the fetched tracks live until the job ends
         meta = fetched.meta
         if meta.snapshot_id or meta.kind in CONTENT_ADDRESSED_KINDS:
-            found = await self.store.find_analysis(meta.id, meta.snapshot_id, pkey)
+            found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
             if found is not None:
                 raise _StoredAnalysis(found, meta)
         if stored and fetched is stored[0] and meta.snapshot_id:
             key = meta.snapshot_id  # already in storage, unchanged
         else:
-            key = await self.store.save_fetch(fetched)
+            key = await self.store.snapshots.save(fetched)
         cp["fetch"] = {"playlist_id": meta.id, "snapshot": key}
         await self._commit(job_id, "featurizing", cp)
         return fetched
@@ -224,7 +234,7 @@ class StepRunner:
         ref = cp.get("fetch")
         if not ref:
             return None
-        return await self.store.load_fetch(ref["playlist_id"], ref["snapshot"])
+        return await self.store.snapshots.load(ref["playlist_id"], ref["snapshot"])
 
     async def _fetch(
         self,
@@ -237,10 +247,10 @@ class StepRunner:
             """Unchanged snapshot: the stored analysis, else the stored entries."""
             if not meta.snapshot_id:
                 return None
-            found = await self.store.find_analysis(meta.id, meta.snapshot_id, pkey)
+            found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
             if found is not None:
                 raise _StoredAnalysis(found, meta)
-            loaded = await self.store.load_fetch(meta.id, meta.snapshot_id)
+            loaded = await self.store.snapshots.load(meta.id, meta.snapshot_id)
             if loaded is not None:
                 stored.append(loaded)
             return loaded
@@ -248,10 +258,10 @@ class StepRunner:
         return await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
 
     async def _reused(self, job_id: int, analysis_id: int) -> JobOutcome:
-        analysis = await self.store.get_analysis(analysis_id, on_part=_gc.freeze)
-        rendered = await self.store.get_rendered(analysis_id)
+        analysis = await self.store.analyses.get(analysis_id, on_part=_gc.freeze)
+        rendered = await self.store.analyses.rendered(analysis_id)
         if analysis is None or rendered is None:  # pragma: no cover - deleted meanwhile
             raise RuntimeError(f"stored analysis {analysis_id} is incomplete")
-        await self.store.finish_job(job_id, analysis_id)
+        await self.store.jobs.finish(job_id, analysis_id)
         await self.on_commit(job_id, "done", {})
         return JobOutcome(analysis_id, analysis, rendered, reused=True)

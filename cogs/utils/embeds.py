@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import discord
 
-from bot.models import Analysis, Cluster, Track
+from bot.models import ARTEFACTS, Analysis, Cluster, Track
+from storage.analyses import AnalysisListing
 
 # Discord limits
 MAX_EMBEDS_PER_MESSAGE = 10
@@ -49,7 +50,7 @@ COLOURS = [
     0x3498DB,
     0x1ABC9C,
 ]
-SCATTER_NAME = "clusters.png"
+SCATTER_NAME = ARTEFACTS.png
 LIKED = "💚"
 
 
@@ -282,15 +283,13 @@ def browse_embed(
     return embed
 
 
-def history_embed(rows: list[dict], *, title: str) -> discord.Embed:
+def history_embed(rows: list[AnalysisListing], *, title: str) -> discord.Embed:
     lines = []
     for r in rows:
-        name = escape(truncate(str(r.get("name") or r.get("playlist_id") or "?"), 80))
-        created = str(r.get("created_at") or "")[:16].replace("T", " ")
-        lines.append(
-            f"`#{r.get('id')}` **{name}** — {r.get('k')} clusters, "
-            f"{r.get('n_tracks', '?')} tracks · {created}"
-        )
+        name = escape(truncate(str(r.name or r.playlist_id or "?"), 80))
+        created = str(r.created_at or "")[:16].replace("T", " ")
+        n_tracks = "?" if r.n_tracks is None else r.n_tracks
+        lines.append(f"`#{r.id}` **{name}** — {r.k} clusters, {n_tracks} tracks · {created}")
     embed = discord.Embed(
         title=truncate(title, TITLE),
         description=truncate("\n".join(lines) or "No analyses yet.", DESCRIPTION),

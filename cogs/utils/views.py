@@ -23,20 +23,20 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.errors import PipelineError
-from bot.models import Analysis
+from bot.models import ARTEFACTS, Analysis
 from cogs.utils import embeds as E
 from cogs.utils.errors import answer_error
 
 if TYPE_CHECKING:
     from bot.app import PlaylistClustersBot
-    from storage.repo import Store
+    from storage.store import Store
 
 log = logging.getLogger(__name__)
 
 # Page buttons edit their message in the callback itself (within Discord's 3 s).
 LIKED_IN_CALLBACK_TIMEOUT_S = 2.0
 
-FILES = {"md": ("report.md", "Report (.md)"), "csv": ("tracks.csv", "Tracks (.csv)")}
+FILES = {"md": (ARTEFACTS.markdown, "Report (.md)"), "csv": (ARTEFACTS.csv, "Tracks (.csv)")}
 SELECT_OPTIONS = 25
 MAX_SELECTS = 3  # + 1 row of buttons = 4 of the 5 allowed action rows
 
@@ -53,7 +53,7 @@ class AnalysisCache:
         if analysis_id in self._items:
             self._items.move_to_end(analysis_id)
             return self._items[analysis_id]
-        analysis = await store.get_analysis(analysis_id)
+        analysis = await store.analyses.get(analysis_id)
         if analysis is not None:
             if analysis.analysis_id is None:
                 analysis.analysis_id = analysis_id
@@ -235,7 +235,7 @@ class DownloadButton(
 
     async def act(self, interaction: discord.Interaction) -> None:
         name = FILES[self.kind][0]
-        data = await bot_of(interaction).services.store.get_file(self.analysis_id, name)
+        data = await bot_of(interaction).services.store.analyses.file(self.analysis_id, name)
         if data is None:
             raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
         if len(data) > E.MAX_FILE_BYTES:

@@ -138,8 +138,9 @@ def demo_outcome(k: int | None = 4, *, limit: int | None = 120) -> tuple[Any, An
 
 def _demo_outcome(k: int | None, limit: int | None) -> tuple[Any, Any]:
     from bot.demo import load_demo
+    from bot.jobs.cpu import cluster_step, render_step
     from bot.models import FetchResult
-    from bot.pipeline import cluster_step, features_from_tracks, render_step
+    from bot.pipeline import features_from_tracks
 
     fetched = load_demo()
     if limit is not None:
@@ -159,7 +160,7 @@ async def store_demo_analysis(
     limit: int | None = 120,
 ) -> int:
     """Save a demo analysis as if ``user_id`` (default: the guild owner) ran it in #general."""
-    from bot.pipeline import AnalysisRequest
+    from bot.models import AnalysisRequest
 
     analysis, rendered = demo_outcome(k, limit=limit)
     request = AnalysisRequest(
@@ -169,4 +170,4 @@ async def store_demo_analysis(
         guild_id=fake.guild_id,
         channel_id=fake.channel_id,
     )
-    return await services.store.save_analysis(analysis, rendered, request)
+    return await services.store.analyses.save(analysis, rendered, request)

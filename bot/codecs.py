@@ -1,0 +1,100 @@
+"""JSON codecs for the plain data types: compact dumps, chunked dumps, analysis parts.
+
+Ground floor next to :mod:`bot.models` (and depending on nothing else): storage, the jobs and
+the worker processes all encode and decode through these functions, so stored rows,
+checkpoints and process results share one format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bot.models import Analysis
+
+# Items per json call when encoding big containers piece by piece (see dumps_chunked).
+CHUNK = 500
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON (no spaces, UTF-8 kept as is): the form every stored JSON column uses."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class RawJson(str):
+    """Text that is already JSON: embedded as is by :func:`dumps_chunked`."""
+
+
+def dumps_chunked(value: Any) -> str:
+    """The same text as :func:`dumps`, but big lists/dicts are encoded ``CHUNK`` items at a time.
+
+    Meant to run in a thread: one ``json.dumps`` of megabytes is a single C call holding the
+    GIL (the event loop stalls for all of it); many short calls let the loop run in between.
+    """
+    if isinstance(value, RawJson):
+        return str(value)
+    if not _big(value):
+        return dumps(value)
+    if isinstance(value, list):
+        pieces = (dumps_chunked(value[i : i + CHUNK])[1:-1] for i in range(0, len(value), CHUNK))
+        if len(value) <= CHUNK:
+            pieces = (dumps_chunked(v) for v in value)
+        return "[" + ",".join(pieces) + "]"
+    items = list(value.items())
+    if len(items) > CHUNK and not any(isinstance(v, RawJson) for _, v in items):
+        pieces = (dumps(dict(items[i : i + CHUNK]))[1:-1] for i in range(0, len(items), CHUNK))
+        return "{" + ",".join(pieces) + "}"
+    return "{" + ",".join(dumps(k) + ":" + dumps_chunked(v) for k, v in items) + "}"
+
+
+def _big(value: Any) -> bool:
+    """Holds raw JSON or a container of more than ``CHUNK`` items (at any depth)."""
+    if isinstance(value, RawJson):
+        return True
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return False  # json.dumps converts such keys: leave it to one call
+        return len(value) > CHUNK or any(_big(v) for v in value.values())
+    if isinstance(value, list):
+        return len(value) > CHUNK or any(_big(v) for v in value)
+    return False
+
+
+def encode_parts(analysis: Analysis) -> list[str]:
+    """JSON text of each item of ``analysis.to_parts()`` (head first)."""
+    return [dumps(part) for part in analysis.to_parts()]
+
+
+def parts_text(parts: list[str]) -> str:
+    """One JSON array, one part per line: ``[\\n<head>,\\n<part>,\\n...\\n]``.
+
+    Valid JSON (``Analysis.from_dict(json.loads(text))`` reads it), and :func:`decode_text`
+    splits it into lines to decode part by part. JSON text never holds a raw newline.
+    """
+    return "[\n" + ",\n".join(parts) + "\n]"
+
+
+def decode_parts(parts: list[str], *, on_part: Callable[[], None] | None = None) -> Analysis:
+    """Analysis from :func:`encode_parts` output; every json call is one part (short).
+
+    ``on_part()`` is called before decoding each part after the head (e.g. ``gc.freeze``
+    so full collections meanwhile skip the parts already built).
+    """
+
+    def decoded() -> Iterator[Any]:
+        for i, text in enumerate(parts):
+            if i > 1 and on_part is not None:
+                on_part()
+            yield json.loads(text)
+
+    return Analysis.from_parts(decoded())
+
+
+def decode_text(text: str, *, on_part: Callable[[], None] | None = None) -> Analysis:
+    """Analysis from :func:`parts_text` output or from a plain ``to_dict()`` JSON object."""
+    if text.startswith("[\n"):
+        lines = text.split("\n")[1:-1]
+        parts = [line[:-1] if line.endswith(",") else line for line in lines]
+        return decode_parts(parts, on_part=on_part)
+    return Analysis.from_dict(json.loads(text))

@@ -1,0 +1,141 @@
+"""Persisted analysis jobs (``jobs``): state, request, checkpoint, attempts, outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.codecs import dumps, dumps_chunked
+from bot.models import AnalysisRequest
+from storage.repository import Repository
+
+ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
+# "IN (?, ?, ...)" with one placeholder per active state (bind ACTIVE_STATES to it).
+IN_ACTIVE = f"IN ({', '.join('?' * len(ACTIVE_STATES))})"
+# A finished job is never resumed: its uploaded CSV text (up to megabytes) is not kept.
+_DROP_CSV = "json_set(request_json, '$.csv_text', json('null'))"
+# Parameters: analysis_id, updated_at, job id. Also run by AnalysisRepository.save, in the
+# transaction that stores the analysis (so "done" always has its analysis).
+FINISH_JOB = (
+    "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
+    f" request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?"
+)
+
+
+@dataclass
+class JobRow:
+    """A ``jobs`` row with its request and checkpoint decoded."""
+
+    id: int
+    dedupe_key: str
+    state: str
+    request: AnalysisRequest
+    user_id: int | None
+    guild_id: int | None
+    channel_id: int | None
+    analysis_id: int | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    created_at: str
+    updated_at: str
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRow:
+        cp = row["checkpoint_json"]
+        return cls(
+            id=row["id"],
+            dedupe_key=row["dedupe_key"],
+            state=row["state"],
+            request=AnalysisRequest.from_dict(json.loads(row["request_json"])),
+            user_id=row["user_id"],
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            analysis_id=row["analysis_id"],
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            checkpoint=json.loads(cp) if cp else {},
+        )
+
+
+class JobRepository(Repository):
+    async def create(self, dedupe_key: str, request: AnalysisRequest) -> int:
+        """Write a queued job (with the full request, CSV text included) before it runs."""
+        now = self._now()
+        return await self.db.execute(
+            "INSERT INTO jobs (dedupe_key, state, request_json, user_id, guild_id, channel_id,"
+            " created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+            (
+                dedupe_key,
+                dumps(request.to_dict()),
+                request.user_id,
+                request.guild_id,
+                request.channel_id,
+                now,
+                now,
+            ),
+        )
+
+    async def set_state(
+        self, job_id: int, state: str, checkpoint: dict[str, Any] | None = None
+    ) -> None:
+        """Commit a step: the new state and (when given) the checkpoint to resume from."""
+        if checkpoint is None:
+            await self.db.execute(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?",
+                (state, self._now(), job_id),
+            )
+        else:
+            # Features/analysis checkpoints are megabytes: encoded in pieces, in a thread.
+            text = await asyncio.to_thread(dumps_chunked, checkpoint)
+            await self.db.execute(
+                "UPDATE jobs SET state = ?, checkpoint_json = ?, updated_at = ? WHERE id = ?",
+                (state, text, self._now(), job_id),
+            )
+
+    async def finish(self, job_id: int, analysis_id: int) -> None:
+        await self.db.execute(FINISH_JOB, (analysis_id, self._now(), job_id))
+
+    async def fail(self, job_id: int, code: str, message: str) -> None:
+        await self.db.execute(
+            "UPDATE jobs SET state = 'failed', error_code = ?, error_message = ?,"
+            f" checkpoint_json = NULL, request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?",
+            (code, message, self._now(), job_id),
+        )
+
+    async def start_attempt(self, job_id: int) -> int:
+        """Count one more run of a job; returns the attempt number."""
+        await self.db.execute(
+            "UPDATE jobs SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            (self._now(), job_id),
+        )
+        row = await self.db.fetchone("SELECT attempts FROM jobs WHERE id = ?", (job_id,))
+        return int(row["attempts"]) if row else 0
+
+    async def get(self, job_id: int) -> JobRow | None:
+        row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return JobRow.from_row(row) if row is not None else None
+
+    async def unfinished(self) -> list[JobRow]:
+        """Jobs a previous process left running (oldest first), to resume at start-up."""
+        rows = await self.db.fetchall(
+            f"SELECT * FROM jobs WHERE state {IN_ACTIVE} ORDER BY id", ACTIVE_STATES
+        )
+        return [JobRow.from_row(r) for r in rows]
+
+    async def count_active(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
+        col, value = ("user_id", user_id) if user_id is not None else ("guild_id", guild_id)
+        if value is None:
+            return 0
+        row = await self.db.fetchone(
+            f"SELECT count(*) FROM jobs WHERE {col} = ? AND state {IN_ACTIVE}",
+            (value, *ACTIVE_STATES),
+        )
+        return int(row[0]) if row else 0
