@@ -304,7 +304,7 @@ def _install_signal_handlers(bot: PlaylistClustersBot) -> list[int]:
     import signal
 
     loop = asyncio.get_running_loop()
-    installed = []
+    installed: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))

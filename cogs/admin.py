@@ -42,7 +42,8 @@ class Admin(commands.Cog):
         """``!sync`` → this guild (instant); ``!sync global`` → everywhere."""
         scope = "global" if scope.lower() == "global" else "guild"
         await ctx.reply(
-            await do_sync(self.bot, scope, ctx.guild and ctx.guild.id), mention_author=False
+            await do_sync(self.bot, scope, ctx.guild.id if ctx.guild else None),
+            mention_author=False,
         )
 
     @sync_prefix.error

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 
 import discord
 from discord import app_commands
@@ -127,7 +128,7 @@ class ClusterCog(commands.Cog):
             return
         await self.bot.wait_until_ready()
         channel = self.bot.get_channel(request.channel_id)
-        if channel is None:
+        if not isinstance(channel, discord.abc.Messageable):
             return
         if not can_post_results(channel):
             log.warning("resumed job %s: cannot post in channel %s", job_id, request.channel_id)
@@ -181,23 +182,23 @@ class ClusterCog(commands.Cog):
             )
         if chosen > 1:
             raise InvalidLink("Pick just one of `playlist:`, `csv:` or `liked:`.")
-        base = {
-            "k": k,
-            "user_id": interaction.user.id,
-            "guild_id": interaction.guild_id,
-            "channel_id": interaction.channel_id,
-        }
+        base = AnalysisRequest(
+            k=k,
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+        )
         if csv is not None:
             text = await read_csv_attachment(csv)
-            return AnalysisRequest(csv_text=text, csv_name=csv.filename, **base)
+            return replace(base, csv_text=text, csv_name=csv.filename)
         if liked:
             accounts = self.services.accounts
             if accounts is None or not await accounts.status(interaction.user.id):
                 raise PipelineError(
                     "Liked Songs need a linked Spotify account: run `/spotify link` first."
                 )
-            return AnalysisRequest(liked=True, **base)
-        return AnalysisRequest(link=(playlist or "").strip(), **base)
+            return replace(base, liked=True)
+        return replace(base, link=(playlist or "").strip())
 
     @cluster.autocomplete("playlist")
     async def playlist_autocomplete(

@@ -79,7 +79,7 @@ class DigestCog(commands.Cog):
             app_commands.Choice(name="weekly", value="weekly"),
         ],
         weekday=[app_commands.Choice(name=day, value=i) for i, day in enumerate(WEEKDAYS)],
-    )
+    )  # type: ignore[misc]  # str and int choices in one call: mypy wants one ChoiceT
     async def add(
         self,
         interaction: discord.Interaction,
@@ -125,6 +125,7 @@ class DigestCog(commands.Cog):
     @staticmethod
     def _missing_perms(interaction: discord.Interaction, channel: discord.TextChannel) -> list[str]:
         """Permissions the bot lacks in ``channel`` (Discord's own answer for this channel)."""
+        perms: discord.Permissions | None
         if channel.id == interaction.channel_id:
             perms = interaction.app_permissions
         else:
@@ -240,6 +241,7 @@ class DigestCog(commands.Cog):
                 )
             )
             return
+        assert outcome is not None  # "unchanged" and "digest" messages carry the job's outcome
         if message.kind == "unchanged":
             since = ts(message.since, "D") if message.since else "the last digest"
             await channel.send(

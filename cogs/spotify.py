@@ -130,7 +130,9 @@ class PasteUrlModal(discord.ui.Modal, title="Finish linking Spotify"):
         info = await self.accounts.complete_from_redirect(interaction.user.id, str(self.url.value))
         await interaction.followup.send(linked_text(info), ephemeral=True)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:
+    async def on_error(  # type: ignore[override]  # Modal's own signature, not BaseView's
+        self, interaction: discord.Interaction, error: Exception, /
+    ) -> None:
         """Modals are not answered by the command tree: the same private answer, from here."""
         await answer_error(interaction, error, "the paste-URL modal")
 

@@ -203,8 +203,9 @@ class DigestScheduler:
         """Start a run; registered as running at once, so no other tick picks it up."""
         coro = self._guarded_run(sub, claim_at=claim_at)
         task = asyncio.create_task(coro, name=f"digest-{sub.id}")
-        self._running[sub.id] = task
-        task.add_done_callback(lambda _t, sid=sub.id: self._finished(sid))
+        sub_id = sub.id
+        self._running[sub_id] = task
+        task.add_done_callback(lambda _t: self._finished(sub_id))
         return task
 
     def _finished(self, sub_id: int) -> None:

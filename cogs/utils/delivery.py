@@ -152,7 +152,8 @@ class InteractionDestination(Destination):
         if self.expired:
             channel = self.interaction.channel
             perms = channel_permissions(channel)
-            if channel is not None and (perms is None or perms.send_messages):
+            can_send = perms is None or perms.send_messages
+            if isinstance(channel, discord.abc.Messageable) and can_send:
                 await channel.send(f"{self.interaction.user.mention} {text}")
             return
         if ephemeral:
@@ -188,10 +189,11 @@ class MessageDestination(Destination):
             await self.reply.edit(content=text)
 
     async def _done_reaction(self, emoji: str) -> None:
-        if not self.can_react:
+        me = self.bot.user
+        if not self.can_react or me is None:
             return
         with contextlib.suppress(discord.HTTPException):
-            await self.message.remove_reaction("⏳", self.bot.user)
+            await self.message.remove_reaction("⏳", me)
             await self.message.add_reaction(emoji)
 
     async def deliver(self, messages: list[OutMessage]) -> None:

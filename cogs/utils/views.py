@@ -174,7 +174,7 @@ class BrowseSelect(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Select, match: Any
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
     ) -> BrowseSelect:
         return cls(int(match["aid"]), int(match["part"]))
 
@@ -205,7 +205,7 @@ class PageButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
     ) -> PageButton:
         return cls(int(match["aid"]), int(match["c"]), int(match["p"]), match["d"] or "n")
 
@@ -229,7 +229,7 @@ class DownloadButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
     ) -> DownloadButton:
         return cls(int(match["aid"]), match["kind"])
 
@@ -259,7 +259,7 @@ class SaveButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
     ) -> SaveButton:
         return cls(int(match["aid"]), int(match["c"]))
 
