@@ -83,7 +83,7 @@ class LinkFlow(LinkedTokens):
         verifier, challenge = make_pkce_pair()
         state = secrets.token_urlsafe(32)
         await self.store.add_state(state, discord_user_id, verifier)
-        return self.tokens.authorize_url(challenge=challenge, state=state)
+        return self.oauth.authorize_url(challenge=challenge, state=state)
 
     async def complete_link(
         self, state: str, code: str, *, expected_user: int | None = None
@@ -121,7 +121,7 @@ class LinkFlow(LinkedTokens):
             raise LinkError(
                 "This authorization link was already used. Run `/spotify link` again for a new one."
             )
-        tokens, scopes = await self.tokens.exchange(code, pending.verifier)
+        tokens, scopes = await self.oauth.exchange(code, pending.verifier)
         profile = await self._profile(tokens.access)
         await self.store.save_account(
             pending.discord_user_id,

@@ -48,7 +48,7 @@ class LinkedTokens:
         self.settings = settings
         self.store = AccountStore(db, load_cipher(settings))
         self.clock = clock
-        self.tokens = TokenEndpoint(settings, clock)
+        self.oauth = TokenEndpoint(settings, clock)
         self.refresh_count = 0  # token refreshes performed (tests, diagnostics)
         self._locks: dict[int, asyncio.Lock] = {}
         # Per-user answers of GET /me/playlists (see AccountService.my_playlists); dropped
@@ -56,7 +56,7 @@ class LinkedTokens:
         self._playlists: dict[int, tuple[float, list[PlaylistMeta]]] = {}
 
     async def close(self) -> None:
-        self.tokens.close()
+        self.oauth.close()
 
     def _forget(self, discord_user_id: int) -> None:
         self._playlists.pop(discord_user_id, None)
@@ -80,7 +80,7 @@ class LinkedTokens:
             if account.tokens.expires_at - REFRESH_MARGIN_S > self.clock():
                 return account.tokens.access
             try:
-                tokens = await self.tokens.refresh(account.tokens)
+                tokens = await self.oauth.refresh(account.tokens)
             except InvalidGrant as exc:
                 await self.store.delete_account(discord_user_id)
                 self._forget(discord_user_id)

@@ -5,7 +5,8 @@ Every Spotify answer that is not a success ends here, whoever asked: the Web API
 playlist, the user's library, audio features …) and the accounts service (``/api/token`` and
 the ``GET /me`` check after linking). :func:`status_error` branches on the status first, then on
 :class:`Asked`; a new case is one branch (e.g. the 403 "Active premium subscription required
-for the owner of the app" goes in :func:`_forbidden`).
+for the owner of the app", which applies to every call, before the per-request 403s of
+:func:`_forbidden`).
 """
 
 from __future__ import annotations
