@@ -19,6 +19,8 @@ class PipelineError(Exception):
     """Base class: a failure with a message fit to show the user."""
 
     code = "error"
+    # Shown privately to whoever asked (README: every typed error is explained privately, also
+    # quota, rate limits and Spotify outages); the only public one is JobInterrupted.
     ephemeral = True
 
     def __init__(self, user_message: str, *, detail: str | None = None) -> None:
@@ -65,7 +67,6 @@ class EditorialPlaylist(PipelineError):
 
 class RateLimited(PipelineError):
     code = "rate_limited"
-    ephemeral = False
 
     def __init__(self, user_message: str, *, retry_after: float, detail: str | None = None):
         super().__init__(user_message, detail=detail)
@@ -80,7 +81,6 @@ class SpotifyUnavailable(PipelineError):
     """5xx, timeouts, connection errors."""
 
     code = "spotify_unavailable"
-    ephemeral = False
 
 
 class AppSuspended(SpotifyUnavailable):
@@ -143,4 +143,3 @@ class StorageError(PipelineError):
     """The database failed (disk full, locked, corrupt): not the user's doing."""
 
     code = "storage"
-    ephemeral = False

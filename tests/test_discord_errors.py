@@ -48,6 +48,7 @@ TYPED = [
     err.EmptyPlaylist("That playlist has no playable tracks."),
     err.TooSmall("Need at least 6 tracks to cluster."),
     err.TooLarge("That playlist has 20,000 tracks; the limit is 10,000."),
+    err.StorageError("The database is locked by another process."),
 ]
 
 
@@ -65,11 +66,10 @@ async def test_typed_pipeline_errors_reach_the_user(
             )
         )
     assert it.response_type == 5  # deferred first
-    if error.ephemeral:
-        assert msg.ephemeral and msg.via == "followup"
-        assert all(m.ephemeral for m in fake_discord.responses(it))  # public "thinking" removed
-    else:
-        assert not msg.ephemeral and msg.via == "callback"  # the deferred response, edited
+    # Private, as the README promises for every typed error (quota and outages included): the
+    # public "thinking" response is removed, never edited into the error.
+    assert msg.ephemeral and msg.via == "followup"
+    assert all(m.ephemeral for m in fake_discord.responses(it))
     assert not msg.embeds
 
 

@@ -44,7 +44,6 @@ class JobCrashed(PipelineError):
     """An unexpected error inside a job; details are in the log under ``incident_id``."""
 
     code = "internal"
-    ephemeral = False
 
     def __init__(self, incident_id: str) -> None:
         super().__init__(
@@ -59,6 +58,7 @@ class JobInterrupted(PipelineError):
     """The bot shut down while the job ran; it resumes at the next start."""
 
     code = "interrupted"
+    # Public on purpose: it promises the result in this channel, where the resumed job posts it.
     ephemeral = False
 
     def __init__(self) -> None:
