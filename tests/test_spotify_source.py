@@ -623,3 +623,22 @@ async def test_failed_post_is_not_retried(fake_spotify: FakeSpotify) -> None:
         await gw.create_playlist("Cluster 1", "", fake_spotify.track_ids()[:3])
     assert fake_spotify.count("me/playlists", "POST") == 1
     assert sleep.calls == []
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 429, 500, 503])
+def test_every_status_and_request_kind_maps_to_a_typed_error_with_a_message(status: int) -> None:
+    """The one mapper covers every (status, what was asked) pair, Web API and accounts alike."""
+    from bot.errors import PipelineError
+    from bot.sources.spotify.errors import Asked, HttpFailure, Request, status_error
+
+    failure = HttpFailure(status, None, "server-text-7f3", {"Retry-After": "5"})
+    ref = SpotifyRef("playlist", "0" * 22)
+    for asked in Asked:
+        err = status_error(failure, Request(asked, path="x", ref=ref))
+        assert isinstance(err, PipelineError), (asked, status)
+        assert err.user_message and "server-text" not in err.user_message, (asked, status)
+    accounts = status_error(failure, Request(Asked.TOKEN_REFRESH))
+    api = status_error(failure, Request(Asked.USER))
+    if status >= 500:
+        assert "accounts service" in accounts.user_message
+        assert "accounts service" not in api.user_message
