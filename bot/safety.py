@@ -1,0 +1,188 @@
+"""Output and log hygiene: what the bot writes must not harm, ping or leak (issue #13).
+
+Pure helpers, no discord import (the pipeline and storage use them too):
+
+* :func:`csv_cell` / :func:`csv_row` / :func:`escape_csv_text`: spreadsheet formula injection
+  (OWASP "CSV Injection"): a text cell starting with ``= + - @``, tab or carriage return is
+  prefixed with ``'`` so Excel/LibreOffice/Sheets show it as text instead of running it.
+* :func:`html_attr`, :func:`https_url`, :func:`md_link_url`: values going into the markdown
+  report's HTML attributes and links (quotes escaped; only https URLs).
+* :func:`neutralize_mentions`: text from data (playlist, track, file names) never forms a
+  Discord mention.
+* :func:`clamp_secret_loggers`: loggers that print secrets at DEBUG are held at INFO.
+* :func:`ensure_private_file`: a secret file readable by others is tightened to 0600, or refused.
+* :func:`reader_may_reuse`: whether a stored read of a playlist may serve another requester.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import logging
+import os
+import re
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+# --- CSV formula injection ------------------------------------------------------------------
+
+#: First characters that make a spreadsheet treat a cell as a formula (OWASP CSV Injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A plain number ("-4.969", "+1", "1e-05") is data, not a formula: spreadsheets read it as a
+# number, and prefixing it would turn loudness and the x/y coordinates into text.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """``value`` safe to open in a spreadsheet: a text cell that could start a formula gets a
+    leading ``'`` (shown as text, the quote itself hidden). Numbers and None pass unchanged."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+        return value
+    if _NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def csv_row(values: Iterable[Any]) -> list[Any]:
+    """:func:`csv_cell` of every value of a row (for ``csv.writer.writerow``)."""
+    return [csv_cell(v) for v in values]
+
+
+def escape_csv_text(text: str) -> str:
+    """A CSV document with every cell passed through :func:`csv_cell` (idempotent).
+
+    For files stored before cells were escaped: they are escaped again when served.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text, newline="")):
+        writer.writerow(csv_row(row))
+    return buf.getvalue()
+
+
+# --- HTML attributes and links in report.md --------------------------------------------------
+
+# Characters that have no business in a URL we print: quotes, angle brackets, backslashes,
+# whitespace and control characters (they end an attribute or a markdown link early).
+_URL_BAD = re.compile(r"[\"'<>\\\s\x00-\x1f\x7f`]")
+
+
+def html_attr(value: str | None) -> str:
+    """``value`` escaped for a double-quoted HTML attribute (``& < > " '`` as entities)."""
+    return html.escape(value or "", quote=True)
+
+
+def https_url(url: str | None) -> str | None:
+    """``url`` when it is a plain ``https://host/...`` URL, else None.
+
+    Image and link URLs come from Spotify, the public page or an uploaded file: anything else
+    (``http:``, ``javascript:``, ``data:``, quotes or spaces that end an attribute) is dropped.
+    """
+    if not url or _URL_BAD.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return None
+    return url
+
+
+def md_link_url(url: str | None) -> str | None:
+    """``url`` fit for a markdown link target ``[text](url)``: https only, no parentheses."""
+    url = https_url(url)
+    if url is None:
+        return None
+    return url.replace("(", "%28").replace(")", "%29")
+
+
+# --- Discord mentions -------------------------------------------------------------------------
+
+# What Discord parses as a mention: @everyone, @here, <@id>, <@!id>, <@&role>.
+_MENTION = re.compile(r"@(everyone|here)\b|<@([!&]?)(\d+)>")
+ZWSP = "\u200b"
+
+
+def neutralize_mentions(text: str | None) -> str:
+    """``text`` (from data: playlist, track or file names) with mentions broken by a
+    zero-width space, so it reads the same but can neither ping nor render as a mention."""
+    if not text:
+        return ""
+
+    def fix(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"@{ZWSP}{m.group(1)}"
+        return f"<@{ZWSP}{m.group(2)}{m.group(3)}>"
+
+    return _MENTION.sub(fix, text)
+
+
+# --- Logs -------------------------------------------------------------------------------------
+
+#: Loggers that print secrets below INFO, and what they print:
+#: * ``discord.gateway``: every gateway event at DEBUG, e.g. the pasted Spotify callback URL
+#:   (``?code=…&state=…``) in a modal submission and each interaction's token;
+#: * ``aiosqlite``: every statement with its parameters at DEBUG (OAuth ``state`` values);
+#: * ``spotipy``: request headers (bearer tokens) at DEBUG.
+SECRET_LOGGERS = ("discord.gateway", "aiosqlite", "spotipy")
+
+
+def clamp_secret_loggers(names: Iterable[str] = SECRET_LOGGERS) -> None:
+    """Hold each of ``names`` at INFO or above, whatever ``LOG_LEVEL`` the root logger has."""
+    root = logging.getLogger().getEffectiveLevel()
+    for name in names:
+        logging.getLogger(name).setLevel(max(logging.INFO, root))
+
+
+# --- Secret files -----------------------------------------------------------------------------
+
+
+class UnsafeSecretFile(Exception):
+    """A secret file others can read, whose mode this process cannot change."""
+
+
+def ensure_private_file(path: Path) -> bool:
+    """Make sure only the owner can read ``path`` (a key file). Returns True when it was
+    tightened to 0600 (and logs a warning); raises UnsafeSecretFile when that is impossible."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return False
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise UnsafeSecretFile(
+            f"The key file {path} can be read by other users (mode {mode:04o}) and I can't "
+            f"change that ({exc.strerror or exc}). Run `chmod 600 {path}` as its owner, then "
+            "start the bot again."
+        ) from None
+    log.warning(
+        "The key file %s could be read by other users (mode %04o); changed it to 0600.",
+        path,
+        mode,
+    )
+    return True
+
+
+# --- Who may reuse a stored read --------------------------------------------------------------
+
+#: Readers that see what anyone could see: the app's own credentials ("app") and Spotify's
+#: public embed page ("page"). A read by a linked account is "user:<discord id>".
+PUBLIC_READERS = frozenset({"app", "page"})
+
+
+def user_reader(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def reader_may_reuse(stored_readers: Iterable[str], reader: str) -> bool:
+    """Whether a playlist snapshot read by ``stored_readers`` may be served to a requester
+    who reads as ``reader``: the same reader, or the snapshot was readable publicly."""
+    readers = set(stored_readers)
+    return reader in readers or bool(readers & PUBLIC_READERS)
