@@ -21,6 +21,7 @@ import io
 from typing import Any
 
 from bot.models import ARTEFACTS, AUDIO_FEATURES, Analysis, Track
+from bot.safety import csv_row, html_attr, https_url, md_link_url
 
 MAX_PNG_BYTES = 1_000_000
 IMAGE_NAME = ARTEFACTS.png
@@ -149,8 +150,21 @@ def skipped_sentence(analysis: Analysis) -> str | None:
     return "Skipped: " + ", ".join(parts) + "." if parts else None
 
 
+def _art(image_url: str | None) -> str:
+    """The cover thumbnail: only plain https URLs, attribute-escaped (a ``"`` in a URL from
+    data would otherwise end ``src`` and add attributes such as ``onerror``)."""
+    url = https_url(image_url)
+    return f'<img src="{html_attr(url)}" alt="" width="50" />' if url else ""
+
+
+def _link(url: str | None) -> str:
+    """The 🔗 cell: a markdown link to an https URL only (no ``javascript:``, no ``)``)."""
+    target = md_link_url(url)
+    return f"[🔗]({target})" if target else ""
+
+
 def _row(track: Track, liked: set[str]) -> str:
-    art = f'<img src="{md_escape(track.image_url)}" alt="" width="50" />' if track.image_url else ""
+    art = _art(track.image_url)
     rank = str(track.popularity) if track.popularity is not None else ""
     cells = [
         art,
@@ -160,7 +174,7 @@ def _row(track: Track, liked: set[str]) -> str:
         md_escape(track.label),
         rank,
         "💚" if track.id in liked else "",
-        f"[🔗]({track.url})",
+        _link(track.url),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -222,7 +236,7 @@ def render_csv(analysis: Analysis) -> str:
     feats = [f for f in analysis.feature_names if f not in CSV_BASE_COLUMNS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_BASE_COLUMNS + feats)
+    writer.writerow(csv_row(CSV_BASE_COLUMNS + feats))
     for c in analysis.clusters:
         for tid in c.track_ids:
             t = by_id.get(tid)
@@ -231,21 +245,23 @@ def render_csv(analysis: Analysis) -> str:
             x, y = analysis.coords.get(tid, [None, None])
             values = analysis.features.get(tid, {})
             writer.writerow(
-                [
-                    c.index + 1,
-                    c.name,
-                    tid,
-                    t.name,
-                    ", ".join(t.artists),
-                    t.album,
-                    t.release_date or "",
-                    "" if t.popularity is None else t.popularity,
-                    _feature_source(analysis, tid),
-                    _fmt(x),
-                    _fmt(y),
-                    t.url,
-                ]
-                + [_fmt(values.get(f)) for f in feats]
+                csv_row(
+                    [
+                        c.index + 1,
+                        c.name,
+                        tid,
+                        t.name,
+                        ", ".join(t.artists),
+                        t.album,
+                        t.release_date or "",
+                        "" if t.popularity is None else t.popularity,
+                        _feature_source(analysis, tid),
+                        _fmt(x),
+                        _fmt(y),
+                        t.url,
+                    ]
+                    + [_fmt(values.get(f)) for f in feats]
+                )
             )
     return buf.getvalue()
 
