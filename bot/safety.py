@@ -186,3 +186,12 @@ def reader_may_reuse(stored_readers: Iterable[str], reader: str) -> bool:
     who reads as ``reader``: the same reader, or the snapshot was readable publicly."""
     readers = set(stored_readers)
     return reader in readers or bool(readers & PUBLIC_READERS)
+
+
+def uploader_scoped_id(source_id: str, user_id: int) -> str:
+    """A CSV upload's source id made its uploader's: ``csv:<hash>`` → ``csv:u<user>:<hash>``.
+
+    Stored entries and analyses are found by source id, so two members uploading the same rows
+    never share them (nor see each other's file name)."""
+    kind, _, rest = source_id.partition(":")
+    return f"{kind}:u{user_id}:{rest}"

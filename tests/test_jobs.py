@@ -450,8 +450,8 @@ async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
     try:
         text = sample_csv()
         h1 = await queue.submit(AnalysisRequest(csv_text=text, csv_name="a.csv", user_id=1))
-        h2 = await queue.submit(AnalysisRequest(csv_text=text, csv_name="b.csv", user_id=2))
-        assert h2.shared and h2.job_id == h1.job_id
+        h2 = await queue.submit(AnalysisRequest(csv_text=text, csv_name="b.csv", user_id=1))
+        assert h2.shared and h2.job_id == h1.job_id  # the same uploader's same rows
         gate.set()
         o1, o2 = await result(h1), await result(h2)
         assert o1.analysis_id == o2.analysis_id and calls == {"fetch": 1, "cluster": 1}
@@ -460,9 +460,12 @@ async def test_real_csv_jobs_dedupe_and_reuse(tmp_path, monkeypatch):
         # kept while the job runs (see test_crash_resume), dropped once it is finished
         assert job.request.csv_text is None and job.request.csv_name == "a.csv"
 
-        again = await result(await queue.submit(AnalysisRequest(csv_text=text, user_id=3)))
+        again = await result(await queue.submit(AnalysisRequest(csv_text=text, user_id=1)))
         assert again.reused and again.analysis_id == o1.analysis_id
         assert calls == {"fetch": 2, "cluster": 1}  # the CSV is re-read (no network), no clustering
+        # Another member's identical upload is theirs: never shared, never reused (issue #13).
+        other = await result(await queue.submit(AnalysisRequest(csv_text=text, user_id=3)))
+        assert not other.reused and other.analysis_id != o1.analysis_id
     finally:
         await queue.close()
         await db.close()

@@ -109,7 +109,8 @@ def source_key(request: AnalysisRequest) -> str:
     """Identity of the requested source, for dedupe. Raises InvalidLink/InvalidInput."""
     if request.csv_text is not None:
         digest = hashlib.sha1(request.csv_text.encode("utf-8")).hexdigest()[:16]
-        return f"csv:{digest}"
+        # An upload is its uploader's: identical files of two members are two jobs.
+        return f"csv:u{request.user_id}:{digest}"
     if request.demo:
         return "demo"
     if request.liked:

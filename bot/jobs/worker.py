@@ -39,6 +39,7 @@ from bot.models import (
     params_key,
 )
 from bot.pipeline import PipelineContext
+from bot.safety import reader_may_reuse
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -243,9 +244,16 @@ class StepRunner:
         progress: ProgressCallback,
         stored: list[FetchResult],
     ) -> FetchResult:
-        async def reuse(meta: PlaylistMeta) -> FetchResult | None:
-            """Unchanged snapshot: the stored analysis, else the stored entries."""
+        readers: list[str] = []  # who reads this link (set by the pipeline's reuse call)
+
+        async def reuse(meta: PlaylistMeta, reader: str) -> FetchResult | None:
+            """Unchanged snapshot: the stored analysis, else the stored entries — only for a
+            requester who could read it now (the same reader, or it was read publicly);
+            anyone else reads the items themselves (and is refused if they can't)."""
+            readers.append(reader)
             if not meta.snapshot_id:
+                return None
+            if not reader_may_reuse(await self.store.readers.of(meta.id, meta.snapshot_id), reader):
                 return None
             found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
             if found is not None:
@@ -255,7 +263,12 @@ class StepRunner:
                 stored.append(loaded)
             return loaded
 
-        return await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
+        fetched = await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
+        meta = fetched.meta
+        if readers and meta.snapshot_id and not (stored and fetched is stored[0]):
+            # A fresh read of the items: this reader may be served the snapshot again.
+            await self.store.readers.add(meta.id, meta.snapshot_id, readers[-1])
+        return fetched
 
     async def _reused(self, job_id: int, analysis_id: int) -> JobOutcome:
         analysis = await self.store.analyses.get(analysis_id, on_part=_gc.freeze)

@@ -1,0 +1,250 @@
+"""Nothing leaks (issue #13), tested as members use the bot: two members, two servers, a DM.
+
+Real discord.py against the fake Discord (tests/fakes/discord_fake.py), the fake Spotify where
+a playlist is read, exports downloaded through the buttons and opened as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from tests.fakes.discord_fake import FakeDiscord, Sent
+from tests.fakes.spotify_api import FakeSpotify
+from tests.fakes.spotify_fixtures import spotify_settings
+from tests.test_discord_cluster import SAMPLE, wait_results
+
+EVIL_NAME = '=HYPERLINK("http://evil.example/x","click")'
+EVIL_IMAGE = 'https://i.scdn.co/image/ab67" onerror="alert(1)'
+OTHER_GUILD = 1_300_000_000_000_999_999
+SLOW = 120.0
+
+
+# ----------------------------------------------------------------------------- helpers
+def exportify_csv(rows: int = 60, *, first_name: str | None = None, image: str = "") -> bytes:
+    """An Exportify-style CSV of real sample tracks (first track renamed / given an image)."""
+    src = list(csv.DictReader(SAMPLE.open(encoding="utf-8")))[:rows]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    feats = ["Danceability", "Energy", "Key", "Loudness", "Mode", "Speechiness",
+             "Acousticness", "Instrumentalness", "Liveness", "Valence", "Tempo"]  # fmt: skip
+    w.writerow(["Track URI", "Track Name", "Album Name", "Artist Name(s)", "Release Date",
+                "Duration (ms)", "Popularity", "Album Image URL", *feats])  # fmt: skip
+    for i, r in enumerate(src):
+        name = first_name if (i == 0 and first_name is not None) else r["track_name"]
+        w.writerow(
+            [
+                f"spotify:track:{r['track_id']}",
+                name,
+                r["track_album_name"],
+                r["track_artist"],
+                r["track_album_release_date"],
+                r["duration_ms"],
+                r["track_popularity"],
+                image if i == 0 else "",
+                *(r[f.lower()] for f in feats),
+            ]
+        )
+    return buf.getvalue().encode()
+
+
+async def results(fake: FakeDiscord, it: Any, k: int) -> list[Sent]:
+    return await wait_results(fake, it, k)
+
+
+async def first_reply(fake: FakeDiscord, it: Any) -> Sent:
+    [msg, *_] = await fake.wait_response(it, within=SLOW)
+    return msg
+
+
+def all_text(msgs: list[Sent]) -> str:
+    return "\n".join(m.text for m in msgs)
+
+
+class AsDM:
+    """``async with AsDM(fake, user_id):`` interactions dispatched inside come from a DM."""
+
+    def __init__(self, fake: FakeDiscord, user_id: int) -> None:
+        self.fake, self.user_id = fake, user_id
+        self.channel_id = fake.snow()
+
+    async def __aenter__(self) -> AsDM:
+        fake, original = self.fake, self.fake.dispatch
+
+        async def dispatch(name: str, data: dict) -> None:
+            if name == "INTERACTION_CREATE":
+                user = fake.users[self.user_id]
+                for key in ("guild_id", "guild", "member"):
+                    data.pop(key, None)
+                data["user"] = user
+                data["channel_id"] = str(self.channel_id)
+                data["channel"] = {"id": str(self.channel_id), "type": 1, "recipients": [user],
+                                   "last_message_id": None, "flags": 0}  # fmt: skip
+                data["context"] = 1
+                data["authorizing_integration_owners"] = {"1": str(self.user_id)}
+                fake.interactions[int(data["id"])].channel_id = self.channel_id
+            await original(name, data)
+
+        self._original = original
+        fake.dispatch = dispatch  # type: ignore[method-assign]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.fake.dispatch = self._original  # type: ignore[method-assign]
+
+
+_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def pinged(message: Sent) -> set[int]:
+    """Users a message notifies, by Discord's rules for ``content`` + ``allowed_mentions``."""
+    ids = {int(m) for m in _MENTION.findall(message.content or "")}
+    am = message.payload.get("allowed_mentions")
+    if am is None:
+        return ids
+    if "users" in (am.get("parse") or []):
+        return ids
+    return ids & {int(u) for u in am.get("users") or []}
+
+
+def pings_everyone_or_roles(message: Sent) -> bool:
+    content = message.content or ""
+    am = message.payload.get("allowed_mentions")
+    parse = (am or {}).get("parse", ["everyone", "roles"]) if am is not None else None
+    every = ("@everyone" in content or "@here" in content) and (
+        parse is None or "everyone" in parse
+    )
+    roles = "<@&" in content and (parse is None or "roles" in parse or am.get("roles"))
+    return bool(every or roles)
+
+
+async def download(fake: FakeDiscord, message: Sent, aid: int, kind: str, user_id: int) -> str:
+    click = await fake.click(message, f"pc:dl:{aid}:{kind}", user_id=user_id)
+    [doc] = await fake.wait_response(click)
+    assert doc.ephemeral and doc.files, doc.text
+    return doc.files[0].data.decode("utf-8")
+
+
+# ----------------------------------------------------------------------------- 1. uploads
+async def test_a_csv_upload_is_never_reused_for_someone_else(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    alice = int(fake_discord.owner_user["id"])
+    bob = fake_discord.add_user("bob")
+    data = exportify_csv(60)
+    secret = fake_discord.add_attachment("Alice's breakup songs (secret).csv", data)
+    again = fake_discord.add_attachment("Alice's breakup songs (secret).csv", data)
+    party = fake_discord.add_attachment("bobs_party_mix.csv", data)
+    services = await make_services()
+    async with start_bot(services):
+        it1 = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": secret})
+        await results(fake_discord, it1, 3)
+        it2 = await fake_discord.slash(
+            "cluster",
+            {"k": 3},
+            attachments={"csv": party},
+            user_id=bob,
+            channel_id=fake_discord.other_channel_id,
+        )
+        bobs = await results(fake_discord, it2, 3)
+        it3 = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": again})
+        alices_again = await results(fake_discord, it3, 3)
+        [bob_aid] = [r.id for r in await services.store.analyses.recent(user_id=bob)]
+        report = await download(fake_discord, bobs[0], bob_aid, "md", bob)
+        tracks = await download(fake_discord, bobs[0], bob_aid, "csv", bob)
+        alice_aids = {r.id for r in await services.store.analyses.recent(user_id=alice)}
+    text = all_text(bobs) + report + tracks
+    assert "breakup" not in text and "Alice" not in text and "secret" not in text
+    assert "bobs party mix" in all_text(bobs) and "bobs party mix" in report
+    assert "Unchanged" not in all_text(bobs)
+    assert bob_aid not in alice_aids
+    # The uploader's own identical file is reused (nothing of anyone else's in it).
+    assert "Unchanged" in all_text(alices_again) and "breakup" in all_text(alices_again)
+
+
+def test_identical_uploads_of_two_members_never_share_a_running_job() -> None:
+    from bot.jobs.queue import dedupe_key
+    from bot.models import AnalysisRequest
+
+    text = exportify_csv(20).decode()
+    a = AnalysisRequest(csv_text=text, csv_name="a.csv", user_id=1)
+    b = AnalysisRequest(csv_text=text, csv_name="b.csv", user_id=2)
+    assert dedupe_key(a) != dedupe_key(b)
+    assert dedupe_key(a) == dedupe_key(AnalysisRequest(csv_text=text, csv_name="c", user_id=1))
+
+
+# ----------------------------------------------------------------------------- 2. readers
+def _linked(services: Any, tokens: dict[int, str]) -> None:
+    async def user_tokens(uid: int) -> str | None:
+        return tokens.get(uid)
+
+    services.ctx.user_tokens = user_tokens
+
+
+async def test_a_stored_private_playlist_is_not_served_to_a_member_who_cannot_read_it(
+    fake_discord: FakeDiscord, fake_spotify: FakeSpotify, make_services, start_bot
+) -> None:
+    alice = int(fake_discord.owner_user["id"])
+    bob = fake_discord.add_user("bob")
+    services = await make_services(spotify_settings(fake_spotify))
+    _linked(services, {alice: fake_spotify.alice_token})
+    link = f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}"
+    async with start_bot(services):
+        it1 = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
+        await results(fake_discord, it1, 3)
+        it2 = await fake_discord.slash("cluster", {"playlist": link, "k": 3}, user_id=bob)
+        bobs = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it2) if m.content.startswith("⚠️")], SLOW
+        )
+        it3 = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
+        alices_again = await results(fake_discord, it3, 3)
+    assert not any(m.embeds for m in fake_discord.responses(it2))
+    assert "Alice's mix" not in all_text(fake_discord.responses(it2))
+    assert "own or collaborate" in bobs[0].content and bobs[0].ephemeral
+    assert "Unchanged" in all_text(alices_again)  # the same reader still reuses it
+
+
+async def test_a_public_read_is_reused_for_everyone(
+    fake_discord: FakeDiscord, fake_spotify_extended: FakeSpotify, make_services, start_bot
+) -> None:
+    fake = fake_spotify_extended
+    bob = fake_discord.add_user("bob")
+    services = await make_services(spotify_settings(fake))
+    pid = next(p for p in fake.playlists if not p.startswith("37i9") and p != fake.alice_playlist)
+    link = f"https://open.spotify.com/playlist/{pid}"
+    async with start_bot(services):
+        it1 = await fake_discord.slash("cluster", {"playlist": link, "k": 2})
+        await results(fake_discord, it1, 2)
+        before = len(fake.requests)
+        it2 = await fake_discord.slash("cluster", {"playlist": link, "k": 2}, user_id=bob)
+        bobs = await results(fake_discord, it2, 2)
+    assert "Unchanged" in all_text(bobs)
+    api = [r for r in fake.requests[before:] if "/v1/" in r[1] and "token" not in r[1]]
+    assert len(api) == 1  # one metadata request
+
+
+# ----------------------------------------------------------------------------- 4/5. exports
+async def test_exports_are_safe_to_open(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    att = fake_discord.add_attachment(
+        "evil.csv", exportify_csv(60, first_name=EVIL_NAME, image=EVIL_IMAGE)
+    )
+    async with start_bot(services):
+        it = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": att})
+        msgs = await results(fake_discord, it, 3)
+        [aid] = [r.id for r in await services.store.analyses.recent()]
+        tracks = await download(fake_discord, msgs[0], aid, "csv", it.user_id)
+        report = await download(fake_discord, msgs[0], aid, "md", it.user_id)
+    rows = list(csv.DictReader(io.StringIO(tracks)))
+    [evil] = [r for r in rows if "HYPERLINK" in r["track"]]
+    assert evil["track"] == "'" + EVIL_NAME
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "@", "\t", "\r")), value
+    assert "onerror" not in report  # the image URL isn't a plain https URL: dropped
+    for src in re.findall(r'<img src="([^"]*)"', report):
+        assert src.startswith("https://")
