@@ -253,3 +253,26 @@ async def test_the_start_up_probe_logs_no_error(env, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     assert await app.detect_mode() == "development"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_overview_says_plainly_when_the_page_showed_part_of_the_playlist() -> None:
+    from bot.models import Analysis, PlaylistMeta, Track
+    from cogs.utils.embeds import overview_embed
+
+    def analysis(snapshot: str, total: int | None, n: int, skipped: int = 0) -> Analysis:
+        meta = PlaylistMeta(id="p" * 22, name="Big", snapshot_id=snapshot, total=total)
+        tracks = [Track(id=f"{i:022d}", name=f"T{i}") for i in range(n)]
+        return Analysis(
+            source=meta, tracks=tracks, clusters=[], assignments={}, coords={}, k=2,
+            k_requested=None, feature_mode="audio", feature_names=[], coverage={},
+            skipped={"episode": skipped} if skipped else {},
+        )  # fmt: skip
+
+    desc = overview_embed(analysis("page:abc", 1240, 98, skipped=2)).description
+    assert (
+        "*First 100 of 1,240 tracks, from Spotify's public page; link your account or attach "
+        "an Exportify CSV for all of them.*"
+    ) in desc
+    assert "public page" not in overview_embed(analysis("page:abc", 60, 60)).description
+    assert "public page" not in overview_embed(analysis("c25hcA==", 1240, 100)).description
+    assert "it lists no more" in overview_embed(analysis("page:abc", None, 100)).description

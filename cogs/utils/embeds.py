@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import discord
 
 from bot.models import ARTEFACTS, Analysis, Cluster, Track
+from bot.sources.link_reader import public_page_note
 from storage.analyses import AnalysisListing
 
 # Discord limits
@@ -167,6 +168,9 @@ def overview_embed(
             else ""
         ),
     ]
+    note = public_page_note(src, len(analysis.tracks) + sum(analysis.skipped.values()))
+    if note:
+        desc.append(f"*{note[0].upper()}{note[1:]}.*")
     if header:
         desc.insert(0, truncate(header, 500))
     embed = discord.Embed(
