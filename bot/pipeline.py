@@ -25,10 +25,7 @@ from bot.models import (
     ProgressCallback,
     Track,
 )
-from bot.safety import uploader_scoped_id, user_reader
-
-#: ``reuse(meta, reader)``: a stored fetch of ``meta``'s snapshot, or None to read it.
-Reuse = Callable[[PlaylistMeta, str], Awaitable[FetchResult | None]]
+from bot.safety import uploader_scoped_id
 
 
 @dataclass
@@ -55,17 +52,14 @@ async def fetch_step(
     ctx: PipelineContext,
     progress: ProgressCallback,
     *,
-    reuse: Reuse | None = None,
+    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None = None,
 ) -> FetchResult:
     """Read the source (link, CSV, liked songs, demo) into a FetchResult.
 
     For links the requester's linked account is used when ``ctx.user_tokens`` returns a token
     (it can read their private playlists), else the app's ``ctx.spotify``. After the one
-    metadata request, ``reuse(meta, reader)`` may return a stored fetch of the same snapshot,
-    which skips reading the tracks again; ``reader`` says who is reading (see
-    :func:`bot.safety.reader_may_reuse`: a stored read is only reused for someone who could
-    read the playlist now). A CSV upload's id is scoped to its uploader: one member's upload is
-    never another's, even with the same rows.
+    metadata request, ``reuse(meta)`` may return a stored fetch of the same snapshot, which
+    skips reading the tracks again.
     """
     limit = max_tracks(request, ctx.settings)
     await progress(Progress("fetching", message="Reading the playlist…"))
@@ -77,7 +71,7 @@ async def fetch_step(
         from bot.sources.exportify import read_exportify_csv
 
         fetched = read_exportify_csv(request.csv_text, request.csv_name or "CSV upload")
-        if request.user_id is not None:
+        if request.user_id is not None:  # an upload is its uploader's (issue #13)
             fetched.meta.id = uploader_scoped_id(fetched.meta.id, request.user_id)
     elif request.liked:
         gateway = await _user_gateway(request, ctx)
@@ -103,7 +97,7 @@ async def _fetch_link(
     ctx: PipelineContext,
     progress: ProgressCallback,
     limit: int,
-    reuse: Reuse | None,
+    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None,
 ) -> FetchResult:
     from bot.sources.links import parse_spotify_link
 
@@ -120,8 +114,7 @@ async def _fetch_link(
         if meta.total is not None and meta.total > limit:
             raise TooLarge(_too_large_message(meta.total, limit))
         if reuse is not None:
-            reader = "app" if user_gateway is None else user_reader(request.user_id or 0)
-            stored = await reuse(meta, reader)
+            stored = await reuse(meta)
             if stored is not None:
                 return stored
         return await gateway.fetch_tracks(ref, meta, progress)

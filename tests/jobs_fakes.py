@@ -88,7 +88,7 @@ class FakePipeline:
         fetched = make_fetch(self.n_tracks, playlist_id=pid, snapshot=self.snapshots.get(pid, "s1"))
         self.calls["meta"] += 1
         if reuse is not None:
-            stored = await reuse(fetched.meta, "app")
+            stored = await reuse(fetched.meta)
             if stored is not None:
                 return stored
         self.calls["items"] += 1

@@ -163,7 +163,7 @@ async def test_reuse_hook_skips_reading_tracks_of_an_unchanged_snapshot() -> Non
     stored = FetchResult(PlaylistMeta(id="x", name="Stored"), load_demo().tracks[:50])
     seen: list[str | None] = []
 
-    async def reuse(meta: PlaylistMeta, reader: str) -> FetchResult | None:
+    async def reuse(meta: PlaylistMeta) -> FetchResult | None:
         seen.append(meta.snapshot_id)
         return stored
 

@@ -25,6 +25,7 @@ from typing import Any
 from bot import pipeline
 from bot.codecs import RawJson, decode_parts, parts_text
 from bot.config import Settings
+from bot.errors import PipelineError
 from bot.jobs import cpu
 from bot.jobs.pool import CpuPool
 from bot.models import (
@@ -39,7 +40,7 @@ from bot.models import (
     params_key,
 )
 from bot.pipeline import PipelineContext
-from bot.safety import reader_may_reuse
+from bot.safety import reader_may_reuse, user_reader
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -246,13 +247,14 @@ class StepRunner:
     ) -> FetchResult:
         readers: list[str] = []  # who reads this link (set by the pipeline's reuse call)
 
-        async def reuse(meta: PlaylistMeta, reader: str) -> FetchResult | None:
+        async def reuse(meta: PlaylistMeta) -> FetchResult | None:
             """Unchanged snapshot: the stored analysis, else the stored entries — only for a
             requester who could read it now (the same reader, or it was read publicly);
             anyone else reads the items themselves (and is refused if they can't)."""
-            readers.append(reader)
             if not meta.snapshot_id:
                 return None
+            reader = await self._reader(req)
+            readers.append(reader)
             if not reader_may_reuse(await self.store.readers.of(meta.id, meta.snapshot_id), reader):
                 return None
             found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
@@ -269,6 +271,17 @@ class StepRunner:
             # A fresh read of the items: this reader may be served the snapshot again.
             await self.store.readers.add(meta.id, meta.snapshot_id, readers[-1])
         return fetched
+
+    async def _reader(self, req: AnalysisRequest) -> str:
+        """Who reads a link for ``req``: the requester's linked account when they have a
+        token (the pipeline reads with it), else the app (see :mod:`bot.safety`)."""
+        if req.user_id is None or self.ctx.user_tokens is None:
+            return "app"
+        try:
+            token = await self.ctx.user_tokens(req.user_id)
+        except PipelineError:  # e.g. the link must be renewed: no stored read is theirs
+            return user_reader(req.user_id)
+        return user_reader(req.user_id) if token else "app"
 
     async def _reused(self, job_id: int, analysis_id: int) -> JobOutcome:
         analysis = await self.store.analyses.get(analysis_id, on_part=_gc.freeze)
