@@ -98,8 +98,11 @@ def test_docker_env_file_keeps_the_volume_path(tmp_path, clean_env) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert f'VOLUME ["{volume.group(2)}"]' in dockerfile
 
+    example = _docker_env_file(ROOT / ".env.example")
+    # docker keeps quotes and " # comments" as part of the value (python-dotenv strips them).
+    assert not [k for k, v in example.items() if any(c in v for c in "\"'#")]
     env = _dockerfile_env()
-    env.update(_docker_env_file(ROOT / ".env.example"))  # run-time values win over the image's
+    env.update(example)  # run-time values win over the image's
     for key, value in env.items():
         clean_env.setenv(key, value)
     clean_env.chdir(tmp_path)  # the image has no .env file of its own
