@@ -33,7 +33,7 @@ SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
 PART_SIZE = 500
 
 # Bump when the clustering method changes so stored analyses are not reused across methods.
-METHOD_VERSION = "m1"
+METHOD_VERSION = "m2"  # m2: ranked features, gap+BIC auto k, true words (issue #12)
 
 
 def params_key(k: int | None) -> str:
@@ -199,6 +199,8 @@ class Analysis:
     features: dict[str, dict[str, float]] = field(default_factory=dict)
     # how the 2-D coords were made: {"method": "PCA", "x_label": ..., "y_label": ...}
     projection: dict[str, Any] = field(default_factory=dict)
+    # what separated the clusters most, e.g. "split mostly by era and energy" ("" if unknown)
+    split_by: str = ""
 
     def track_by_id(self) -> dict[str, Track]:
         return {t.id: t for t in self.tracks}
@@ -229,6 +231,7 @@ class Analysis:
             "created_at": self.created_at,
             "analysis_id": self.analysis_id,
             "projection": dict(self.projection),
+            "split_by": self.split_by,
             "format": "parts",
         }
 
@@ -299,6 +302,7 @@ class Analysis:
             analysis_id=data.get("analysis_id"),
             features={k: dict(v) for k, v in data.get("features", {}).items()},
             projection=dict(data.get("projection", {})),
+            split_by=str(data.get("split_by", "")),
         )
 
 

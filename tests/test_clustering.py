@@ -8,12 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bot.clustering import max_auto_k, min_auto_k
+from bot.clustering import describe, fit, max_auto_k, min_cluster_size, project
 from bot.demo import demo_labels, load_demo
 from bot.errors import InvalidInput, TooSmall
-from bot.features.matrix import build_matrix
+from bot.features.matrix import FeatureMatrix, build_matrix
 from bot.jobs.cpu import cluster_step
-from bot.models import AUDIO_FEATURES, FeatureTable, FetchResult, Track
+from bot.models import AUDIO_FEATURES, Analysis, FeatureTable, FetchResult, Track
 from bot.pipeline import features_from_tracks
 
 
@@ -48,8 +48,8 @@ def test_same_input_gives_same_clusters_whatever_the_order(demo: FetchResult) ->
 def test_auto_k_is_within_range_and_every_track_is_assigned(demo: FetchResult) -> None:
     analysis = _run(demo, None)
     n = len(demo.tracks)
-    assert min_auto_k(n) == 3
-    assert 3 <= analysis.k <= max_auto_k(n)
+    assert 2 <= analysis.k <= max_auto_k(n)
+    assert min(c.size for c in analysis.clusters) >= min_cluster_size(n)
     assert analysis.k_requested is None
     assert len(analysis.clusters) == analysis.k
     assert sorted(analysis.assignments) == sorted(t.id for t in demo.tracks)
@@ -92,12 +92,13 @@ def test_descriptions_name_the_right_clusters_on_real_playlists(demo: FetchResul
     analysis = _run(mix, 2)
     for c in analysis.clusters:
         majority = Counter(labels[t] for t in c.track_ids).most_common(1)[0][0]
+        words = c.description.split(" · ")
         if majority == "Big Room EDM":
-            assert "high energy" in c.description
-            assert "acoustic" not in c.description.split(" · ")
-        else:
-            assert "acoustic" in c.description.split(" · ")
-            assert "high energy" not in c.description
+            assert "high energy" in words
+            assert not {"acoustic", "calm", "happy"} & set(words)
+        else:  # 78 % of its tracks have valence >= 0.5, 45 % acousticness >= 0.5
+            assert "happy" in words
+            assert not {"high energy", "acoustic", "sad"} & set(words)
     majorities = {
         Counter(labels[t] for t in c.track_ids).most_common(1)[0][0] for c in analysis.clusters
     }
@@ -165,8 +166,212 @@ def test_below_sixty_percent_coverage_uses_metadata_only(demo: FetchResult) -> N
     assert analysis.feature_mode == "metadata"
 
 
-def test_auto_k_range_for_small_and_large_playlists() -> None:
-    assert (min_auto_k(10), max_auto_k(10)) == (2, 2)
-    assert (min_auto_k(59), max_auto_k(59)) == (2, 7)
-    assert (min_auto_k(60), max_auto_k(60)) == (3, 7)
-    assert max_auto_k(10_000) == 12
+def test_auto_k_range_and_smallest_cluster_for_small_and_large_playlists() -> None:
+    assert (max_auto_k(10), max_auto_k(59), max_auto_k(60), max_auto_k(10_000)) == (2, 7, 7, 12)
+    assert min_cluster_size(10) == 3 and min_cluster_size(100) == 3
+    assert min_cluster_size(101) == 4 and min_cluster_size(1000) == 30
+
+
+# --- rules on constructed playlists (issue #12: k, sizes, true words; issue #14: bad input) ----
+
+BASE = {
+    "danceability": 0.6,
+    "energy": 0.6,
+    "loudness": -7.0,
+    "speechiness": 0.05,
+    "acousticness": 0.1,
+    "instrumentalness": 0.0,
+    "liveness": 0.12,
+    "valence": 0.5,
+    "tempo": 118.0,
+}
+
+
+# spread within a group of similar real tracks (instrumentalness: exact values)
+NOISE = {"loudness": 1.5, "tempo": 10.0, "instrumentalness": 0.0}
+
+
+def _playlist(groups: list[tuple[int, dict[str, float], str]], seed: int = 0):
+    """Tracks in groups of (count, feature overrides, release date), with realistic noise."""
+    rng = np.random.default_rng(seed)
+    tracks, values, members = [], {}, []
+    for g, (count, over, date) in enumerate(groups):
+        for _ in range(count):
+            i = len(tracks)
+            tid = f"t{i:04d}"
+            tracks.append(
+                Track(id=tid, name=f"Song {i}", artists=[f"Artist {i}"], release_date=date)
+            )
+            feats = {**BASE, **over}
+            values[tid] = {f: v + rng.normal(0, NOISE.get(f, 0.08)) for f, v in feats.items()}
+            members.append(g)
+    return tracks, values, members
+
+
+def _matrix(tracks, values):
+    return build_matrix(tracks, values, dict.fromkeys(values, "csv"))
+
+
+def test_auto_k_finds_two_groups_in_a_large_playlist() -> None:
+    # k = 2 used to be skipped from 60 tracks on, so two clear groups became 3+ clusters
+    tracks, values, _ = _playlist(
+        [
+            (60, {"energy": 0.9, "acousticness": 0.02}, "2019"),
+            (60, {"energy": 0.3, "acousticness": 0.8}, "2019"),
+        ]
+    )
+    result = fit(_matrix(tracks, values), None)
+    assert result.k == 2
+
+
+def test_auto_k_never_leaves_a_cluster_under_the_minimum_size() -> None:
+    # three groups and two odd tracks: the odd ones join a group instead of a 1-track cluster
+    tracks, values, _ = _playlist(
+        [
+            (40, {"energy": 0.9}, "2019"),
+            (40, {"energy": 0.3, "acousticness": 0.8}, "1975"),
+            (40, {"speechiness": 0.35, "danceability": 0.85}, "2005"),
+            (2, {"instrumentalness": 0.95, "liveness": 0.9, "tempo": 190.0}, "1990"),
+        ]
+    )
+    result = fit(_matrix(tracks, values), None)
+    sizes = np.bincount(result.labels)
+    assert result.k == len(sizes) == 3
+    assert sizes.min() >= min_cluster_size(len(tracks))
+
+
+def test_identical_features_give_one_cluster_not_empty_ones() -> None:
+    tracks, values, _ = _playlist([(30, {}, "2019")])
+    same = {tid: dict(BASE) for tid in values}
+    fetched = FetchResult(meta=load_demo().meta, tracks=tracks)
+    for k in (None, 3):
+        analysis = cluster_step(
+            fetched, FeatureTable(values=same, sources=dict.fromkeys(same, "csv")), k
+        )
+        assert analysis.k == len(analysis.clusters) == 1
+        assert analysis.clusters[0].size == 30
+        assert "same features" in analysis.clusters[0].description
+        assert all(len(xy) == 2 for xy in analysis.coords.values())
+
+
+def test_given_k_beyond_the_distinct_tracks_gives_no_empty_cluster() -> None:
+    tracks, values, _ = _playlist([(15, {"energy": 0.9}, "2019"), (15, {"energy": 0.2}, "2019")])
+    two = {tid: {**BASE, "energy": v["energy"] > 0.5} for tid, v in values.items()}
+    fm = build_matrix(tracks, two, dict.fromkeys(two, "csv"), use_metadata=False, artist_blend=0)
+    result = fit(fm, 5)
+    assert result.k == 2 and sorted(np.bincount(result.labels)) == [15, 15]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 1e999])
+def test_non_finite_features_never_reach_clustering(bad: float) -> None:
+    tracks, values, _ = _playlist([(20, {"energy": 0.9}, "2019"), (20, {"energy": 0.2}, "1990")])
+    values["t0003"]["energy"] = bad
+    values["t0030"]["loudness"] = bad
+    fm = _matrix(tracks, values)
+    assert np.isfinite(fm.X).all()
+    fetched = FetchResult(meta=load_demo().meta, tracks=tracks)
+    analysis = cluster_step(
+        fetched, FeatureTable(values=values, sources=dict.fromkeys(values, "csv")), None
+    )
+    assert analysis.k == 2
+    for c in analysis.clusters:
+        assert all(np.isfinite(v) for v in c.centroid.values())
+    assert all(np.isfinite(v) for f in analysis.features.values() for v in f.values())
+
+
+def test_projection_gets_a_second_axis_when_lda_yields_one() -> None:
+    # three clusters whose centres lie on one line: LDA has a single discriminant axis
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 0.3, size=(90, 4))
+    labels = np.repeat([0, 1, 2], 30)
+    for c in range(3):  # centres exactly on the line
+        X[labels == c] -= X[labels == c].mean(axis=0)
+    X[:, 0] += labels * 5.0
+    X[:, 1] += labels * 2.5  # the same line
+    fm = FeatureMatrix(
+        ids=[f"t{i:03d}" for i in range(90)], X=X, columns=list("abcd"), mode="audio", coverage={}
+    )
+    fm.X[:, 2:] = 0.0  # nothing else varies: between-class scatter of rank 1
+    coords, proj = project(fm, labels)
+    assert coords.shape == (90, 2) and proj["method"] == "LDA"
+    assert np.std(coords[:, 1]) > 0
+
+
+def test_scale_floor_keeps_noise_in_a_near_constant_feature_small() -> None:
+    # instrumentalness of ~2e-5 with one track at 0.001: noise, not a 3-sd difference
+    tracks, values, _ = _playlist([(40, {}, "2019")])
+    for i, v in enumerate(values.values()):
+        v["instrumentalness"] = 2e-5 * (i % 3)
+    values["t0007"]["instrumentalness"] = 0.001
+    fm = _matrix(tracks, values)
+    assert np.abs(fm.scaled["instrumentalness"]).max() < 0.5
+
+
+def _words(tracks, values, members, group):
+    fm = _matrix(tracks, values)
+    order = {t.id: g for t, g in zip(tracks, members, strict=True)}
+    mask = np.array([order[tid] == group for tid in fm.ids])
+    return describe(fm, mask)
+
+
+def test_calm_needs_low_energy_not_just_less_than_the_rest() -> None:
+    tracks, values, members = _playlist(
+        [(30, {"energy": 0.95}, "2019"), (30, {"energy": 0.65, "acousticness": 0.6}, "2019")]
+    )
+    words = _words(tracks, values, members, 1)
+    assert "calm" not in words and "acoustic" in words
+    tracks, values, members = _playlist(
+        [(30, {"energy": 0.95}, "2019"), (30, {"energy": 0.3}, "2019")]
+    )
+    assert "calm" in _words(tracks, values, members, 1)
+
+
+def test_instrumental_needs_most_tracks_over_one_half() -> None:
+    groups = [(30, {"instrumentalness": 0.0}, "2019"), (30, {"instrumentalness": 0.002}, "2019")]
+    assert "instrumental" not in _words(*_playlist(groups), 1)
+    groups[1] = (30, {"instrumentalness": 0.8}, "2019")
+    assert "instrumental" in _words(*_playlist(groups), 1)
+
+
+def test_a_decade_needs_most_of_the_tracks() -> None:
+    # half 1990s, half 2010s: the median says "2000s", which no track is from
+    mixed = [
+        (20, {"energy": 0.9}, "2020"),
+        (15, {"energy": 0.3}, "1992"),
+        (15, {"energy": 0.3}, "2014"),
+    ]
+    tracks, values, members = _playlist(mixed)
+    members = [0 if g == 0 else 1 for g in members]
+    words = _words(tracks, values, members, 1)
+    assert not any(w.endswith("0s") for w in words)
+    tracks, values, members = _playlist([(25, {}, "2019"), (25, {}, "1985")])
+    assert "1980s" in _words(tracks, values, members, 1)
+
+
+def test_every_word_holds_for_most_of_its_clusters_tracks(demo: FetchResult) -> None:
+    from bot.clustering import WORD_LIST, most
+
+    table = features_from_tracks(demo.tracks)
+    fm = build_matrix(demo.tracks, table.values, table.sources)
+    analysis = _run(demo, 6)
+    rules = {w.word: w for w in WORD_LIST}
+    row = {tid: i for i, tid in enumerate(fm.ids)}
+    checked = 0
+    for c in analysis.clusters:
+        rows = [row[t] for t in c.track_ids]
+        for word in c.description.split(" · "):
+            if word in rules:
+                w = rules[word]
+                assert most(w.holds, {f: fm.raw[f][rows] for f in (w.feature, *w.needs)}), word
+                checked += 1
+    assert checked >= 6
+
+
+def test_names_are_unique_and_the_split_is_explained(demo: FetchResult) -> None:
+    for k in (None, 8, 12):
+        analysis = _run(demo, k)
+        words = [c.name.split(" · ", 1)[1] for c in analysis.clusters]
+        assert len(set(words)) == len(words), words
+        assert analysis.split_by.startswith("split mostly by ")
+    again = Analysis.from_dict(analysis.to_dict())
+    assert again.split_by == analysis.split_by
