@@ -79,6 +79,7 @@ class Track:
     explicit: bool | None = None
     popularity: int | None = None  # absent for dev-mode apps
     label: str | None = None  # absent for dev-mode apps
+    isrc: str | None = None  # external_ids.isrc (API reads; public pages don't carry it)
     genres: list[str] = field(default_factory=list)
     added_at: str | None = None
     added_by: str | None = None

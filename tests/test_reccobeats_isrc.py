@@ -53,3 +53,33 @@ async def test_isrc_lookup_failures_are_reported_failed(
     fake_spotify.fail_next("/reccobeats/v1/audio-features", 500, times=2)
     result = await recco.lookup_isrc({t: fake_isrc(t) for t in ids})
     assert result.failed == set(ids) and not result.found
+
+
+async def test_gathering_retries_by_isrc_and_caches_what_it_found(
+    fake_spotify: FakeSpotify, recco: ReccoBeatsClient
+) -> None:
+    from bot.features.cache import MemoryFeatureCache
+    from bot.features.gather import gather_features
+    from bot.sources.links import SpotifyRef
+    from bot.sources.spotify import SpotifyGateway
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    # Development Mode API reads carry external_ids.isrc again (since March 2026).
+    gw = SpotifyGateway(spotify_settings(fake_spotify)).with_user_token(fake_spotify.alice_token)
+    try:
+        fetched = await gw.fetch(SpotifyRef("playlist", fake_spotify.alice_playlist))
+    finally:
+        gw.close()
+    tracks = fetched.tracks[:20]
+    assert all(t.isrc == fake_isrc(t.id) for t in tracks)
+    ids = [t.id for t in tracks]
+    fake_spotify.reccobeats_missing.update(ids[:6])
+    fake_spotify.reccobeats_isrc.update(ids[:4])  # 4 found again by ISRC, 2 truly unknown
+
+    cache = MemoryFeatureCache()
+    table = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+    assert table.coverage() == {"reccobeats": 18}
+    assert set(ids[:4]) <= set(table.values) and not set(ids[4:6]) & set(table.values)
+    before = recco.request_count
+    again = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+    assert again.coverage() == {"reccobeats": 18} and recco.request_count == before

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.errors import PipelineError
 from bot.features.cache import FeatureCache
-from bot.features.reccobeats import ReccoBeatsClient
+from bot.features.reccobeats import ReccoBeatsClient, ReccoBeatsResult
 from bot.models import (
     AUDIO_FEATURES,
     FEATURE_KEYS,
@@ -124,6 +124,7 @@ async def gather_features(
                 )
 
             result = await reccobeats.lookup(todo, on_batch=on_batch)
+            await _retry_by_isrc(reccobeats, tracks, result)
             completed = await asyncio.to_thread(_complete_all, result.found)
             for track_id, feats in completed.items():
                 add(track_id, feats, "reccobeats", completed=True)
@@ -135,6 +136,22 @@ async def gather_features(
                 log.info("ReccoBeats could not answer for %d tracks", len(result.failed))
             await report()
     return table
+
+
+async def _retry_by_isrc(
+    reccobeats: ReccoBeatsClient, tracks: list[Track], result: ReccoBeatsResult
+) -> None:
+    """Ask ReccoBeats again, by ISRC, for the tracks it doesn't know under their Spotify id
+    (relinked or re-released recordings are often stored under another id). Found ones move
+    to ``result.found``; failed ones to ``result.failed`` (not cached as missing)."""
+    isrcs = {t.id: t.isrc for t in tracks if t.isrc and t.id in result.missing}
+    if not isrcs:
+        return
+    again = await reccobeats.lookup_isrc(isrcs)
+    result.found.update(again.found)
+    result.missing -= set(again.found) | again.failed
+    result.failed |= again.failed
+    log.info("ReccoBeats by ISRC: %d of %d more tracks found", len(again.found), len(isrcs))
 
 
 async def _from_spotify(

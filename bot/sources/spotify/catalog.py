@@ -200,7 +200,15 @@ class CatalogReads(SpotifyTransport):
                     value = obj[key]
                     out[obj["id"]] = list(value) if isinstance(value, list) else value
 
-        await gather_all([one(c) for c in chunks(sorted(i for i in ids if i), batch)])
+        # Every batch finishes before the first failure is raised: a cancelled await would
+        # leave its request running in a spotipy thread, reaching Spotify after the caller
+        # already decided (e.g. "batch endpoints are 403") and counted as a later request.
+        results = await asyncio.gather(
+            *(one(c) for c in chunks(sorted(i for i in ids if i), batch)), return_exceptions=True
+        )
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
         return out
 
     # -- audio features ------------------------------------------------------------------------

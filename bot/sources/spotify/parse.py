@@ -13,7 +13,7 @@ from bot.models import FEATURE_KEYS, PlaylistMeta, Track
 from bot.sources.links import SpotifyRef
 
 _TRACK_FIELDS = (
-    "type,id,uri,name,is_local,is_playable,duration_ms,explicit,popularity,"
+    "type,id,uri,name,is_local,is_playable,duration_ms,explicit,popularity,external_ids(isrc),"
     "artists(id,name),album(id,name,release_date,images)"
 )
 _ENTRY_FIELDS = "added_at,added_by.id,is_local"
@@ -215,6 +215,7 @@ def track_from_json(obj: dict, entry: dict) -> Track:
         duration_ms=obj.get("duration_ms"),
         explicit=obj.get("explicit"),
         popularity=obj.get("popularity"),
+        isrc=(obj.get("external_ids") or {}).get("isrc") or None,
         added_at=entry.get("added_at"),
         added_by=added_by.get("id") if isinstance(added_by, dict) else None,
     )
