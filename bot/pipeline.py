@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.errors import AuthError, EmptyPlaylist, InvalidInput, TooLarge
+from bot.errors import AuthError, InvalidInput
 from bot.models import (
     AUDIO_FEATURES,
     AnalysisRequest,
@@ -26,25 +26,49 @@ from bot.models import (
     Track,
 )
 from bot.safety import uploader_scoped_id
+from bot.sources.normalise import check_total, normalise
+
+if TYPE_CHECKING:
+    from bot.features.cache import FeatureCache
+    from bot.features.reccobeats import ReccoBeatsClient
+    from bot.sources.spotify import SpotifyGateway
+
+#: ``discord_user_id -> access token`` of their linked Spotify account, or None (not linked).
+UserTokens = Callable[[int], Awaitable[str | None]]
 
 
 @dataclass
 class PipelineContext:
     """Long-lived collaborators shared by all jobs (built once at start-up).
 
-    ``spotify``: bot.sources.spotify.SpotifyGateway or None when no credentials.
-    ``reccobeats``: bot.features.reccobeats.ReccoBeatsClient or None when disabled.
-    ``feature_cache``: object with the FeatureCache protocol (bot.features.cache).
-    ``user_tokens``: async callable(discord_user_id) -> access token or None (account linking).
-    ``executor``: process pool for CPU steps; None runs them inline (CLI, tests).
+    ``spotify``: the app's gateway, None when no credentials. ``reccobeats``: None when
+    disabled. ``user_tokens``: account linking (None when off). ``executor``: process pool
+    for CPU steps; None runs them inline (CLI, tests).
     """
 
     settings: Settings
-    spotify: Any = None
-    reccobeats: Any = None
-    feature_cache: Any = None
-    user_tokens: Any = None
+    spotify: SpotifyGateway | None = None
+    reccobeats: ReccoBeatsClient | None = None
+    feature_cache: FeatureCache | None = None
+    user_tokens: UserTokens | None = None
     executor: Executor | None = None
+
+
+@dataclass
+class Reused:
+    """What a ``reuse`` lookup found stored for an unchanged snapshot (see :func:`fetch_step`).
+
+    ``analysis_id``: it was analysed with these parameters already (nothing left to run);
+    else ``stored``: its entries, read back instead of fetched again.
+    """
+
+    meta: PlaylistMeta
+    analysis_id: int | None = None
+    stored: FetchResult | None = None
+
+
+#: ``reuse(meta)``: what storage holds of ``meta``'s snapshot, or None.
+ReuseLookup = Callable[[PlaylistMeta], Awaitable[Reused | None]]
 
 
 async def fetch_step(
@@ -52,14 +76,17 @@ async def fetch_step(
     ctx: PipelineContext,
     progress: ProgressCallback,
     *,
-    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None = None,
-) -> FetchResult:
-    """Read the source (link, CSV, liked songs, demo) into a FetchResult.
+    reuse: ReuseLookup | None = None,
+) -> FetchResult | Reused:
+    """Read the source (link, CSV, liked songs, demo) into a FetchResult, normalised
+    (:func:`bot.sources.normalise.normalise`: no repeated ids, not empty, not too large).
 
     For links the requester's linked account is used when ``ctx.user_tokens`` returns a token
     (it can read their private playlists), else the app's ``ctx.spotify``. After the one
-    metadata request, ``reuse(meta)`` may return a stored fetch of the same snapshot, which
-    skips reading the tracks again.
+    metadata request, ``reuse(meta)`` may find the same snapshot in storage: that
+    :class:`Reused` is returned as it is, and the tracks are not read again. Without
+    ``reuse`` the result is always a FetchResult. A CSV upload's id is scoped to its
+    uploader: one member's upload is never another's, even with the same rows.
     """
     limit = max_tracks(request, ctx.settings)
     await progress(Progress("fetching", message="Reading the playlist…"))
@@ -88,8 +115,9 @@ async def fetch_step(
         fetched = await _fetch_link(request, ctx, progress, limit, reuse)
     else:
         raise InvalidInput("Nothing to analyse: give a playlist link, a CSV file or the demo.")
-    check_size(fetched, limit)
-    return fetched
+    if isinstance(fetched, Reused):
+        return fetched
+    return normalise(fetched, limit)
 
 
 async def _fetch_link(
@@ -97,8 +125,8 @@ async def _fetch_link(
     ctx: PipelineContext,
     progress: ProgressCallback,
     limit: int,
-    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None,
-) -> FetchResult:
+    reuse: ReuseLookup | None,
+) -> FetchResult | Reused:
     from bot.sources.links import parse_spotify_link
 
     ref = parse_spotify_link(request.link or "")
@@ -111,8 +139,7 @@ async def _fetch_link(
         )
     try:
         meta = await gateway.get_meta(ref)
-        if meta.total is not None and meta.total > limit:
-            raise TooLarge(_too_large_message(meta.total, limit))
+        check_total(meta, limit)
         if reuse is not None:
             stored = await reuse(meta)
             if stored is not None:
@@ -123,14 +150,14 @@ async def _fetch_link(
             _close(user_gateway)
 
 
-def _close(gateway: Any) -> None:
+def _close(gateway: SpotifyGateway) -> None:
     """Release a per-request gateway (user token); the shared ``ctx.spotify`` stays open."""
     close = getattr(gateway, "close", None)
     if callable(close):
         close()
 
 
-async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Any:
+async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> SpotifyGateway | None:
     """A gateway acting as the requester's linked Spotify account, or None."""
     if request.user_id is None or ctx.user_tokens is None:
         return None
@@ -147,20 +174,6 @@ def max_tracks(request: AnalysisRequest, settings: Settings) -> int:
     if request.max_tracks is None:
         return settings.max_playlist_tracks
     return min(request.max_tracks, settings.max_playlist_tracks)
-
-
-def _too_large_message(n: int, limit: int) -> str:
-    return f"This playlist has {n:,} tracks; this bot analyses at most {limit:,}."
-
-
-def check_size(fetched: FetchResult, limit: int) -> None:
-    """EmptyPlaylist / TooLarge on what a source returned."""
-    if not fetched.tracks:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(fetched.skipped.items()) if n)
-        extra = f" (skipped: {skipped})" if skipped else ""
-        raise EmptyPlaylist(f"“{fetched.meta.name}” has no playable tracks{extra}.")
-    if len(fetched.tracks) > limit:
-        raise TooLarge(_too_large_message(len(fetched.tracks), limit))
 
 
 def features_from_tracks(tracks: list[Track]) -> FeatureTable | None:
@@ -194,20 +207,3 @@ async def featurize_step(
         cache=ctx.feature_cache,
         progress=progress,
     )
-
-
-def unique_tracks(fetched: FetchResult) -> tuple[list[Track], dict[str, int]]:
-    """Tracks with an id, first occurrence only; ``skipped`` plus any duplicates dropped."""
-    seen: set[str] = set()
-    out: list[Track] = []
-    dropped = 0
-    for t in fetched.tracks:
-        if not t.id or t.id in seen:
-            dropped += 1
-            continue
-        seen.add(t.id)
-        out.append(t)
-    skipped = dict(fetched.skipped)
-    if dropped:
-        skipped["duplicate"] = skipped.get("duplicate", 0) + dropped
-    return out, skipped

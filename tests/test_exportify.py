@@ -12,6 +12,7 @@ import pytest
 from bot.errors import EmptyPlaylist, InvalidCsv
 from bot.models import AUDIO_FEATURES
 from bot.sources.exportify import read_exportify_csv
+from bot.sources.normalise import normalise
 
 DATA = Path(__file__).parent / "data"
 CURRENT = DATA / "exportify_current.csv"
@@ -25,7 +26,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_current_header_with_bom() -> None:
     raw = CURRENT.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    result = read_exportify_csv(raw, "Pop_Remix.csv")
+    result = normalise(read_exportify_csv(raw, "Pop_Remix.csv"), 10_000)
     rows = _rows(CURRENT)
     assert result.meta.kind == "csv"
     assert result.meta.name == "Pop Remix"
@@ -160,7 +161,7 @@ def test_missing_both_columns_names_them() -> None:
 def test_only_local_files_is_empty() -> None:
     text = "Track URI,Track Name\nspotify:local:A:B:C:200,C\nspotify:local:D:E:F:100,F\n"
     with pytest.raises(EmptyPlaylist) as exc:
-        read_exportify_csv(text)
+        normalise(read_exportify_csv(text), 10_000)
     assert "2 local" in exc.value.user_message
 
 

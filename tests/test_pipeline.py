@@ -22,7 +22,8 @@ from bot.models import (
     Track,
     params_key,
 )
-from bot.pipeline import PipelineContext, check_size, featurize_step, fetch_step
+from bot.pipeline import PipelineContext, featurize_step, fetch_step
+from bot.sources.normalise import normalise
 
 PLAYLIST_URL = "https://open.spotify.com/playlist/37i9dQZF1DX68H8ZujdnN8"
 
@@ -132,8 +133,8 @@ async def test_too_large_request_limit_and_setting() -> None:
 def test_empty_playlist_message_lists_what_was_skipped() -> None:
     empty = FetchResult(PlaylistMeta(id="p", name="Pods"), [], skipped={"episode": 3})
     with pytest.raises(EmptyPlaylist) as err:
-        check_size(empty, 100)
-    assert "Pods" in err.value.user_message and "3 episode" in err.value.user_message
+        normalise(empty, 100)
+    assert "Pods" in err.value.user_message and "3 podcast episodes" in err.value.user_message
 
 
 async def test_link_uses_app_gateway_and_checks_size_before_reading_tracks() -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from bot.codecs import encode_parts
 from bot.models import Analysis, FeatureTable, FetchResult, Rendered
-from bot.pipeline import unique_tracks
+from bot.sources.normalise import first_of_each
 
 
 def cluster_step(
@@ -24,7 +24,7 @@ def cluster_step(
     from bot.clustering import analyze
     from bot.features.matrix import build_matrix
 
-    tracks, skipped = unique_tracks(fetched)
+    tracks, skipped = first_of_each(fetched.tracks, fetched.skipped)
     clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
     fm = build_matrix(tracks, features.values, features.sources)
     analysis = analyze(clean, fm, k, seed)

@@ -39,7 +39,7 @@ from bot.models import (
     Rendered,
     params_key,
 )
-from bot.pipeline import PipelineContext
+from bot.pipeline import PipelineContext, Reused, ReuseLookup
 from bot.safety import reader_may_reuse, user_reader
 from storage.store import Store
 
@@ -61,15 +61,6 @@ class JobOutcome:
     analysis: Analysis
     rendered: Rendered
     reused: bool = False
-
-
-class _StoredAnalysis(Exception):
-    """Raised from the fetch ``reuse`` hook: this snapshot was already analysed so."""
-
-    def __init__(self, analysis_id: int, meta: PlaylistMeta) -> None:
-        super().__init__(analysis_id)
-        self.analysis_id = analysis_id
-        self.meta = meta
 
 
 class _GcFreeze:
@@ -158,10 +149,10 @@ class StepRunner:
         if analysis is None:
             fetched = await self._load_fetch(cp)
             if fetched is None:
-                try:
-                    fetched = await self._fetch_phase(job_id, req, pkey, cp, progress)
-                except _StoredAnalysis as found:
-                    return await self._reused(job_id, found.analysis_id)
+                got = await self._fetch_phase(job_id, req, pkey, cp, progress)
+                if isinstance(got, int):
+                    return await self._reused(job_id, got)
+                fetched = got
             _gc.freeze()  # the tracks live until the job ends
             features = await self._featurize_phase(job_id, fetched, cp, progress)
             _gc.freeze()  # and so do the features
@@ -198,22 +189,31 @@ class StepRunner:
         pkey: str,
         cp: dict[str, Any],
         progress: ProgressCallback,
-    ) -> FetchResult:
+    ) -> FetchResult | int:
         """Fetch (or take the stored entries of an unchanged snapshot) and commit them.
 
-        Raises _StoredAnalysis when this content was already analysed with these parameters.
+        Returns the id of the stored analysis instead when this content was already analysed
+        with these parameters.
         """
         await self._commit(job_id, "fetching", cp)
-        stored: list[FetchResult] = []
+        readers: list[str] = []
         async with self.network:
-            fetched = await self._fetch(req, pkey, progress, stored)
+            lookup = self._lookup(req, pkey, readers)
+            got = await pipeline.fetch_step(req, self.ctx, progress, reuse=lookup)
+        if isinstance(got, Reused) and got.analysis_id is not None:
+            return got.analysis_id
+        fetched = got.stored if isinstance(got, Reused) else got
+        assert fetched is not None  # a Reused holds an analysis id or the stored entries
         _gc.freeze()  # the fetched tracks live until the job ends
         meta = fetched.meta
+        if readers and meta.snapshot_id and not isinstance(got, Reused):
+            # A fresh read of the items: this reader may be served the snapshot again.
+            await self.store.readers.add(meta.id, meta.snapshot_id, readers[-1])
         if meta.snapshot_id or meta.kind in CONTENT_ADDRESSED_KINDS:
             found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
             if found is not None:
-                raise _StoredAnalysis(found, meta)
-        if stored and fetched is stored[0] and meta.snapshot_id:
+                return found
+        if isinstance(got, Reused) and meta.snapshot_id:
             key = meta.snapshot_id  # already in storage, unchanged
         else:
             key = await self.store.snapshots.save(fetched)
@@ -238,19 +238,13 @@ class StepRunner:
             return None
         return await self.store.snapshots.load(ref["playlist_id"], ref["snapshot"])
 
-    async def _fetch(
-        self,
-        req: AnalysisRequest,
-        pkey: str,
-        progress: ProgressCallback,
-        stored: list[FetchResult],
-    ) -> FetchResult:
-        readers: list[str] = []  # who reads this link (set by the pipeline's reuse call)
+    def _lookup(self, req: AnalysisRequest, pkey: str, readers: list[str]) -> ReuseLookup:
+        """The fetch step's ``reuse``: for an unchanged snapshot, the stored analysis with
+        these parameters, else the stored entries — only for a requester who could read it
+        now (the same reader, or it was read publicly); anyone else reads the items
+        themselves (and is refused if they can't). ``readers`` gets who is reading."""
 
-        async def reuse(meta: PlaylistMeta) -> FetchResult | None:
-            """Unchanged snapshot: the stored analysis, else the stored entries — only for a
-            requester who could read it now (the same reader, or it was read publicly);
-            anyone else reads the items themselves (and is refused if they can't)."""
+        async def lookup(meta: PlaylistMeta) -> Reused | None:
             if not meta.snapshot_id:
                 return None
             reader = await self._reader(req)
@@ -259,18 +253,11 @@ class StepRunner:
                 return None
             found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
             if found is not None:
-                raise _StoredAnalysis(found, meta)
+                return Reused(meta, analysis_id=found)
             loaded = await self.store.snapshots.load(meta.id, meta.snapshot_id)
-            if loaded is not None:
-                stored.append(loaded)
-            return loaded
+            return Reused(meta, stored=loaded) if loaded is not None else None
 
-        fetched = await pipeline.fetch_step(req, self.ctx, progress, reuse=reuse)
-        meta = fetched.meta
-        if readers and meta.snapshot_id and not (stored and fetched is stored[0]):
-            # A fresh read of the items: this reader may be served the snapshot again.
-            await self.store.readers.add(meta.id, meta.snapshot_id, readers[-1])
-        return fetched
+        return lookup
 
     async def _reader(self, req: AnalysisRequest) -> str:
         """Who reads a link for ``req``: the requester's linked account when they have a

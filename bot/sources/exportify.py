@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 
-from bot.errors import EmptyPlaylist, InvalidCsv
+from bot.errors import InvalidCsv
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS, FetchResult, PlaylistMeta, Track
 from bot.sources.links import SPOTIFY_ID_RE
 
@@ -225,8 +225,9 @@ def _name_from(name: str) -> str:
 def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResult:
     """Parse an Exportify CSV into a FetchResult (meta.kind "csv", id "csv:<sha1[:16]>").
 
-    Raises InvalidCsv with a message saying exactly what is wrong, or EmptyPlaylist when every
-    row was skipped (e.g. only local files).
+    Raises InvalidCsv with a message saying exactly what is wrong. Returns every row it could
+    read, repeats included; :func:`bot.sources.normalise.normalise` drops repeated ids and
+    refuses a file with nothing playable left, as for every source.
     """
     text = decode_csv(data)
     if not text.strip():
@@ -268,7 +269,6 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
 
     tracks: list[Track] = []
     skipped: dict[str, int] = {}
-    seen: set[str] = set()
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
@@ -276,13 +276,8 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
     for row in body:
         rec = {f: (row[i] if i < len(row) else "") for f, i in cols.items()}
         track = _row_to_track(rec, artist_sep, skip)
-        if track is None:
-            continue
-        if track.id in seen:
-            skip("duplicate")
-            continue
-        seen.add(track.id)
-        tracks.append(track)
+        if track is not None:
+            tracks.append(track)
 
     meta = PlaylistMeta(
         id=f"csv:{digest}",
@@ -292,12 +287,6 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
         total=len(body),
         description=f"Exportify CSV ({len(body)} rows)",
     )
-    if not tracks:
-        parts = ", ".join(f"{n} {k}" for k, n in skipped.items())
-        raise EmptyPlaylist(
-            f"That CSV has no playable Spotify tracks (skipped: {parts}), so there's nothing to "
-            "analyse."
-        )
     return FetchResult(meta=meta, tracks=tracks, skipped=skipped)
 
 

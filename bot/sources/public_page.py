@@ -46,6 +46,7 @@ from bot.errors import NotFound, PipelineError, RateLimited, SpotifyUnavailable
 from bot.models import FetchResult, PlaylistMeta, Track
 from bot.retry_after import parse_retry_after, wait_in_words
 from bot.sources.links import SPOTIFY_ID_RE, SpotifyRef, resolve_short_link, short_link_via
+from bot.sources.normalise import first_of_each
 
 log = logging.getLogger(__name__)
 
@@ -299,18 +300,9 @@ def parse_embed_page(html: str, ref: SpotifyRef) -> PublicPage:
     album_name = (name or "") if ref.kind == "album" else ""
     track_image = image if ref.kind == "album" else None
 
-    skipped: dict[str, int] = {}
-    tracks: list[Track] = []
-    seen: set[str] = set()
-    for item in entries:
-        got = _page_track(item, ref, album_name, release, track_image)
-        if isinstance(got, str):
-            skipped[got] = skipped.get(got, 0) + 1
-        elif got.id in seen:
-            skipped["duplicate"] = skipped.get("duplicate", 0) + 1
-        else:
-            seen.add(got.id)
-            tracks.append(got)
+    tracks, skipped = first_of_each(
+        _page_track(item, ref, album_name, release, track_image) for item in entries
+    )
     bad = skipped.pop("bad", 0)
     if bad and not tracks:
         raise _unreadable(ref, f"none of the {bad} trackList entries has a track uri and title")

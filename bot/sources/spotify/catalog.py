@@ -12,9 +12,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from bot.errors import EditorialPlaylist, EmptyPlaylist, PipelineError, TooLarge
+from bot.errors import EditorialPlaylist, PipelineError
 from bot.models import FetchResult, PlaylistMeta, ProgressCallback, Track, no_progress
 from bot.sources.links import SpotifyRef
+from bot.sources.normalise import check_not_empty, check_total, first_of_each
 from bot.sources.spotify import parse
 from bot.sources.spotify.errors import EDITORIAL_MESSAGE, Asked, HttpFailure, Request, status_error
 from bot.sources.spotify.transport import SpotifyTransport, chunks, gather_all
@@ -92,11 +93,8 @@ class CatalogReads(SpotifyTransport):
         """get_meta + size check + fetch_tracks."""
         meta = await self.get_meta(ref)
         limit = max_tracks if max_tracks is not None else self.settings.max_playlist_tracks
-        if meta.total is not None and limit and meta.total > limit:
-            raise TooLarge(
-                f"“{meta.name}” has {meta.total:,} tracks; this bot analyses at most {limit:,}."
-                " Try a smaller playlist, or split this one."
-            )
+        if limit:
+            check_total(meta, limit)
         return await self.fetch_tracks(ref, meta, progress)
 
     async def fetch_tracks(
@@ -115,7 +113,7 @@ class CatalogReads(SpotifyTransport):
                 rest_params=parse.rest_item_fields,
                 convert=parse.page_tracks,
             )
-            tracks, skipped = parse.collect(parsed)
+            tracks, skipped = first_of_each(parsed)
         if meta.total is None:
             meta.total = total
         return await self._result(meta, tracks, skipped)
@@ -124,8 +122,7 @@ class CatalogReads(SpotifyTransport):
         self, meta: PlaylistMeta, tracks: list[Track], skipped: dict[str, int]
     ) -> FetchResult:
         """EmptyPlaylist when nothing is playable, else the enriched FetchResult."""
-        if not tracks:
-            raise EmptyPlaylist(parse.empty_message(meta, skipped))
+        check_not_empty(meta, tracks, skipped)  # before enriching: no requests for nothing
         await self._enrich(tracks)
         return FetchResult(meta=meta, tracks=tracks, skipped=skipped)
 
@@ -150,7 +147,7 @@ class CatalogReads(SpotifyTransport):
     @staticmethod
     def _parse_entries(entries: Iterable[Any]) -> tuple[list[Track], dict[str, int]]:
         """Playable tracks in order, plus counts of what was skipped and why."""
-        return parse.collect(parse.page_tracks(list(entries)))
+        return first_of_each(parse.page_tracks(list(entries)))
 
     # -- extended-mode enrichment --------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import AuthError
 from bot.models import FetchResult, PlaylistMeta, ProgressCallback, no_progress
+from bot.sources.normalise import first_of_each
 from bot.sources.spotify import parse
 from bot.sources.spotify.catalog import CatalogReads
 from bot.sources.spotify.errors import Asked, HttpFailure, Request, status_error
@@ -61,7 +62,7 @@ class SpotifyGateway(CatalogReads):
             limit_items=limit or None,
             convert=parse.page_tracks,
         )
-        tracks, skipped = parse.collect(parsed)
+        tracks, skipped = first_of_each(parsed)
         if limit and total > limit:
             skipped["over_limit"] = total - limit
         return await self._result(parse.liked_meta(me, total), tracks, skipped)

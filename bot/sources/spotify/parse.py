@@ -178,22 +178,6 @@ def page_tracks(entries: list[Any]) -> list[Track | str]:
     return [entry_track(e) for e in entries]
 
 
-def collect(parsed: Iterable[Track | str]) -> tuple[list[Track], dict[str, int]]:
-    """Tracks in order, first occurrence of each id only, plus the skip counts."""
-    skipped = {"local": 0, "episode": 0, "null": 0, "unavailable": 0, "duplicate": 0}
-    tracks: list[Track] = []
-    seen: set[str] = set()
-    for item in parsed:
-        if isinstance(item, str):
-            skipped[item] += 1
-        elif item.id in seen:
-            skipped["duplicate"] += 1
-        else:
-            seen.add(item.id)
-            tracks.append(item)
-    return tracks, {k: v for k, v in skipped.items() if v}
-
-
 def track_from_json(obj: dict, entry: dict) -> Track:
     album = obj.get("album") or {}
     images = album.get("images") or []
@@ -219,20 +203,3 @@ def track_from_json(obj: dict, entry: dict) -> Track:
         added_at=entry.get("added_at"),
         added_by=added_by.get("id") if isinstance(added_by, dict) else None,
     )
-
-
-def empty_message(meta: PlaylistMeta, skipped: dict[str, int]) -> str:
-    labels = {
-        "local": "local file",
-        "episode": "podcast episode",
-        "null": "removed item",
-        "unavailable": "unavailable track",
-        "duplicate": "duplicate",
-    }
-    parts = [
-        f"{n} {labels.get(k, k)}{'s' if n != 1 else ''}"
-        for k, n in skipped.items()
-        if n and k in labels
-    ]
-    why = f" (skipped: {', '.join(parts)})" if parts else ""
-    return f"“{meta.name}” has no playable Spotify tracks{why}, so there's nothing to analyse."

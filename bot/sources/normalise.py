@@ -1,0 +1,91 @@
+"""The rules every source's result obeys, applied in one place.
+
+Sources (Spotify API, public page, Exportify CSV, demo) return what they read: tracks in
+order plus the reasons they skipped entries. :func:`first_of_each` drops repeated track ids
+(counted as "duplicate"); :func:`normalise` adds the empty and too-large checks the pipeline
+applies to every fetched source; :func:`check_total` refuses a too-large source from its
+metadata alone, before any entry is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.errors import EmptyPlaylist, TooLarge
+from bot.models import FetchResult, PlaylistMeta, Track
+
+# How a skip reason reads in a sentence (singular; an "s" is added for more than one).
+SKIP_LABELS = {
+    "local": "local file",
+    "episode": "podcast episode",
+    "null": "removed item",
+    "unavailable": "unavailable track",
+    "duplicate": "duplicate",
+}
+
+
+def first_of_each(
+    items: Iterable[Track | str], skipped: dict[str, int] | None = None
+) -> tuple[list[Track], dict[str, int]]:
+    """Tracks in order, the first occurrence of each id only; a ``str`` item is a skip reason.
+
+    Returns the tracks and the skip counts (``skipped`` plus this call's, zero counts left
+    out). Tracks without an id count as "null".
+    """
+    counts = dict(skipped or {})
+    tracks: list[Track] = []
+    seen: set[str] = set()
+    for item in items:
+        reason = item if isinstance(item, str) else None
+        if reason is None and not item.id:
+            reason = "null"
+        elif reason is None and item.id in seen:
+            reason = "duplicate"
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+            continue
+        assert isinstance(item, Track)
+        seen.add(item.id)
+        tracks.append(item)
+    return tracks, {k: v for k, v in counts.items() if v}
+
+
+def too_large_message(n: int, limit: int, name: str | None = None) -> str:
+    what = f"“{name}”" if name else "This playlist"
+    return (
+        f"{what} has {n:,} tracks; this bot analyses at most {limit:,}. Try a smaller "
+        "playlist, or split this one."
+    )
+
+
+def check_total(meta: PlaylistMeta, limit: int) -> None:
+    """TooLarge when the metadata already says the source has more than ``limit`` tracks."""
+    if meta.total is not None and meta.total > limit:
+        raise TooLarge(too_large_message(meta.total, limit, meta.name))
+
+
+def empty_message(meta: PlaylistMeta, skipped: dict[str, int]) -> str:
+    parts = [
+        f"{n} {SKIP_LABELS[k]}{'s' if n != 1 else ''}"
+        for k, n in skipped.items()
+        if n and k in SKIP_LABELS
+    ]
+    why = f" (skipped: {', '.join(parts)})" if parts else ""
+    return f"“{meta.name}” has no playable Spotify tracks{why}, so there's nothing to analyse."
+
+
+def check_not_empty(meta: PlaylistMeta, tracks: list[Track], skipped: dict[str, int]) -> None:
+    """EmptyPlaylist when nothing playable is left (the message lists what was skipped)."""
+    if not tracks:
+        raise EmptyPlaylist(empty_message(meta, skipped))
+
+
+def normalise(fetched: FetchResult, limit: int) -> FetchResult:
+    """``fetched`` with repeated ids dropped; EmptyPlaylist / TooLarge when it breaks a rule."""
+    tracks, skipped = first_of_each(fetched.tracks, fetched.skipped)
+    check_not_empty(fetched.meta, tracks, skipped)
+    if len(tracks) > limit:
+        raise TooLarge(too_large_message(len(tracks), limit, fetched.meta.name))
+    if len(tracks) == len(fetched.tracks) and skipped == fetched.skipped:
+        return fetched
+    return FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
