@@ -59,8 +59,11 @@ def _decode_tracks(rows: Sequence[Any]) -> list[Track]:
     return tracks
 
 
-def _entry_json(track: Track) -> str | None:
+def _entry_json(track: Track, *, whole: bool = False) -> str | None:
+    """The entry's own fields; ``whole``: the entire track too (an upload's rows)."""
     extra = {k: getattr(track, k) for k in ("added_by", "features") if getattr(track, k)}
+    if whole:
+        extra.update(json.loads(_canonical_track_json(track)))
     return dumps(extra) if extra else None
 
 
@@ -76,9 +79,13 @@ class SnapshotRepository(Repository):
         key = snapshot_key(fetched)
         now = self._now()
         tracks = fetched.tracks
+        # An upload is its uploader's (issue #13): its rows (names, images, labels — anything
+        # the file says) stay in its own entries and never overwrite the shared track and
+        # artist rows other members' playlists are read from.
+        upload = meta.kind == "csv"
         artists: dict[str, tuple[str, str | None]] = {}
         links: list[tuple[str, str, int]] = []
-        for t in tracks:
+        for t in [] if upload else tracks:
             single = len(t.artist_ids) == 1
             for pos, (aid, name) in enumerate(zip(t.artist_ids, t.artists, strict=False)):
                 if not aid:
@@ -107,14 +114,21 @@ class SnapshotRepository(Repository):
                     now,
                 ),
             )
-            await conn.executemany(
-                "INSERT INTO tracks (id, name, album, track_json, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                "album = excluded.album, updated_at = excluded.updated_at, "
-                "track_json = json_patch(tracks.track_json, excluded.track_json)",
-                # Generators: rows are encoded in the database thread, not on the loop.
-                ((t.id, t.name, t.album, _canonical_track_json(t), now) for t in tracks),
-            )
+            if upload:  # a bare row for the foreign key, only if the track is new
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO tracks (id, name, album, track_json, updated_at) "
+                    "VALUES (?, '', NULL, ?, ?)",
+                    ((t.id, dumps({"id": t.id}), now) for t in tracks),
+                )
+            else:
+                await conn.executemany(
+                    "INSERT INTO tracks (id, name, album, track_json, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "album = excluded.album, updated_at = excluded.updated_at, "
+                    "track_json = json_patch(tracks.track_json, excluded.track_json)",
+                    # Generators: rows are encoded in the database thread, not on the loop.
+                    ((t.id, t.name, t.album, _canonical_track_json(t), now) for t in tracks),
+                )
             await conn.executemany(
                 "INSERT INTO artists (id, name, genres_json) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
@@ -134,7 +148,7 @@ class SnapshotRepository(Repository):
                 "INSERT INTO playlist_tracks (playlist_id, snapshot_id, position, track_id,"
                 " added_at, entry_json) VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    (meta.id, key, pos, t.id, t.added_at, _entry_json(t))
+                    (meta.id, key, pos, t.id, t.added_at, _entry_json(t, whole=upload))
                     for pos, t in enumerate(tracks)
                 ),
             )

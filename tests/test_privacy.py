@@ -248,3 +248,36 @@ async def test_exports_are_safe_to_open(
     assert "onerror" not in report  # the image URL isn't a plain https URL: dropped
     for src in re.findall(r'<img src="([^"]*)"', report):
         assert src.startswith("https://")
+
+
+async def test_an_upload_never_rewrites_the_tracks_other_members_read(tmp_path) -> None:
+    from bot.models import FetchResult, PlaylistMeta, Track
+    from storage.db import Database
+    from storage.store import Store
+
+    x, y = "4uLU6hMCjMI75M1A2tKUQC", "7ouMYWpwJ422jRcDASZB7P"
+    db = await Database(tmp_path / "t.sqlite3").open()
+    try:
+        store = Store(db)
+        real = Track(
+            id=x, name="Real name", artists=["Real"], artist_ids=["0du5cEVh5yTK9QJze8zA0C"]
+        )
+        spotify = PlaylistMeta(id="pl1", name="Alice's", snapshot_id="s1")
+        await store.snapshots.save(FetchResult(spotify, [real]))
+        evil = {"name": EVIL_NAME, "label": "evil", "popularity": 1, "image_url": EVIL_IMAGE,
+                "artists": ["<@1>"], "artist_ids": ["0du5cEVh5yTK9QJze8zA0C"]}  # fmt: skip
+        upload = PlaylistMeta(id="csv:u2:abc", name="bob's", kind="csv")
+        key = await store.snapshots.save(
+            FetchResult(upload, [Track(id=x, **evil), Track(id=y, **evil)])
+        )
+        # A later Spotify read of y (no label, no popularity: a Development-Mode app).
+        later = PlaylistMeta(id="pl2", name="Alice's too", snapshot_id="s9")
+        await store.snapshots.save(FetchResult(later, [Track(id=y, name="Y for real")]))
+        [a] = (await store.snapshots.load("pl1", "s1")).tracks  # type: ignore[union-attr]
+        [b] = (await store.snapshots.load("pl2", "s9")).tracks  # type: ignore[union-attr]
+        own = (await store.snapshots.load("csv:u2:abc", key)).tracks  # type: ignore[union-attr]
+    finally:
+        await db.close()
+    assert (a.name, a.artists, a.label, a.image_url) == ("Real name", ["Real"], None, None)
+    assert (b.name, b.label, b.popularity, b.image_url) == ("Y for real", None, None, None)
+    assert [t.name for t in own] == [EVIL_NAME, EVIL_NAME] and own[0].label == "evil"
