@@ -28,6 +28,9 @@ FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature
 
 FeatureSource = Literal["spotify", "reccobeats", "csv", "metadata"]
 SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
+# Who asked for a job, so whoever owns it delivers it: the /cluster cog (a slash command or a
+# posted link) or the digest cog's scheduler.
+JobOrigin = Literal["interaction", "message", "digest"]
 
 # Tracks per part of Analysis.to_parts(): ~0.4 MB of JSON, a few ms per json call.
 PART_SIZE = 500
@@ -327,6 +330,7 @@ class AnalysisRequest:
     guild_id: int | None = None
     channel_id: int | None = None
     max_tracks: int | None = None  # None: settings.max_playlist_tracks
+    origin: JobOrigin = "interaction"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

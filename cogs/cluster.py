@@ -123,8 +123,11 @@ class ClusterCog(commands.Cog):
         outcome: JobOutcome | None,
         error: BaseException | None,
     ) -> None:
-        """Jobs nobody is waiting for (resumed after a restart) are posted to their channel."""
+        """This cog's jobs (/cluster, posted links) that nobody awaits any more (resumed after a
+        restart) are posted to their channel; other origins (digests) belong to their cog."""
         if self._closed or job_id in self._awaited or not request.channel_id:
+            return
+        if request.origin not in ("interaction", "message"):
             return
         await self.bot.wait_until_ready()
         channel = self.bot.get_channel(request.channel_id)
@@ -183,6 +186,7 @@ class ClusterCog(commands.Cog):
         if chosen > 1:
             raise InvalidLink("Pick just one of `playlist:`, `csv:` or `liked:`.")
         base = AnalysisRequest(
+            origin="interaction",
             k=k,
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -264,6 +268,7 @@ class ClusterCog(commands.Cog):
             user_id=message.author.id,
             guild_id=message.guild.id,
             channel_id=message.channel.id,
+            origin="message",
         )
         await self.run(dest, request)
 

@@ -395,7 +395,7 @@ async def test_fires_at_local_time_then_posts_changes_and_unchanged(db: Database
     first = poster.messages[-1]
     assert first.kind == "digest" and first.changes is None and first.outcome.analysis.k == 3
     assert queue.requests[0].link == LINK and queue.requests[0].guild_id == GUILD
-    assert queue.requests[0].channel_id is None  # see DigestScheduler._request
+    assert queue.requests[0].origin == "digest" and queue.requests[0].channel_id == CHANNEL
     assert queue.requests[0].user_id == USER and queue.requests[0].k == 3
     sub = await sched.subs.get(sub_id)
     assert sub.next_run_at == "2026-11-24T08:00:00+00:00"

@@ -314,7 +314,7 @@ async def test_real_pipeline_digest_is_posted_once(
     fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
 ) -> None:
     """Real services (queue, pipeline, fake Spotify): the digest lands once in its channel —
-    the /cluster cog's listener for unawaited jobs must not post it a second time."""
+    the /cluster cog's listener for unawaited jobs leaves digest jobs (origin) to their cog."""
     from tests.fakes.spotify_fixtures import spotify_settings
 
     spotify = fake_spotify_extended

@@ -261,15 +261,15 @@ class DigestScheduler:
 
         ``user_id`` = the subscriber: their linked Spotify account (if any) reads the playlist,
         which is what makes their own private playlists work in Development Mode.
-        ``channel_id`` is deliberately left out: the /cluster cog posts every finished job that
-        carries a channel and that nobody awaits (jobs resumed after a restart), which would
-        post each digest a second time. The scheduler posts digests itself; a digest job
-        interrupted by a restart is simply superseded by the next slot."""
+        ``origin="digest"``: the scheduler awaits and posts it itself, and the /cluster cog leaves
+        digest jobs alone; one interrupted by a restart is simply superseded by the next slot."""
         return AnalysisRequest(
             link=sub.playlist_ref,
             k=sub.k,
             user_id=sub.created_by,
             guild_id=sub.guild_id,
+            channel_id=sub.channel_id,
+            origin="digest",
         )
 
     async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:
