@@ -252,19 +252,17 @@ class DigestCog(commands.Cog):
                 )
             )
             return
-        # Full digest: the change summary (when there is a previous digest), then the clusters
-        # exactly as /cluster shows them (scatter image on the first cluster message).
-        header = digest_header(message, name)
+        # Full digest: the change summary (when there is a previous digest) leads the clusters
+        # as /cluster shows them, in the same one or two messages (controls under the last).
+        lead = []
         if message.changes is not None:
-            await channel.send(header, embed=changes_embed(message.changes, since=message.since))
-            header = ""
+            lead.append(changes_embed(message.changes, since=message.since))
         msgs = outcome_messages(
-            outcome, header="First digest of this playlist." if message.changes is None else None
+            outcome,
+            header="First digest of this playlist." if message.changes is None else None,
+            lead=lead,
         )
-        # A digest's browse/download components go under its last message.
-        view, msgs[0].view = msgs[0].view, None
-        msgs[-1].view = view
-        msgs[0].content = header or None
+        msgs[0].content = digest_header(message, name)
         for msg in msgs:
             await channel_send(channel, msg)
 

@@ -24,14 +24,26 @@ def _within_limits(msgs) -> None:
         validate_message(payload, m.files)
 
 
+def cluster_fields(msgs) -> list[dict]:
+    """Every cluster of a result: one embed field each, named "<number> · …"."""
+    return [
+        f
+        for m in msgs
+        for e in m.embeds
+        for f in e.get("fields", [])
+        if f["name"].split(" ")[0].isdigit()
+    ]
+
+
 async def wait_results(fake: FakeDiscord, source, k: int, *, via: str | None = None):
-    """Wait until ``k`` cluster embeds were posted for an interaction (or in the channel)."""
+    """Wait until a whole result with ``k`` clusters was posted for an interaction (or in the
+    channel): its last message carries the controls."""
 
     def done():
         msgs = fake.sent(via=via) if via else fake.responses(source)
         msgs = [m for m in msgs if m.embeds]
-        n = sum(e.get("title", "").startswith("Cluster") for m in msgs for e in m.embeds)
-        return msgs if n >= k else None
+        complete = msgs and msgs[-1].components
+        return msgs if complete and len(cluster_fields(msgs)) >= k else None
 
     return await fake.wait_for(done)
 
@@ -61,9 +73,8 @@ async def test_cluster_csv_attachment_end_to_end(
     overview = first.embeds[0]
     assert overview["image"]["url"] == "attachment://clusters.png"
     assert "90 tracks" in overview["description"] and "4 clusters" in overview["description"]
-    assert "csv: 90/90" in first.text  # feature source and coverage
-    titles = [e["title"] for m in msgs for e in m.embeds]
-    assert sum(t.startswith("Cluster") for t in titles) == 4
+    assert "Sound from the file for all 90 tracks" in first.text  # feature source, coverage
+    assert len(msgs) == 1 and len(cluster_fields(msgs)) == 4
     ids = fake_discord.custom_ids(first)
     assert any(i.startswith("pc:browse:") for i in ids)
     _within_limits(msgs)
@@ -206,7 +217,7 @@ async def test_cluster_spotify_link_then_show_without_refetch(
         after = len(fake.requests)
     assert any(e.startswith("📥 Fetched") and "/60 tracks" in e for e in edits)
     assert "Alice's mix" in msgs[0].embeds[0]["title"]
-    assert "spotify: 60/60" in msgs[0].text
+    assert "Sound from Spotify for all 60 tracks" in msgs[0].text
     assert [f.filename for f in shown[0].files] == ["clusters.png"]
     assert after == before  # re-shown from storage: no Spotify request at all
     _within_limits(msgs + shown)
@@ -229,7 +240,6 @@ async def test_posted_link_gets_the_results_in_one_reply(
     assert replies[0].reference_id == mid
     assert [f.filename for f in replies[0].files] == ["clusters.png"]
     assert any(i.startswith("pc:browse:") for i in fake_discord.custom_ids(replies[0]))
-    titles = [e["title"] for m in replies for e in m.embeds]
-    assert sum(t.startswith("Cluster") for t in titles) >= 2
+    assert len(cluster_fields(replies)) >= 2
     assert len([m for m in fake_discord.sent(via="channel") if m.reference_id == mid]) == 1
     _within_limits(replies)

@@ -188,17 +188,21 @@ async def test_scheduled_digests_post_clusters_changes_and_no_change_line(env: A
     assert first[0].content.startswith("📬 **Daily digest**")
     assert "First digest" in first[0].text and "3 clusters" in first[0].text
     assert [f.filename for f in first[0].files] == ["clusters.png"]
-    assert sum(len(m.embeds) for m in first) == 1 + 3  # overview + one per cluster
+    assert len(first) == 1  # the whole digest in one message, controls under it
+    assert [len(e.get("fields", [])) for e in first[0].embeds] == [0, 3]  # overview + clusters
+    assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(first[0]))
     assert env.queue.requests[0].k == 3 and env.queue.requests[0].user_id is not None
 
     env.clock.set(utc(2026, 11, 24, 8, 0))
     await env.sched.settle()
     second = _channel_posts(fake, fake.other_channel_id)[len(first) :]
+    assert len(second) == 1  # changes lead the clusters in the same message
     changes = second[0]
+    assert second[0].content.startswith("📬 **Daily digest**")
     assert changes.embeds[0]["title"] == "What changed"
     fields = {f["name"]: f["value"] for f in changes.embeds[0]["fields"]}
     assert "40** added · **7** removed" in changes.embeds[0]["description"]
-    assert "… and 30 more" in fields["➕ Added (40)"]
+    assert "… and 35 more" in fields["➕ Added (40)"]
     assert added[0].name.split(" ")[0] in fields["➕ Added (40)"]
     assert base[0].artists[0] in fields["➖ Removed (7)"]
     assert "Clusters" in fields
@@ -342,7 +346,7 @@ async def test_real_pipeline_digest_is_posted_once(
 
         posts = _channel_posts(fake_discord, fake_discord.other_channel_id)
         assert posts and posts[0].content.startswith("📬 **Daily digest** · Alice")
-        assert sum(len(m.embeds) for m in posts) == 1 + 4
+        assert len(posts) == 1 and len(posts[0].embeds[-1]["fields"]) == 4
         everywhere = fake_discord.sent(via="channel")
         assert len(everywhere) == len(posts)  # nothing else, nowhere else
         assert not any("your analysis is ready" in m.content for m in everywhere)
@@ -423,7 +427,7 @@ async def test_digest_leaves_out_a_scatter_over_the_file_limit(env: Any) -> None
     await env.sched.settle()
     posts = _channel_posts(fake, fake.other_channel_id)
     assert posts, "the digest was not posted"
-    assert sum(len(m.embeds) for m in posts) == 1 + 3
+    assert len(posts) == 1 and len(posts[0].embeds[-1]["fields"]) == 3
     assert all(not m.files for m in posts)
     assert "image" not in posts[0].embeds[0]
     assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(posts[-1]))

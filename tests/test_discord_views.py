@@ -20,13 +20,14 @@ async def test_show_reposts_a_stored_analysis_with_scatter_and_components(
     async with start_bot(services):
         it = await fake_discord.slash("clusters show", {"id": aid})
         msgs = await fake_discord.wait_for(
-            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+            lambda: [m for m in fake_discord.responses(it) if m.embeds and m.components]
         )
     first = msgs[0]
     assert [f.filename for f in first.files] == ["clusters.png"]
     assert f"Stored analysis #{aid}" in first.text
-    titles = [e["title"] for m in msgs for e in m.embeds]
-    assert sum(t.startswith("Cluster") for t in titles) == 4
+    assert len(msgs) == 1
+    fields = [f["name"] for m in msgs for e in m.embeds for f in e.get("fields", [])]
+    assert [n.split(" · ")[0] for n in fields] == ["1", "2", "3", "4"]
     assert f"pc:browse:{aid}:0" in fake_discord.custom_ids(first)
     assert {f"pc:dl:{aid}:md", f"pc:dl:{aid}:csv"} <= set(fake_discord.custom_ids(first))
     _within_limits(msgs)

@@ -74,12 +74,19 @@ def _payload(msg) -> dict:
     }
 
 
-@pytest.mark.parametrize("k", [1, 2, 12, 30, 80])
+def cluster_fields(msgs) -> list:
+    """Every cluster of a result: one embed field each, named "<number> · …"."""
+    return [f for m in msgs for e in m.embeds for f in e.fields if f.name.split(" ")[0].isdigit()]
+
+
+@pytest.mark.parametrize("k", [1, 2, 12, 20, 30, 80])
 def test_any_number_of_long_clusters_fits_discord_limits(k: int) -> None:
     analysis = synthetic(k)
     msgs = result_messages(analysis, b"\x89PNG" + b"0" * 100)
-    cluster_titles = [e.title for m in msgs for e in m.embeds if e.title.startswith("Cluster")]
-    assert len(cluster_titles) == k  # nothing dropped
+    names = [f.name for f in cluster_fields(msgs)]
+    assert [n.split(" ")[0] for n in names] == [str(i + 1) for i in range(k)]  # none dropped
+    if k <= 20:
+        assert len(msgs) <= 2
     for m in msgs:
         assert len(m.embeds) <= 10
         assert sum(len(e) for e in m.embeds) <= 6000
@@ -88,37 +95,56 @@ def test_any_number_of_long_clusters_fits_discord_limits(k: int) -> None:
         )  # the fake's full rule set (raises on violation)
     assert msgs[0].embeds[0].image.url == "attachment://clusters.png"
     assert msgs[0].files[0].filename == "clusters.png"
+    assert msgs[-1].view is not None and all(m.view is None for m in msgs[:-1])
 
 
-def test_twelve_clusters_keep_every_representative_when_names_are_normal() -> None:
+def test_twelve_clusters_show_three_linked_tracks_each_in_one_message() -> None:
     analysis, _ = demo_outcome(12, limit=None)
-    batches = E.analysis_embeds(analysis)
-    embeds = [e for b in batches for e in b]
-    assert len(embeds) == 13
-    for c, e in zip(analysis.clusters, embeds[1:], strict=True):
-        shown = min(10, c.size)
-        assert e.description.count("open.spotify.com/track/") == shown
+    msgs = result_messages(analysis, b"png")
+    assert len(msgs) == 1
+    fields = cluster_fields(msgs)
+    assert len(fields) == 12
+    for c, f in zip(analysis.clusters, fields, strict=True):
+        assert f.value.count("open.spotify.com/track/") == min(3, c.size)
+        assert f.name.endswith(f"· {c.size} tracks")
 
 
 def test_markdown_is_escaped_and_liked_marked() -> None:
     analysis = synthetic(1, long=5)
     first = analysis.clusters[0].representative_ids[0]
-    embed = E.cluster_embed(analysis, analysis.clusters[0], liked={first})
-    line = embed.description.splitlines()[3]
+    by_id = analysis.track_by_id()
+    _, value = E.cluster_field(analysis.clusters[0], by_id, {first}, tracks=5)
+    line = value.splitlines()[0]
     assert "\\*NSYNC \\[Live\\]" in line
     assert line.endswith("💚")
-    assert embed.description.count("💚") == 1
-    assert "pop 77" in line and "Label" in line
-    assert embed.thumbnail.url == analysis.tracks[0].image_url
+    assert value.count("💚") == 1
+    assert len(value.splitlines()) == 5
 
 
-def test_overview_lists_sources_and_skipped() -> None:
+def test_track_lines_fit_one_phone_line() -> None:
+    t = Track(
+        id="1" * 22,
+        name="Runnin' with the Devil - 2015 Remaster",
+        artists=["Van Halen"],
+    )
+    assert E.track_line(t, link=False) == "Runnin' with the Devil — Van Halen"
+    t.name, t.artists = "漢字" * 40, ["Someone With A Very Long Artist Name Indeed"]
+    line = E.track_line(t, link=False)
+    assert E.cells(line) <= E.LINE_CELLS and line.endswith("…")
+
+
+def test_overview_says_it_in_plain_words() -> None:
     analysis = synthetic(3, long=5)
+    analysis.skipped = {"local": 3, "episode": 1, "duplicate": 90}
+    analysis.silhouette = 0.16
     e = E.overview_embed(analysis)
-    text = e.description + "".join(f.value for f in e.fields)
-    assert "reccobeats: 90/90" in text
-    assert "3 local" in text and "1 episode" in text
-    assert e.footer.text == "Analysis #42"
+    assert "Sound from ReccoBeats for all 90 tracks" in e.description
+    assert "90 duplicates, 3 local files, 1 podcast episode skipped" in e.description
+    assert "overlap somewhat" in e.description and "0.16" not in e.description
+    analysis.coverage = {"reccobeats": 88}
+    assert "for 88 of 90 tracks" in E.overview_embed(analysis).description
+    msgs = result_messages(analysis, None)
+    assert msgs[-1].embeds[-1].footer.text.startswith("Analysis #42")
 
 
 def test_truncate_and_errors() -> None:
@@ -200,18 +226,13 @@ async def test_twelve_long_clusters_pass_the_fake_discord(
         it = await fake_discord.slash("clusters show", {"id": aid})
 
         def done():
-            n = sum(
-                e["title"].startswith("Cluster")
-                for m in fake_discord.responses(it)
-                for e in m.embeds
-            )
-            return n == 12
+            return [m for m in fake_discord.responses(it) if m.embeds and m.components]
 
         await fake_discord.wait_for(done)
     assert fake_discord.errors == []
     msgs = [m for m in fake_discord.responses(it) if m.embeds]
-    assert len(msgs) >= 2  # had to split
-    assert all(isinstance(e, dict) for m in msgs for e in m.embeds)
+    fields = [f for m in msgs for e in m.embeds for f in e.get("fields", [])]
+    assert len(fields) == 12 and len(msgs) == 1
 
 
 def test_discord_file_helper() -> None:

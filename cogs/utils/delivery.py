@@ -1,7 +1,7 @@
 """Results as Discord messages, and where they go.
 
-:func:`result_messages` turns an analysis into messages within Discord's limits (overview +
-scatter, one embed per cluster, browse/download components on the first). A
+:func:`result_messages` turns an analysis into at most two messages within Discord's limits
+(overview + scatter, every cluster with a few tracks, browse/download controls under the last). A
 :class:`Destination` is where one request's progress and results go: the deferred response of
 an interaction (then the channel, once the 15-minute token is too old), or a reply to a posted
 message. :func:`post_ready` posts to a channel directly (jobs nobody awaits any more).
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,14 +44,18 @@ def result_messages(
     *,
     liked: set[str] | frozenset[str] = frozenset(),
     header: str | None = None,
+    lead: Sequence[discord.Embed] = (),
 ) -> list[OutMessage]:
-    """The messages to post for an analysis: scatter + components on the first one."""
+    """The messages to post for an analysis (one for most, at most two for k ≤ 20): the
+    scatter on the first, the browse/download controls under the last, below the clusters."""
     with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
-    batches = E.analysis_embeds(analysis, liked=liked, header=header, with_image=with_image)
+    batches = E.analysis_embeds(
+        analysis, liked=liked, header=header, with_image=with_image, lead=lead
+    )
     out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
     if with_image and png is not None:
         out[0].files = [E.scatter_file(png)]
-    out[0].view = V.result_view(analysis)
+    out[-1].view = V.result_view(analysis)
     return out
 
 
@@ -59,12 +64,13 @@ def outcome_messages(
     *,
     liked: set[str] | frozenset[str] = frozenset(),
     header: str | None = None,
+    lead: Sequence[discord.Embed] = (),
 ) -> list[OutMessage]:
     """:func:`result_messages` for a finished job (its analysis gets the stored id)."""
     analysis = outcome.analysis
     if analysis.analysis_id is None:
         analysis.analysis_id = outcome.analysis_id
-    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header)
+    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header, lead=lead)
 
 
 class Destination:
@@ -133,12 +139,25 @@ class InteractionDestination(Destination):
             view=first.view,
         )
         for msg in rest:
-            await self.interaction.followup.send(
-                content=msg.content or discord.utils.MISSING,
-                embeds=msg.embeds,
-                files=msg.files or discord.utils.MISSING,
-                view=msg.view or discord.utils.MISSING,
-            )
+            await self._continue(msg)
+
+    async def _continue(self, msg: OutMessage) -> None:
+        """The rest of a result goes to the channel itself where we may post: a followup
+        would repeat "<user> used /cluster" above it (Discord shows that on every followup)."""
+        channel = self.interaction.channel
+        in_server = self.interaction.guild_id is not None
+        if in_server and isinstance(channel, discord.abc.Messageable) and can_post_results(channel):
+            try:
+                await channel_send(channel, msg)
+                return
+            except discord.HTTPException:
+                log.info("channel send refused; the rest of the result goes as a followup")
+        await self.interaction.followup.send(
+            content=msg.content or discord.utils.MISSING,
+            embeds=msg.embeds,
+            files=msg.files or discord.utils.MISSING,
+            view=msg.view or discord.utils.MISSING,
+        )
 
     async def _to_channel(self, messages: list[OutMessage]) -> None:
         channel = self.interaction.channel

@@ -5,6 +5,7 @@ Pure rendering of :mod:`bot.digests` data within Discord's limits (the digest co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -14,8 +15,9 @@ from bot.digests import DigestChanges, DigestError, DigestMessage, Schedule, Tra
 from cogs.utils import embeds as E
 from storage.digests import Subscription, parse_iso
 
-# Per-list budgets inside one field (≤ 1,024 characters each).
-LIST_LINES = 10
+# Per-list budgets inside one field (≤ 1,024 characters each): a few lines, like the result's
+# clusters (the report and /clusters show have the rest).
+LIST_LINES = 5
 
 
 def md(text: str | None) -> str:
@@ -47,15 +49,19 @@ def bullet_list(lines: Sequence[str], *, limit: int = LIST_LINES, budget: int = 
 
 
 def track_text(change: TrackChange) -> str:
-    name = md(E.truncate(change.name or change.track_id, 60))
-    artists = md(E.truncate(", ".join(change.artists) or "Unknown artist", 40))
-    return f"**{name}** — {artists}"
+    """``Title — Artist`` cut to fit, as the result's track lines."""
+    name = E.fit(E.short_title(change.name or change.track_id), 28)
+    artists = E.fit(", ".join(change.artists) or "Unknown artist", 16)
+    return f"{md(name)} — {md(artists)}"
 
 
 def cluster_label(index: int | None, name: str | None) -> str:
+    """``3 · calm, acoustic`` — the number the result's cluster list uses, and its words."""
     if index is None:
         return "no cluster"
-    return md(E.truncate(name or f"Cluster {index + 1}", 40))
+    words = re.sub(rf"^cluster\s*#?{index + 1}\b\s*[·:-]?\s*", "", name or "", flags=re.I)
+    words = ", ".join(w.strip() for w in words.split("·") if w.strip())
+    return md(f"{index + 1} · " + E.fit(words, 20) if words else f"Cluster {index + 1}")
 
 
 def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed:

@@ -202,6 +202,17 @@ def embed_chars(embed: dict) -> int:
     return n
 
 
+def _resolve_attachments(embed: dict, urls: dict[str, str]) -> dict:
+    """Discord serves an embed's ``attachment://name`` image as that attachment's CDN URL."""
+    out = dict(embed)
+    for key in ("image", "thumbnail"):
+        url = (embed.get(key) or {}).get("url") or ""
+        name = url[len("attachment://") :] if url.startswith("attachment://") else None
+        if name in urls:
+            out[key] = {**embed[key], "url": urls[name], "proxy_url": urls[name]}
+    return out
+
+
 def validate_message(payload: dict, files: list[FakeFile]) -> None:
     """Raise DiscordError for anything Discord would reject."""
     content = payload.get("content") or ""
@@ -706,29 +717,81 @@ class FakeDiscord:
         return msg
 
     def _sent_payload(self, m: Sent) -> dict:
-        atts = [
-            {
-                "id": str(self.snow()),
-                "filename": f.filename,
-                "size": f.size,
-                "url": f"{self.base}/cdn/sent/{f.filename}",
-                "proxy_url": f"{self.base}/cdn/sent/{f.filename}",
-            }
-            for f in m.files
-        ]
+        atts = []
+        for i, f in enumerate(m.files):
+            aid = self.snow()
+            url = f"{self.base}/cdn/sent/{aid}-{i}-{f.filename}"  # the name dump() gives it
+            atts.append(
+                {
+                    "id": str(aid),
+                    "filename": f.filename,
+                    "size": f.size,
+                    "url": url,
+                    "proxy_url": url,
+                }
+            )
+        by_name = {a["filename"]: a["url"] for a in atts}
+        embeds = [_resolve_attachments(e, by_name) for e in m.embeds]
         author = self.bot_user
-        return self._message_payload(
+        msg = self._message_payload(
             m.id,
             m.channel_id,
             author,
             m.content,
-            embeds=m.embeds,
+            embeds=embeds,
             components=m.components,
             attachments=atts,
             flags=m.flags,
             webhook_id=self.app_id if m.interaction_id else None,
+            interaction=self._interaction_metadata(m),
             reference=m.reference_id,
         )
+        if m.interaction_id and msg["interaction_metadata"]["type"] == 2:
+            msg["type"] = 20  # CHAT_INPUT_COMMAND: Discord shows "<user> used /<command>" above
+        return msg
+
+    def _interaction_metadata(self, m: Sent) -> dict | None:
+        """What Discord attaches to every message of an interaction (original AND followups)."""
+        fi = self.interactions.get(m.interaction_id) if m.interaction_id else None
+        if fi is None:
+            return None
+        user = self.users.get(fi.user_id) or self._user(fi.user_id, "someone")
+        meta: dict[str, Any] = {
+            "id": str(fi.id),
+            "type": fi.type,
+            "user": user,
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+        }
+        if fi.type == 2:
+            meta["name"] = fi.data.get("name", "")
+        if fi.original_id and fi.original_id != m.id:
+            meta["original_response_message_id"] = str(fi.original_id)
+        if fi.message_id:
+            meta["interacted_message_id"] = str(fi.message_id)
+        return meta
+
+    def dump(self, path: Any, files_dir: Any, messages: list[Sent] | None = None) -> list[dict]:
+        """Write messages as Discord message objects (JSON list) + their files, for
+        ``../shared/tools/render_messages.py --json PATH --files-dir FILES_DIR``.
+
+        Files are named ``<message id>-<index>-<filename>``: the renderer resolves an attachment
+        by name to the closest earlier snowflake, so two results' ``clusters.png`` never mix.
+        """
+        from pathlib import Path
+
+        files_path = Path(files_dir)
+        files_path.mkdir(parents=True, exist_ok=True)
+        chosen = sorted(
+            messages if messages is not None else self.messages.values(), key=lambda m: m.id
+        )
+        out = []
+        for m in chosen:
+            payload = self._sent_payload(m)
+            out.append(payload)
+            for i, (f, att) in enumerate(zip(m.files, payload["attachments"], strict=True)):
+                (files_path / f"{att['id']}-{i}-{f.filename}").write_bytes(f.data)
+        Path(path).write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+        return out
 
     async def send_message(
         self,
