@@ -123,7 +123,7 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
 
 
 def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
-    """Write the four files into ``out``; raises OSError (unwritable folder, full disk).
+    """Write the artefacts into ``out``; raises OSError (unwritable folder, full disk).
 
     Each file goes to a temporary name first and all are renamed into place only once every
     one was written, so a full disk never leaves a truncated clusters.png behind (and an
@@ -135,6 +135,7 @@ def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
         ARTEFACTS.markdown: rendered.markdown.encode("utf-8"),
         ARTEFACTS.csv: rendered.csv.encode("utf-8"),
         ARTEFACTS.summary: json.dumps(rendered.summary, indent=2, ensure_ascii=False).encode(),
+        ARTEFACTS.profile: rendered.profile_png,
     }
     temps: dict[str, Path] = {}
     try:

@@ -53,6 +53,7 @@ class ArtefactNames:
     markdown: str = "report.md"
     csv: str = "tracks.csv"
     summary: str = "summary.json"
+    profile: str = "profile.png"  # optional: analyses stored before it have none
 
     def all(self) -> tuple[str, str, str, str]:
         return (self.png, self.markdown, self.csv, self.summary)
@@ -375,6 +376,7 @@ class Rendered:
     markdown: str
     csv: str
     summary: dict[str, Any]
+    profile_png: bytes = b""  # per-cluster sound profile (render.render_profile)
 
 
 Stage = Literal["queued", "fetching", "featurizing", "clustering", "rendering", "done", "failed"]

@@ -1,4 +1,5 @@
-"""Artefacts of an analysis: scatter PNG, markdown report, CSV of every track, JSON summary.
+"""Artefacts of an analysis: scatter PNG, sound-profile PNG, markdown report, CSV of every
+track, JSON summary.
 
 Matplotlib is used through the object API on the Agg canvas only (``Figure`` +
 ``FigureCanvasAgg``), never ``pyplot``, so nothing leaks between calls or processes.
@@ -17,14 +18,20 @@ user's library (linked accounts only).
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import textwrap
+from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from bot.models import ARTEFACTS, AUDIO_FEATURES, Analysis, Track
 from bot.safety import csv_row, html_attr, https_url, md_link_url
 
 MAX_PNG_BYTES = 1_000_000
 IMAGE_NAME = ARTEFACTS.png
+PROFILE_NAME = ARTEFACTS.profile
 SOURCE_LABELS = {
     "spotify": "Spotify audio features",
     "reccobeats": "ReccoBeats audio features",
@@ -35,87 +42,343 @@ TABLE_HEADER = "| Art | Track | Album | Artists | Label | Rank | 💚 | 🔗 |"
 TABLE_ALIGN = "|:---|:---|:---|:---|:---|---:|:---|:---|"
 
 
+# --- charts: shared ----------------------------------------------------------------------------
+# Discord shows an image about 400 px wide on a phone. Text must be >= 11 px at that width:
+# a font of ``pt`` points in a figure ``w`` inches wide shows at pt * 400 / (72 * w) px.
+PHONE_WIDTH_PX = 400
+MIN_PHONE_TEXT_PX = 11
+FIG_WIDTH_IN = 6.0
+TEXT_PT = 12.0  # 12 * 400 / (72 * 6) = 11.1 px on a phone
+TITLE_PT = 13.0
+TITLE_CHARS = 44  # characters per title line at TITLE_PT in FIG_WIDTH_IN
+LEGEND_CHARS = 52  # characters per legend line at TEXT_PT
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # after every 10 colours, the next shape
+DPIS = (150, 120, 96, 72, 56, 42)
+
+
+def phone_px(points: float, fig_width_in: float = FIG_WIDTH_IN) -> float:
+    """Height in pixels of ``points``-sized text when the figure is shown 400 px wide."""
+    return points * PHONE_WIDTH_PX / (72 * fig_width_in)
+
+
+def drawable(text: str) -> str:
+    """``text`` without the characters the chart font cannot draw (emoji would be boxes)."""
+    chars = _font_chars()
+    kept = "".join(ch for ch in text if ch.isspace() or ord(ch) in chars)
+    return " ".join(kept.split())
+
+
+@functools.cache
+def _font_chars() -> frozenset[int]:
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+    return frozenset(FT2Font(path).get_charmap())
+
+
+def _wrap(text: str, width: int, max_lines: int) -> str:
+    lines = textwrap.wrap(text, width) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = (
+            _short(lines[-1], width - 1) + "…" if len(lines[-1]) >= width else lines[-1] + "…"
+        )
+    return "\n".join(lines)
+
+
+def _style(index: int) -> tuple[tuple[float, float, float, float], str]:
+    """Colour and marker of cluster ``index``: 10 distinct colours, then the next shape."""
+    from matplotlib import colormaps
+
+    return colormaps["tab10"](index % 10), MARKERS[(index // 10) % len(MARKERS)]
+
+
+def _png(fig: Any, max_bytes: int, dpis: tuple[int, ...] = DPIS) -> bytes:
+    """The figure as PNG at the highest resolution in ``dpis`` that fits ``max_bytes``."""
+    for dpi in dpis:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        png = buf.getvalue()
+        if len(png) <= max_bytes:
+            return png
+    return png  # pragma: no cover - 42 dpi of a 6-inch-wide figure is far below 1 MB
+
+
+def _figure(height_in: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(FIG_WIDTH_IN, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _title(analysis: Analysis) -> str:
+    name = drawable(analysis.source.name) or "this playlist"
+    return _wrap(f"Clusters in {name}", TITLE_CHARS, 2)
+
+
 # --- scatter ---------------------------------------------------------------------------------
 
 
 def render_scatter(analysis: Analysis, *, max_bytes: int = MAX_PNG_BYTES) -> bytes:
     """Scatter of the 2-D projection coloured by cluster; PNG ≤ ``max_bytes`` guaranteed."""
-    for dpi in (110, 90, 72, 56, 42, 32):
-        png = _scatter_png(analysis, dpi)
-        if len(png) <= max_bytes:
-            return png
-    return png  # pragma: no cover - 32 dpi of a 9x6.5 in figure is far below 1 MB
+    return _png(scatter_figure(analysis), max_bytes)
 
 
-def _scatter_png(analysis: Analysis, dpi: int) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def scatter_figure(analysis: Analysis) -> Any:
+    """The scatter as a matplotlib Figure, laid out for a phone (see ``TEXT_PT``).
 
+    Each cluster's number sits at its centre (pushed apart where centres are close, on a
+    see-through disc so the points stay visible); the legend below lists every cluster as
+    text, one line each.
+    """
     n = len(analysis.coords)
-    fig = Figure(figsize=(9.5, 6.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    k = len(analysis.clusters)
+    fig = _figure(5.6 + 0.27 * k)
     ax = fig.add_subplot()
-    cmap = _colors(analysis.k)
-    size = 28 if n <= 500 else 12 if n <= 2000 else 4
-    alpha = 0.85 if n <= 2000 else 0.55
+    size = 30 if n <= 500 else 12 if n <= 2000 else 4
+    alpha = 0.8 if n <= 2000 else 0.5
+    centres: list[tuple[int, float, float]] = []
+    handles = []
     for c in analysis.clusters:
-        pts = [analysis.coords[t] for t in c.track_ids if t in analysis.coords]
-        if not pts:
+        pts = np.array([analysis.coords[t] for t in c.track_ids if t in analysis.coords])
+        if pts.size == 0:
             continue
-        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        ax.scatter(
-            xs,
-            ys,
-            s=size,
-            alpha=alpha,
-            color=cmap[c.index],
-            edgecolors="none",
-            rasterized=True,
-            label=f"#{c.index + 1} {c.description} ({c.size})",
+        color, marker = _style(c.index)
+        handles.append(
+            ax.scatter(
+                pts[:, 0],
+                pts[:, 1],
+                s=size,
+                alpha=alpha,
+                color=color,
+                marker=marker,
+                edgecolors="none",
+                rasterized=True,
+                label=_legend_line(c),
+            )
         )
-        mx, my = sorted(xs)[len(xs) // 2], sorted(ys)[len(ys) // 2]
-        ax.annotate(
-            str(c.index + 1),
-            (mx, my),
-            ha="center",
-            va="center",
-            fontsize=11,
-            fontweight="bold",
-            color="black",
-            bbox={"boxstyle": "circle,pad=0.25", "fc": "white", "ec": cmap[c.index], "alpha": 0.9},
-        )
+        centres.append((c.index, float(np.median(pts[:, 0])), float(np.median(pts[:, 1]))))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
     proj = analysis.projection or {}
-    ax.set_xlabel(proj.get("x_label", "component 1"), fontsize=9)
-    ax.set_ylabel(proj.get("y_label", "component 2"), fontsize=9)
+    ax.set_xlabel(
+        _wrap(drawable(proj.get("x_label", "component 1")), LEGEND_CHARS, 2), fontsize=TEXT_PT
+    )
+    ax.set_ylabel(
+        _wrap(drawable(proj.get("y_label", "component 2")), LEGEND_CHARS - 8, 2), fontsize=TEXT_PT
+    )
+    subtitle = f"{n} tracks · {k} cluster{'s' if k != 1 else ''}"
+    if analysis.split_by:
+        subtitle += f" · {analysis.split_by}"
     ax.set_title(
-        f"Clusters in {_short(analysis.source.name)}\n{n} tracks, k = {analysis.k}, "
-        f"{analysis.feature_mode} features, {proj.get('method', 'PCA')} projection",
-        fontsize=11,
+        _title(analysis) + "\n" + _wrap(subtitle, LEGEND_CHARS, 2),
+        fontsize=TEXT_PT,
+        loc="left",
     )
-    ax.grid(True, alpha=0.25)
-    ax.legend(
-        title="cluster (tracks)",
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize=8,
-        title_fontsize=9,
-        markerscale=max(1.0, 28 / size) ** 0.5,
-        frameon=False,
-    )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="outside lower left",
+            ncols=1,
+            fontsize=TEXT_PT,
+            frameon=False,
+            markerscale=max(1.0, 30 / size) ** 0.5,
+            handletextpad=0.3,
+            borderaxespad=0.2,
+        )
+    _number_labels(fig, ax, centres)  # last: needs the final layout
+    return fig
+
+
+def _name_words(c: Any) -> str:
+    """The words of a cluster's name ("Cluster 2 · calm · acoustic" → "calm · acoustic")."""
+    return drawable(c.name.split(" · ", 1)[1] if " · " in c.name else c.description) or "mixed"
+
+
+def _legend_line(c: Any) -> str:
+    words = drawable(c.description) or "mixed"
+    tail = f" ({c.size})"
+    return _short(f"{c.index + 1} · {words}", LEGEND_CHARS - len(tail)) + tail
+
+
+def _number_labels(fig: Any, ax: Any, centres: list[tuple[int, float, float]]) -> None:
+    """Cluster numbers at their centres, nudged apart so that no two discs overlap."""
+    if not centres:
+        return
+    ax.set_xlim(ax.get_xlim())  # fixed limits: the labels' pixels must not move afterwards
+    ax.set_ylim(ax.get_ylim())
+    home = np.array([[x, y] for _, x, y in centres], dtype=float)
+    labels = []
+    for (index, _, _), xy in zip(centres, home, strict=True):
+        color, _ = _style(index)
+        labels.append(
+            ax.annotate(
+                str(index + 1),
+                xy=tuple(xy),
+                xytext=tuple(xy),
+                ha="center",
+                va="center",
+                fontsize=TEXT_PT,
+                fontweight="bold",
+                color="black",
+                bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "ec": color, "alpha": 0.7},
+                arrowprops={"arrowstyle": "-", "color": color, "lw": 1},
+                zorder=5,
+            )
+        )
+        labels[-1].set_in_layout(False)  # moving a label must not resize the axes
+    for _ in range(2):  # again after the layout settles (constrained layout moves the axes)
+        _spread_labels(fig, ax, labels)
+
+
+def _spread_labels(fig: Any, ax: Any, labels: list[Any]) -> None:
+    """Push overlapping label discs apart (in pixels; deterministic)."""
+    fig.canvas.draw()  # current layout: sizes and positions in pixels
+    radius = np.array([lab.get_bbox_patch().get_window_extent().width / 2 for lab in labels])
+    pos = ax.transData.transform(np.array([lab.xyann for lab in labels], dtype=float))
+    box = ax.get_window_extent()
+    for _ in range(300):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                need = radius[i] + radius[j] + 3
+                if dist < need:
+                    unit = d / dist if dist > 1e-9 else np.array([np.cos(j), np.sin(j)])
+                    shift = unit * (need - dist) / 2
+                    pos[i] -= shift
+                    pos[j] += shift
+                    moved = True
+        pos[:, 0] = np.clip(pos[:, 0], box.x0 + radius, box.x1 - radius)
+        pos[:, 1] = np.clip(pos[:, 1], box.y0 + radius, box.y1 - radius)
+        if not moved:
+            break
+    for label, xy in zip(labels, ax.transData.inverted().transform(pos), strict=True):
+        label.xyann = tuple(xy)
 
 
 def _short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _colors(k: int) -> list[tuple[float, float, float, float]]:
-    from matplotlib import colormaps
+# --- sound profile ---------------------------------------------------------------------------
+# Features shown in the profile, with the words at the low and high end; "era" is release year.
+PROFILE_FEATURES: dict[str, str] = {
+    "energy": "energy",
+    "danceability": "danceable",
+    "valence": "happy",
+    "acousticness": "acoustic",
+    "speechiness": "spoken",
+    "instrumentalness": "instrumental",
+    "tempo": "tempo",
+    "loudness": "loud",
+    "year": "newer",
+    "popularity": "popular",
+    "duration_min": "long",
+}
+PROFILE_MAX = 8  # columns: the features that differ most between the clusters
 
-    cmap = colormaps["tab10" if k <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(k)]
+
+def render_profile(analysis: Analysis, *, max_bytes: int = MAX_PNG_BYTES) -> bytes:
+    """Each cluster's sound against the playlist average, as one PNG ≤ ``max_bytes``."""
+    return _png(profile_figure(analysis), max_bytes)
+
+
+def profile_levels(analysis: Analysis) -> tuple[list[str], dict[int, list[float]]]:
+    """(features, cluster index → the cluster's average percentile of each feature, 0–100).
+
+    A track's percentile is its rank within the playlist for that feature, so the playlist
+    average is 50 for every feature and a bar of 80 means "higher than most of the playlist".
+    """
+    names = [f for f in PROFILE_FEATURES if f in analysis.feature_names]
+    ids = list(analysis.assignments)
+    levels: dict[int, list[float]] = {c.index: [] for c in analysis.clusters}
+    kept: list[str] = []
+    for f in names:
+        values = np.array([analysis.features.get(t, {}).get(f, np.nan) for t in ids], float)
+        ok = np.isfinite(values)
+        if ok.sum() < 2 or np.ptp(values[ok]) <= 0:
+            continue
+        _, inverse, counts = np.unique(values[ok], return_inverse=True, return_counts=True)
+        average_rank = np.cumsum(counts) - (counts + 1) / 2  # 0-based, ties share
+        pct = np.full(len(ids), np.nan)
+        pct[ok] = 100 * average_rank[inverse] / max(1, ok.sum() - 1)
+        by_id = dict(zip(ids, pct, strict=True))
+        kept.append(f)
+        for c in analysis.clusters:
+            vals = [by_id[t] for t in c.track_ids if np.isfinite(by_id.get(t, np.nan))]
+            levels[c.index].append(float(np.mean(vals)) if vals else 50.0)
+    return kept, levels
+
+
+def profile_figure(analysis: Analysis) -> Any:
+    """A table of bars: one row per cluster, one column per feature (the ``PROFILE_MAX``
+    that differ most between clusters). Each bar starts at the playlist average (the thin
+    line) and goes right when the cluster's tracks are higher than most of the playlist,
+    left when lower; a full half-cell is the top or bottom of the playlist."""
+    features, levels = profile_levels(analysis)
+    clusters = analysis.clusters
+    if features:
+        spread = np.array([levels[c.index] for c in clusters]).std(axis=0)
+        keep = sorted(np.argsort(-spread, kind="stable")[:PROFILE_MAX].tolist())
+        features = [features[i] for i in keep]
+        levels = {i: [v[j] for j in keep] for i, v in levels.items()}
+    k, m = len(clusters), max(1, len(features))
+    fig = _figure(2.3 + 0.42 * k)
+    fig.suptitle(
+        _title(analysis)
+        + "\n"
+        + _wrap(
+            "each cluster against the playlist average (line): bar right = more, left = less",
+            LEGEND_CHARS,
+            2,
+        ),
+        fontsize=TEXT_PT,
+        x=0.02,
+        ha="left",
+    )
+    ax = fig.add_subplot()
+    half = 0.44  # of a cell's width
+    for row, c in enumerate(clusters):
+        color, _ = _style(c.index)
+        for col, level in enumerate(levels.get(c.index, [])):
+            ax.barh(row, (level - 50) / 50 * half, left=col, height=0.62, color=color)
+    for col in range(len(features)):
+        ax.axvline(col, color="0.35", lw=0.8)
+    for row in range(1, k):
+        ax.axhline(row - 0.5, color="0.85", lw=0.8)
+    ax.set_xlim(-0.5, m - 0.5)
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_xticks(range(len(features)), [PROFILE_FEATURES[f] for f in features])
+    ax.tick_params(
+        axis="x",
+        labelsize=TEXT_PT,
+        rotation=45,
+        top=True,
+        labeltop=True,
+        bottom=False,
+        labelbottom=False,
+        length=0,
+    )
+    for label in ax.get_xticklabels():
+        label.set_ha("left")
+        label.set_rotation_mode("anchor")
+    ax.set_yticks(
+        range(k),
+        [_short(f"{c.index + 1} · {_name_words(c)}", 22) for c in clusters],
+        fontsize=TEXT_PT,
+    )
+    ax.tick_params(axis="y", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if not features:
+        ax.text(0, 0, "no features to compare", fontsize=TEXT_PT, ha="center")
+    return fig
 
 
 # --- markdown --------------------------------------------------------------------------------
@@ -163,40 +426,71 @@ def _link(url: str | None) -> str:
     return f"[🔗]({target})" if target else ""
 
 
-def _row(track: Track, liked: set[str]) -> str:
-    art = _art(track.image_url)
-    rank = str(track.popularity) if track.popularity is not None else ""
-    cells = [
-        art,
+def _cells(track: Track, liked: set[str]) -> list[str]:
+    """The table cells of one track, in ``TABLE_HEADER``'s order."""
+    return [
+        _art(track.image_url),
         md_escape(track.name),
         md_escape(track.album),
         md_escape(", ".join(track.artists)),
         md_escape(track.label),
-        rank,
+        str(track.popularity) if track.popularity is not None else "",
         "💚" if track.id in liked else "",
         _link(track.url),
     ]
-    return "| " + " | ".join(cells) + " |"
 
 
-def render_markdown(analysis: Analysis, *, image: str = IMAGE_NAME) -> str:
-    """The report in the seeds' format (see module docstring)."""
+def report_track_ids(analysis: Analysis) -> list[str]:
+    """The tracks listed in the report (each cluster's representatives): the ids to ask the
+    reader's 💚 marks for before :func:`render_markdown`."""
+    return [t for c in analysis.clusters for t in c.representative_ids]
+
+
+def render_markdown(
+    analysis: Analysis,
+    *,
+    image: str = IMAGE_NAME,
+    profile: str | None = PROFILE_NAME,
+    liked: Iterable[str] = (),
+) -> str:
+    """The report in the seeds' format (see module docstring).
+
+    ``liked``: track ids the reader saved (💚), with ``analysis.liked``. A column that would
+    be empty for every listed track is left out (Label and Rank for Development-Mode apps, 💚
+    when no marks are known), so the table shows only what is known.
+    """
     by_id = analysis.track_by_id()
-    liked = set(analysis.liked)
+    marks = set(analysis.liked) | set(liked)
+    shown = [[by_id[t] for t in c.representative_ids if t in by_id] for c in analysis.clusters]
+    rows = [[_cells(t, marks) for t in tracks] for tracks in shown]
+    names = TABLE_HEADER.strip("| ").split(" | ")
+    aligns = TABLE_ALIGN.strip("|").split("|")
+    keep = [
+        j
+        for j, name in enumerate(names)
+        if name in ("Track", "🔗") or any(r[j] for cluster in rows for r in cluster)
+    ]
     n = len(analysis.assignments)
+    overview = f"{n} tracks in {analysis.k} cluster{'s' if analysis.k != 1 else ''}"
+    if analysis.split_by:
+        overview += f", {md_escape(analysis.split_by)}"
+    overview += f". {coverage_sentence(analysis)}"
+    if names.index("Rank") in keep:
+        overview += " Rank = Spotify popularity (0–100) where known."
     lines = [
         f"# Clusters in {md_escape(analysis.source.name)}",
         "",
         f"![Comparison of Cluster]({image})",
         "",
-        f"{n} tracks in {analysis.k} clusters. {coverage_sentence(analysis)} "
-        "Rank = Spotify popularity (0–100) where known.",
     ]
+    if profile:
+        lines += [f"![Sound of each cluster]({profile})", ""]
+    lines.append(overview)
     skipped = skipped_sentence(analysis)
     if skipped:
         lines[-1] += " " + skipped
     lines.append("")
-    for c in analysis.clusters:
+    for c, cluster_rows in zip(analysis.clusters, rows, strict=True):
         lines += [
             f"## Cluster #{c.index + 1}",
             "",
@@ -204,10 +498,10 @@ def render_markdown(analysis: Analysis, *, image: str = IMAGE_NAME) -> str:
             "",
             f"{c.size} tracks",
             "",
-            TABLE_HEADER,
-            TABLE_ALIGN,
+            "| " + " | ".join(names[j] for j in keep) + " |",
+            "|" + "|".join(aligns[j] for j in keep) + "|",
         ]
-        lines += [_row(by_id[t], liked) for t in c.representative_ids if t in by_id]
+        lines += ["| " + " | ".join(r[j] for j in keep) + " |" for r in cluster_rows]
         lines.append("")
     return "\n".join(lines)
 

@@ -132,6 +132,7 @@ class AnalysisRepository(Repository):
                     (analysis_id, ARTEFACTS.markdown, rendered.markdown.encode()),
                     (analysis_id, ARTEFACTS.csv, rendered.csv.encode()),
                     (analysis_id, ARTEFACTS.summary, dumps(rendered.summary).encode()),
+                    (analysis_id, ARTEFACTS.profile, rendered.profile_png),
                 ],
             )
             if job_id is not None:
@@ -182,6 +183,7 @@ class AnalysisRepository(Repository):
             markdown=files[ARTEFACTS.markdown].decode(),
             csv=files[ARTEFACTS.csv].decode(),
             summary=json.loads(files[ARTEFACTS.summary]),
+            profile_png=files.get(ARTEFACTS.profile, b""),
         )
 
     async def owner(self, analysis_id: int) -> AnalysisOwner | None:

@@ -14,7 +14,7 @@ from bot import cli
 from bot.demo import load_demo
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = {"clusters.png", "report.md", "tracks.csv", "summary.json"}
+FILES = {"clusters.png", "report.md", "tracks.csv", "summary.json", "profile.png"}
 
 
 def _env(**extra: str) -> dict[str, str]:

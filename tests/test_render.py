@@ -18,9 +18,16 @@ from bot.render import (
     MAX_PNG_BYTES,
     TABLE_ALIGN,
     TABLE_HEADER,
+    drawable,
+    phone_px,
+    profile_figure,
+    profile_levels,
     render_csv,
     render_markdown,
+    render_profile,
     render_scatter,
+    report_track_ids,
+    scatter_figure,
     summary,
 )
 
@@ -185,3 +192,107 @@ def test_analysis_round_trips_through_dict(analysis: Analysis) -> None:
     again = Analysis.from_dict(json.loads(json.dumps(analysis.to_dict())))
     assert render_markdown(again) == render_markdown(analysis)
     assert render_csv(again) == render_csv(analysis)
+
+
+# --- phone-readable charts (issues #12, #18) -------------------------------------------------
+
+
+def _texts(fig) -> list:
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def _long_named(analysis: Analysis) -> Analysis:
+    again = Analysis.from_dict(analysis.to_dict())
+    again.source.name = (
+        "🔥🎧 Summer Vibes 2026 — the very best of chill indie, lo-fi beats & late night drives "
+        "💚✨ (updated weekly!)"
+    )
+    return again
+
+
+@pytest.mark.parametrize("figure", [scatter_figure, profile_figure])
+def test_chart_text_is_readable_at_phone_width_and_never_clipped(analysis, figure) -> None:
+    fig = figure(_long_named(analysis))
+    width_in = fig.get_figwidth()
+    texts = _texts(fig)
+    assert texts
+    bounds = fig.bbox
+    for t in texts:
+        assert phone_px(t.get_fontsize(), width_in) >= 11, t.get_text()
+        box = t.get_window_extent()
+        assert box.x0 >= bounds.x0 - 1 and box.x1 <= bounds.x1 + 1, t.get_text()
+        assert box.y0 >= bounds.y0 - 1 and box.y1 <= bounds.y1 + 1, t.get_text()
+    title = "\n".join(t.get_text() for t in texts if "Summer Vibes" in t.get_text())
+    assert "Summer Vibes" in title and not set("🔥🎧💚✨") & set(title)
+
+
+def test_glyphs_the_font_lacks_are_dropped() -> None:
+    assert drawable("🔥 Beyoncé’s mix 💚 — vol. 2 ✨") == "Beyoncé’s mix — vol. 2"
+
+
+def test_cluster_numbers_do_not_overlap_even_when_centres_do() -> None:
+    from matplotlib.text import Annotation
+
+    analysis = _synthetic(600, 12)
+    # every cluster centred within a hair of the others
+    rng = np.random.default_rng(2)
+    for tid in analysis.coords:
+        analysis.coords[tid] = [float(x) for x in rng.normal(0, 1, 2)]
+    fig = scatter_figure(analysis)
+    fig.canvas.draw()
+    discs = [a.get_bbox_patch().get_window_extent() for a in fig.findobj(Annotation)]
+    assert len(discs) == 12
+    for i, a in enumerate(discs):
+        for b in discs[i + 1 :]:
+            gap = float(np.hypot(a.x0 + a.x1 - b.x0 - b.x1, a.y0 + a.y1 - b.y0 - b.y1)) / 2
+            assert gap >= (a.width + b.width) / 2 - 1
+
+
+def test_styles_stay_distinct_past_ten_clusters() -> None:
+    from bot.render import _style
+
+    styles = [_style(i) for i in range(30)]
+    assert len(set(styles)) == 30
+
+
+def test_profile_is_a_small_png_and_part_of_the_render_step(analysis: Analysis) -> None:
+    png = render_profile(analysis)
+    assert _png_size(png)[0] >= 600 and len(png) <= MAX_PNG_BYTES
+    assert len(render_profile(_synthetic(10_000, 12))) <= MAX_PNG_BYTES
+    assert render_step(analysis).profile_png[:8] == PNG_MAGIC
+    features, levels = profile_levels(analysis)
+    assert "energy" in features and set(levels) == {c.index for c in analysis.clusters}
+    sizes = np.array([c.size for c in analysis.clusters])
+    for j in range(len(features)):  # the playlist average is 50 for every feature
+        col = np.array([levels[c.index][j] for c in analysis.clusters])
+        assert float((col * sizes).sum() / sizes.sum()) == pytest.approx(50, abs=0.5)
+
+
+def test_report_leaves_out_columns_empty_for_every_track(analysis: Analysis) -> None:
+    bare = Analysis.from_dict(analysis.to_dict())
+    for t in bare.tracks:  # what a Development-Mode app gets: no popularity, no label
+        t.popularity, t.label = None, None
+    bare.liked = []
+    md = render_markdown(bare)
+    header = next(line for line in md.splitlines() if line.startswith("| Art"))
+    assert header == "| Art | Track | Album | Artists | 🔗 |"
+    assert "Rank = " not in md
+    rows = [line for line in md.splitlines() if "track/" in line]
+    assert all(len(_cells(r)) == 5 for r in rows)
+
+
+def test_report_fills_the_hearts_of_the_reader(analysis: Analysis) -> None:
+    bare = Analysis.from_dict(analysis.to_dict())
+    bare.liked = []
+    assert "💚" not in render_markdown(bare)
+    ids = report_track_ids(bare)
+    md = render_markdown(bare, liked=ids[:3])
+    header = next(line for line in md.splitlines() if line.startswith("| Art"))
+    column = header.strip("| ").split(" | ").index("💚")
+    rows = {
+        line.split("track/")[-1][:22]: _cells(line) for line in md.splitlines() if "track/" in line
+    }
+    assert [tid for tid, cells in rows.items() if cells[column] == "💚"] == ids[:3]

@@ -33,7 +33,7 @@ def cluster_step(
 
 
 def render_step(analysis: Analysis) -> Rendered:
-    """CPU: scatter PNG, markdown report, CSV, JSON summary. Picklable."""
+    """CPU: scatter PNG, markdown report, CSV, JSON summary, sound profile PNG. Picklable."""
     from bot import render
 
     return Rendered(
@@ -41,6 +41,7 @@ def render_step(analysis: Analysis) -> Rendered:
         markdown=render.render_markdown(analysis),
         csv=render.render_csv(analysis),
         summary=render.summary(analysis),
+        profile_png=render.render_profile(analysis),
     )
 
 
