@@ -58,7 +58,7 @@ async def test_stopped_worker_times_out_then_the_step_is_retried_once(pool, tmp_
     stopped = await asyncio.wait_for(p.run(pool_steps.nap, 0), 120)
     marker = str(tmp_path / "stopped")
     pid = await asyncio.wait_for(p.run(pool_steps.stop_self, marker), 120)
-    assert Path(marker).exists() and p.restarts == 1
+    assert p.restarts == 1
     assert pid != stopped and p.worker_pids() == [pid]  # a fresh worker ran the retry
     await _until_gone([stopped])  # the stopped worker was killed
 
@@ -82,7 +82,6 @@ async def test_killed_worker_pool_is_rebuilt_and_steps_in_flight_retried(pool, t
     victim, bystander = await asyncio.wait_for(
         asyncio.gather(p.run(pool_steps.kill_self, marker), p.run(pool_steps.nap, 1.0)), 120
     )
-    assert Path(marker).exists()
     assert p.restarts == 1  # one new pool for both failed steps
     assert {victim, bystander} <= set(p.worker_pids())
 
@@ -156,9 +155,11 @@ async def test_kill_9_of_the_bot_takes_its_workers_forkserver_and_tracker_along(
 
 async def _until_gone(pids: list[int]) -> None:
     try:
-        async with asyncio.timeout(60):  # hang guard; they go within a second
-            while not all(_gone(pid) for pid in pids):
-                await asyncio.sleep(0.1)
+        for _ in range(600):  # hang guard (60 s); they go within a second
+            if all(_gone(pid) for pid in pids):
+                break
+            await asyncio.sleep(0.1)
+        assert all(_gone(pid) for pid in pids), [pid for pid in pids if not _gone(pid)]
     finally:
         for pid in pids:  # leave nothing behind, even when the test failed
             with contextlib.suppress(ProcessLookupError):

@@ -87,10 +87,8 @@ def _exit_with_parent(alive: Connection) -> None:
     """Worker initializer: exit as soon as the bot process is gone (see module docstring)."""
 
     def watch() -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):
             alive.recv_bytes()  # nothing is ever sent: returns only at EOF (the bot died)
-        except (EOFError, OSError):
-            pass
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
@@ -235,10 +233,8 @@ class CpuPool:
             # A stopped or stuck worker never takes the shutdown sentinel: kill them all.
             # Other steps in flight then get BrokenProcessPool and are retried too.
             for pid in _worker_pids(executor):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         executor.shutdown(wait=False, cancel_futures=True)
 
     async def close(self) -> None:
