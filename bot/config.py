@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     database_path: Path = Field(default_factory=default_database_path)
     token_encryption_key: SecretStr | None = None
     worker_processes: int = 2
+    cpu_step_timeout_s: float = 180.0  # per clustering/chart step; 10,000 tracks take ~10 s
     max_jobs_per_user: int = 2
     max_jobs_per_guild: int = 4
     max_playlist_tracks: int = 10_000

@@ -9,6 +9,7 @@ finish from its checkpoint without running them again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -124,3 +125,77 @@ async def test_killed_state_is_what_was_committed(tmp_path):
         assert fetched is not None and len(fetched.tracks) == len(
             job.checkpoint["features"]["values"]
         )
+
+
+async def test_job_whose_workers_keep_hanging_fails_clearly(tmp_path):
+    """Every worker SIGSTOPped once the job is clustering (an operator's view of a stuck
+    pool): the job stayed in ``clustering`` forever, holding the member's slot. Now the step
+    times out, is retried once on a fresh worker, and the job fails with a clear message."""
+    from tests.jobs_fakes import job_settings
+
+    settings = job_settings(worker_processes=1, cpu_step_timeout_s=2)
+    rec = Recorder()
+    db, store, queue = await open_queue(tmp_path / "hang.sqlite3", settings, listener=rec.listener)
+    stopped: set[int] = set()
+
+    async def stop_workers() -> None:
+        while True:
+            for pid in set(queue.pool.worker_pids()) - stopped:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.add(pid)
+            await asyncio.sleep(0.02)
+
+    async def progress(event) -> None:
+        if event.stage == "clustering" and not stopper:
+            stopper.append(asyncio.create_task(stop_workers()))
+
+    stopper: list[asyncio.Task[None]] = []
+    try:
+        handle = await queue.submit(AnalysisRequest(demo=True, user_id=1), progress)
+        await asyncio.wait_for(rec.ended_event.wait(), 300)  # hang guard
+        _, outcome, error = rec.ended[0]
+        assert outcome is None and error.code == "cpu_timeout"
+        assert "took longer than 2 seconds, twice" in error.user_message
+        job = await store.jobs.get(handle.job_id)
+        assert job.state == "failed" and job.error_code == "cpu_timeout"
+        assert len(stopped) == 2 and queue.pool.restarts == 2
+        assert await store.jobs.count_active(user_id=1) == 0  # the member's slot is free
+    finally:
+        for task in stopper:
+            task.cancel()
+        for pid in stopped:  # the pool killed them; never leave a stopped process behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await queue.close()
+        await db.close()
+
+
+async def test_job_survives_its_worker_being_killed(tmp_path):
+    """kill -9 of the worker while the job is clustering failed it with an incident id; the
+    pool is rebuilt and the step rerun from the job's checkpoint (features, in memory)."""
+    from tests.jobs_fakes import job_settings
+
+    settings = job_settings(worker_processes=1)
+    rec = Recorder()
+    db, store, queue = await open_queue(tmp_path / "kill.sqlite3", settings, listener=rec.listener)
+    killed: list[int] = []
+
+    async def progress(event) -> None:
+        if event.stage == "clustering" and not killed:
+            killed.extend(queue.pool.worker_pids())
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+
+    try:
+        handle = await queue.submit(AnalysisRequest(demo=True), progress)
+        await asyncio.wait_for(rec.ended_event.wait(), 300)  # hang guard
+        _, outcome, error = rec.ended[0]
+        assert error is None, error
+        assert outcome.rendered.png.startswith(b"\x89PNG")
+        assert len(killed) == 1 and queue.pool.restarts == 1
+        assert killed[0] not in queue.pool.worker_pids()
+        job = await store.jobs.get(handle.job_id)
+        assert job.state == "done" and job.attempts == 1
+    finally:
+        await queue.close()
+        await db.close()

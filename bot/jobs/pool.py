@@ -140,7 +140,8 @@ class CpuPool:
         self._closed = False
         self._alive: tuple[Connection, Connection] | None = None
         # At most one step per worker is handed to the executor, so a step's time limit
-        # counts its run time, not time spent queued behind other jobs' steps.
+        # counts its run time, not time spent queued behind other jobs' steps (only the
+        # start-up warm-up, a few seconds of imports, may still be ahead of a first step).
         self._slots = asyncio.Semaphore(processes) if self._owned else None
         self.restarts = 0  # pools replaced after a worker died or hung (for logs and tests)
 

@@ -144,7 +144,11 @@ class JobQueue:
         self.settings = settings
         if ctx.feature_cache is None:
             ctx.feature_cache = store.features  # features are cached across playlists
-        self.pool = CpuPool(settings.worker_processes, executor=ctx.executor)
+        self.pool = CpuPool(
+            settings.worker_processes,
+            executor=ctx.executor,
+            step_timeout_s=settings.cpu_step_timeout_s,
+        )
         self._network = asyncio.Semaphore(max(1, network_concurrency))
         self._running: dict[int, _Running] = {}
         self._by_key: dict[str, _Running] = {}
