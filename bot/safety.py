@@ -195,3 +195,18 @@ def uploader_scoped_id(source_id: str, user_id: int) -> str:
     never share them (nor see each other's file name)."""
     kind, _, rest = source_id.partition(":")
     return f"{kind}:u{user_id}:{rest}"
+
+
+def audience(
+    user_id: int, guild_id: int | None, requesters: set[int], guilds: set[int]
+) -> str | None:
+    """How a stored analysis may be shown to ``user_id`` asking in ``guild_id`` (None: a DM).
+
+    ``"server"``: it was made or delivered in this server, so anyone here may see it (the
+    result was posted here already); ``"requester"``: only privately, to someone it was made
+    for (a DM analysis, or one made in another server); None: not at all."""
+    if guild_id is not None and guild_id in guilds:
+        return "server"
+    if user_id in requesters:
+        return "requester"
+    return None

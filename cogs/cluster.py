@@ -23,6 +23,7 @@ from bot.app import PlaylistClustersBot
 from bot.errors import InvalidCsv, InvalidLink, PipelineError
 from bot.jobs import JobOutcome
 from bot.models import Analysis, AnalysisRequest
+from bot.safety import audience
 from bot.sources.exportify import decode_csv
 from bot.sources.links import find_spotify_links
 from cogs.utils import embeds as E
@@ -296,27 +297,39 @@ class ClusterCog(commands.Cog):
     @app_commands.describe(id="The analysis number (see /clusters history)")
     @bot_can_post_results()
     async def show(self, interaction: discord.Interaction, id: app_commands.Range[int, 1]) -> None:
-        await interaction.response.defer(thinking=True)
-        dest = InteractionDestination(self.bot, interaction)
-        analysis = await self._stored(id, interaction)  # may raise: answered by the tree
+        # Who may see it is decided from the rows alone, before answering: an analysis made in
+        # a DM or in another server is shown only to its requester, and then privately.
+        private = await self._audience(id, interaction) == "requester"  # may raise: refused
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        dest = InteractionDestination(self.bot, interaction, private=private)
+        analysis = await self._stored(id, interaction)
         png = await self.services.store.analyses.file(id, E.SCATTER_NAME)
         liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
         await dest.deliver(
             result_messages(analysis, png, liked=liked, header=f"Stored analysis #{id}")
         )
 
+    async def _audience(self, analysis_id: int, interaction: discord.Interaction) -> str:
+        """``"server"`` or ``"requester"`` (see bot.safety.audience); refusals raise."""
+        seen = await self.services.store.privacy.audience(analysis_id)
+        if seen is None:
+            raise PipelineError(f"There is no stored analysis #{analysis_id}.")
+        who = audience(interaction.user.id, interaction.guild_id, seen.requesters, seen.guilds)
+        if who is None:
+            where = "in another server" if seen.guilds else "in a private conversation"
+            raise PipelineError(
+                f"Analysis #{analysis_id} was made {where}; only the person who asked for it "
+                "can see it."
+            )
+        return who
+
     async def _stored(self, analysis_id: int, interaction: discord.Interaction) -> Analysis:
+        """The analysis, once :meth:`_audience` allowed it (decoded only then: a large
+        analysis is not read just to be refused)."""
         owner = await self.services.store.analyses.owner(analysis_id)
-        missing = PipelineError(f"There is no stored analysis #{analysis_id}.")
-        if owner is None:
-            raise missing
-        other_guild = owner.guild_id is not None and owner.guild_id != interaction.guild_id
-        if other_guild and owner.requested_by != interaction.user.id:
-            raise PipelineError(f"Analysis #{analysis_id} was made in another server.")
-        # Decoded only once allowed: a large analysis is not read just to be refused.
         analysis = await self.services.store.analyses.get(analysis_id)
-        if analysis is None:
-            raise missing
+        if owner is None or analysis is None:
+            raise PipelineError(f"There is no stored analysis #{analysis_id}.")
         if owner.requested_by != interaction.user.id:
             analysis.liked = []  # someone else's 💚 marks stay private
         analysis.analysis_id = analysis_id

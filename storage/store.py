@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.features import FeatureRepository
 from storage.guilds import GuildRepository
 from storage.jobs import ACTIVE_STATES, IN_ACTIVE, JobRepository
+from storage.privacy import PrivacyRepository
 from storage.readers import ReaderRepository
 from storage.snapshots import SnapshotRepository
 
@@ -38,6 +39,7 @@ class Store:
         self.features = FeatureRepository(db, self._clock, days=feature_cache_days)
         self.guilds = GuildRepository(db, self._clock)
         self.readers = ReaderRepository(db, self._clock)
+        self.privacy = PrivacyRepository(db, self._clock)
 
     async def prune(self, *, keep_snapshots: int = 3, job_days: int = 30) -> dict[str, int]:
         """Drop old playlist snapshots' entries and old finished jobs. Returns counts.

@@ -11,7 +11,10 @@ import io
 import re
 from typing import Any
 
+import pytest
+
 from tests.fakes.discord_fake import FakeDiscord, Sent
+from tests.fakes.discord_fixtures import demo_outcome, store_demo_analysis
 from tests.fakes.spotify_api import FakeSpotify
 from tests.fakes.spotify_fixtures import spotify_settings
 from tests.test_discord_cluster import SAMPLE, wait_results
@@ -223,6 +226,77 @@ async def test_a_public_read_is_reused_for_everyone(
     assert "Unchanged" in all_text(bobs)
     api = [r for r in fake.requests[before:] if "/v1/" in r[1] and "token" not in r[1]]
     assert len(api) == 1  # one metadata request
+
+
+# ----------------------------------------------------------------------------- 3. where shown
+async def test_a_dm_analysis_is_shown_only_to_its_requester(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    alice = int(fake_discord.owner_user["id"])
+    bob = fake_discord.add_user("bob")
+    services = await make_services()
+    att = fake_discord.add_attachment("late night.csv", exportify_csv(60))
+    async with start_bot(services):
+        async with AsDM(fake_discord, alice) as dm:
+            it = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": att})
+        await results(fake_discord, it, 3)
+        [row] = await services.store.analyses.recent(user_id=alice)
+        aid = row.id
+        assert (await services.store.analyses.owner(aid)).guild_id is None  # type: ignore[union-attr]
+        it_bob = await fake_discord.slash("clusters show", {"id": aid}, user_id=bob)
+        refused = await first_reply(fake_discord, it_bob)
+        it_alice = await fake_discord.slash("clusters show", {"id": aid})
+        mine = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it_alice) if m.embeds]
+        )
+    assert refused.ephemeral and not refused.embeds
+    assert "late night" not in refused.text
+    # Outside the server it was made in (here: a DM), only its requester sees it.
+    assert all(m.ephemeral for m in mine) and "late night" in all_text(mine)
+    for m in fake_discord.messages.values():  # nothing of it anywhere else
+        assert "late night" not in m.text or m.ephemeral or m.channel_id == dm.channel_id
+
+
+@pytest.mark.parametrize("where", ["dm", "other server"])
+async def test_show_never_posts_an_analysis_from_elsewhere(
+    fake_discord: FakeDiscord, make_services, start_bot, where: str
+) -> None:
+    from bot.models import AnalysisRequest
+
+    bob = fake_discord.add_user("bob")
+    services = await make_services()
+    analysis, rendered = demo_outcome(3)
+    analysis.source.name = "Alice's private mix"
+    request = AnalysisRequest(
+        demo=True,
+        k=3,
+        user_id=int(fake_discord.owner_user["id"]),
+        guild_id=None if where == "dm" else OTHER_GUILD,
+    )
+    theirs = await services.store.analyses.save(analysis, rendered, request)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": theirs}, user_id=bob)
+        shown = await first_reply(fake_discord, it)
+    assert shown.ephemeral and not shown.files and "Alice" not in shown.text
+    # Its Browse/Report/Tracks components (pc:…:<id>:…) were posted nowhere.
+    for m in fake_discord.messages.values():
+        assert not [c for c in fake_discord.custom_ids(m) if f":{theirs}:" in c]
+
+
+async def test_a_server_analysis_is_shown_to_any_member_of_that_server(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    carol = fake_discord.add_user("carol")
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 3)
+    async with start_bot(services):
+        it = await fake_discord.slash("clusters show", {"id": aid}, user_id=carol)
+        msgs = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        text = await download(fake_discord, msgs[0], aid, "csv", carol)
+    assert not msgs[0].ephemeral
+    assert text.startswith("cluster,")
 
 
 # ----------------------------------------------------------------------------- 4/5. exports

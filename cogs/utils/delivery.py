@@ -113,10 +113,14 @@ async def post_ready(channel: Any, messages: list[OutMessage], mention: str) -> 
 class InteractionDestination(Destination):
     """Edits the deferred response, then followups; the channel once the token is too old."""
 
-    def __init__(self, bot: PlaylistClustersBot, interaction: discord.Interaction) -> None:
+    def __init__(
+        self, bot: PlaylistClustersBot, interaction: discord.Interaction, *, private: bool = False
+    ) -> None:
         super().__init__(bot)
         self.interaction = interaction
         self.started = bot.clock()
+        # private: the response was deferred ephemerally; followups stay ephemeral too.
+        self.private = private
 
     @property
     def expired(self) -> bool:
@@ -143,10 +147,12 @@ class InteractionDestination(Destination):
 
     async def _continue(self, msg: OutMessage) -> None:
         """The rest of a result goes to the channel itself where we may post: a followup
-        would repeat "<user> used /cluster" above it (Discord shows that on every followup)."""
+        would repeat "<user> used /cluster" above it (Discord shows that on every followup).
+        A private result stays private: ephemeral followups only."""
         channel = self.interaction.channel
         in_server = self.interaction.guild_id is not None
-        if in_server and isinstance(channel, discord.abc.Messageable) and can_post_results(channel):
+        public = in_server and not self.private
+        if public and isinstance(channel, discord.abc.Messageable) and can_post_results(channel):
             try:
                 await channel_send(channel, msg)
                 return
@@ -157,6 +163,7 @@ class InteractionDestination(Destination):
             embeds=msg.embeds,
             files=msg.files or discord.utils.MISSING,
             view=msg.view or discord.utils.MISSING,
+            ephemeral=self.private,
         )
 
     async def _to_channel(self, messages: list[OutMessage]) -> None:
