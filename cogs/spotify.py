@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 MAX_LINK_BUTTON_URL = 512  # Discord's limit for a link button's url
 
 NOT_AVAILABLE = (
-    "Spotify account linking isn't available on this bot (no Spotify app configured). "
+    # Only when the account service failed to start (a missing Spotify app is reported by
+    # /spotify link itself, a bad TOKEN_ENCRYPTION_KEY stops start-up): don't guess the cause.
+    "Spotify account linking isn't available on this bot right now: it failed to start (the "
+    "bot's owner can see why in its log). "
     "You can still attach an Exportify CSV of a playlist."
 )
 
