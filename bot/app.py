@@ -28,7 +28,9 @@ from bot.features.reccobeats import ReccoBeatsClient
 from bot.jobs import JobQueue
 from bot.pipeline import PipelineContext
 from bot.services import Services
+from bot.sources.public_page import PublicPageReader
 from bot.sources.spotify import SpotifyGateway
+from bot.sources.status import SourceStatus
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
@@ -205,10 +207,11 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
     db = await Database(settings.database_path).open()
     store = Store(db, feature_cache_days=settings.feature_cache_days)
     spotify = SpotifyGateway(settings) if settings.spotify_configured else None
+    status = SourceStatus()  # what each source last returned, for /about
     reccobeats = None
     if settings.reccobeats_enabled:
         reccobeats = ReccoBeatsClient(
-            settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s
+            settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s, status=status
         )
     accounts = None
     try:
@@ -223,6 +226,8 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         feature_cache=store.features,
         user_tokens=accounts.access_token if accounts else None,
         executor=executor,
+        pages=PublicPageReader.from_settings(settings),
+        status=status,
     )
     queue = JobQueue(store, ctx, settings)
     # The digest cog runs it (start(poster) on load): it knows how to post to Discord.
@@ -245,6 +250,7 @@ async def close_services(services: Services) -> None:
         getattr(services.queue, "close", None),
         getattr(services.ctx.reccobeats, "close", None),
         getattr(services.ctx.spotify, "close", None),
+        getattr(services.ctx.pages, "close", None),
         getattr(services.accounts, "close", None),
     ]
     for step in steps:

@@ -95,6 +95,10 @@ def _network_context(ctx: PipelineContext) -> None:
         ctx.reccobeats = ReccoBeatsClient(
             settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s
         )
+    if ctx.pages is None:
+        from bot.sources.public_page import PublicPageReader
+
+        ctx.pages = PublicPageReader.from_settings(settings)  # public pages, short links
 
 
 async def _progress(event: Progress) -> None:
@@ -107,9 +111,10 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
     ctx = PipelineContext(settings=settings)
     try:
         if request.link is not None:
-            from bot.sources.links import parse_spotify_link
+            from bot.sources.links import is_short_link, parse_spotify_link
 
-            parse_spotify_link(request.link)  # a bad link fails before any client is built
+            if not is_short_link(request.link):  # short links are followed by the fetch
+                parse_spotify_link(request.link)  # a bad link fails before any client is built
             _network_context(ctx)
         fetched = await fetch_step(request, ctx, _progress)
         if features_from_tracks(fetched.tracks) is None:
@@ -120,6 +125,8 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
     finally:
         if ctx.reccobeats is not None:
             await ctx.reccobeats.close()
+        if ctx.pages is not None:
+            await ctx.pages.close()
 
 
 def write_outputs(rendered: Rendered, out: Path) -> list[Path]:

@@ -26,12 +26,14 @@ from bot.models import (
     Track,
 )
 from bot.safety import uploader_scoped_id
-from bot.sources.normalise import check_total, normalise
+from bot.sources.normalise import normalise
 
 if TYPE_CHECKING:
     from bot.features.cache import FeatureCache
     from bot.features.reccobeats import ReccoBeatsClient
+    from bot.sources.public_page import PublicPageReader
     from bot.sources.spotify import SpotifyGateway
+    from bot.sources.status import SourceStatus
 
 #: ``discord_user_id -> access token`` of their linked Spotify account, or None (not linked).
 UserTokens = Callable[[int], Awaitable[str | None]]
@@ -44,6 +46,8 @@ class PipelineContext:
     ``spotify``: the app's gateway, None when no credentials. ``reccobeats``: None when
     disabled. ``user_tokens``: account linking (None when off). ``executor``: process pool
     for CPU steps; None runs them inline (CLI, tests).
+    ``pages``: public pages and short links (pages are read only when
+    ``settings.spotify_public_pages``). ``status``: what each source last returned (/about).
     """
 
     settings: Settings
@@ -52,6 +56,8 @@ class PipelineContext:
     feature_cache: FeatureCache | None = None
     user_tokens: UserTokens | None = None
     executor: Executor | None = None
+    pages: PublicPageReader | None = None
+    status: SourceStatus | None = None
 
 
 @dataclass
@@ -127,24 +133,22 @@ async def _fetch_link(
     limit: int,
     reuse: ReuseLookup | None,
 ) -> FetchResult | Reused:
-    from bot.sources.links import parse_spotify_link
+    from bot.sources.link_reader import read_link, resolve_ref
 
-    ref = parse_spotify_link(request.link or "")
+    ref = await resolve_ref(request.link or "", ctx.pages)
     user_gateway = await _user_gateway(request, ctx)
-    gateway = user_gateway or ctx.spotify
-    if gateway is None:
-        raise AuthError(
-            "This bot has no Spotify credentials configured, so it cannot read playlists. "
-            "Attach an Exportify CSV (https://exportify.net) instead."
-        )
     try:
-        meta = await gateway.get_meta(ref)
-        check_total(meta, limit)
-        if reuse is not None:
-            stored = await reuse(meta)
-            if stored is not None:
-                return stored
-        return await gateway.fetch_tracks(ref, meta, progress)
+        # The API as the member or the app, then Spotify's public page, then the help.
+        return await read_link(
+            ref,
+            app=ctx.spotify,
+            user=user_gateway,
+            pages=ctx.pages if ctx.settings.spotify_public_pages else None,
+            progress=progress,
+            limit=limit,
+            reuse=reuse,
+            status=ctx.status,
+        )
     finally:
         if user_gateway is not None:
             _close(user_gateway)

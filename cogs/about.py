@@ -11,12 +11,9 @@ from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
 from bot.services import Services
+from bot.sources.status import about_lines
 
 log = logging.getLogger(__name__)
-
-
-def _yes_no(value: bool | None) -> str:
-    return {True: "yes", False: "no", None: "unknown (not tried yet)"}[value]
 
 
 def format_uptime(started_at: datetime, now: datetime | None = None) -> str:
@@ -47,9 +44,16 @@ async def spotify_mode(services: Services) -> str:
 
 async def about_embed(bot: PlaylistClustersBot) -> discord.Embed:
     services = bot.services
-    spotify = services.ctx.spotify
-    af = spotify.audio_features_available if spotify is not None else False
-    recco = services.ctx.reccobeats is not None
+    ctx = services.ctx
+    # What each source's latest call actually returned (not one probe: an old client id can
+    # keep audio-features while its playlist reads are limited to its owner's playlists).
+    reads, features = about_lines(
+        ctx.status,
+        spotify=ctx.spotify,
+        reccobeats=ctx.reccobeats,
+        pages_enabled=services.settings.spotify_public_pages,
+        linking=services.accounts is not None,
+    )
     embed = discord.Embed(
         title="Playlist Clusters",
         description=(
@@ -61,13 +65,10 @@ async def about_embed(bot: PlaylistClustersBot) -> discord.Embed:
     embed.add_field(name="Version", value=bot.version)
     embed.add_field(name="Uptime", value=format_uptime(services.started_at))
     embed.add_field(name="Queue", value=f"{len(services.queue.active_job_ids)} job(s) running")
+    embed.add_field(name="Playlist reads", value="\n".join(reads), inline=False)
     embed.add_field(
-        name="Feature sources",
-        value=(
-            f"Spotify audio-features: {_yes_no(af) if spotify is not None else 'no'}\n"
-            f"ReccoBeats: {'enabled' if recco else 'disabled'}\n"
-            "Exportify CSV audio columns: always"
-        ),
+        name="Audio features",
+        value="\n".join([*features, "Exportify CSV audio columns: always"]),
         inline=False,
     )
     embed.add_field(name="Spotify app mode", value=await spotify_mode(services), inline=False)

@@ -25,7 +25,7 @@ from bot.jobs import JobOutcome
 from bot.models import Analysis, AnalysisRequest
 from bot.safety import audience
 from bot.sources.exportify import decode_csv
-from bot.sources.links import find_spotify_links
+from bot.sources.links import find_short_links, find_spotify_links
 from cogs.utils import embeds as E
 from cogs.utils import views as V
 from cogs.utils.delivery import (
@@ -55,8 +55,8 @@ CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-ex
 
 
 def find_links(text: str) -> list[str]:
-    """Playlist/album links in a chat message."""
-    return [ref.url for ref in find_spotify_links(text or "")]
+    """Playlist/album links in a chat message (phones' short links too: followed later)."""
+    return [ref.url for ref in find_spotify_links(text or "")] + find_short_links(text or "")
 
 
 # ----------------------------------------------------------------------------- the cog

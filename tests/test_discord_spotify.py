@@ -197,6 +197,7 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
     fake = fake_spotify
     entries = list(fake.playlists[fake.alice_playlist].entries)
     fake.set_saved("alice", entries)  # every track saved: every shown line gets a 💚
+    fake.playlists[fake.alice_playlist].public = False  # private: no public page for bob
     services = await make_services(spotify_settings(fake, spotify_redirect_uri=None))
     owner = int(fake_discord.owner_user["id"])
     bob = fake_discord.add_user("bob")
@@ -206,7 +207,7 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
     link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
 
     async with start_bot(services, progress_interval_s=0.0):
-        # bob has no link: the app token gets 403 → the NotOwner advice
+        # bob has no link: the app token gets 403, no public page → the NotOwner advice
         it = await fake_discord.slash("cluster", {"playlist": link, "k": 3}, user_id=bob)
         [err] = await fake_discord.wait_for(
             lambda: [m for m in fake_discord.responses(it) if "/spotify link" in m.text],

@@ -193,6 +193,7 @@ async def test_a_stored_private_playlist_is_not_served_to_a_member_who_cannot_re
     bob = fake_discord.add_user("bob")
     services = await make_services(spotify_settings(fake_spotify))
     _linked(services, {alice: fake_spotify.alice_token})
+    fake_spotify.playlists[fake_spotify.alice_playlist].public = False  # no public page either
     link = f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}"
     async with start_bot(services):
         it1 = await fake_discord.slash("cluster", {"playlist": link, "k": 3})

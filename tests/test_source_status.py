@@ -25,7 +25,7 @@ def test_lines_say_what_each_source_last_did() -> None:
         "Spotify API (a member's linked account): not tried yet",
         "Spotify public page: not tried yet",
     ]
-    assert feats == ["Spotify audio-features: not tried yet", "ReccoBeats: not tried yet"]
+    assert feats == ["Spotify audio-features: not tried yet", "ReccoBeats: enabled, not tried yet"]
 
     status.record("app", False, "refused: only playlists its user owns", not_owner=True)
     status.record("page", True)
@@ -45,7 +45,7 @@ def test_lines_say_what_each_source_last_did() -> None:
     assert reads[2].endswith("off (SPOTIFY_PUBLIC_PAGES=false)")
     assert feats == [
         "Spotify audio-features: not configured",
-        "ReccoBeats: off (RECCOBEATS_ENABLED=false)",
+        "ReccoBeats: disabled (RECCOBEATS_ENABLED=false)",
     ]
 
 

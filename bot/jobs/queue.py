@@ -25,7 +25,7 @@ from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import AnalysisRequest, Progress, ProgressCallback, params_key
 from bot.pipeline import PipelineContext
 from bot.redact import redact
-from bot.sources.links import parse_spotify_link
+from bot.sources.links import is_short_link, parse_spotify_link
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ def source_key(request: AnalysisRequest) -> str:
     if request.liked:
         return f"liked:{request.user_id}"
     if request.link:
+        if is_short_link(request.link):  # followed when the job runs (pipeline)
+            return f"short:{request.link.strip().strip('<>')}"
         ref = parse_spotify_link(request.link)
         return f"{ref.kind}:{ref.id}"
     raise InvalidInput(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import (
     AppSuspended,
@@ -30,13 +30,16 @@ from bot.errors import (
     PipelineError,
     RateLimited,
     SpotifyUnavailable,
-    TooLarge,
 )
 from bot.models import FetchResult, PlaylistMeta, Progress, ProgressCallback
-from bot.sources.links import SpotifyRef
+from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
+from bot.sources.normalise import check_total
 from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
 from bot.sources.spotify.errors import NOT_OWNER_MESSAGE
 from bot.sources.status import SourceStatus
+
+if TYPE_CHECKING:
+    from bot.pipeline import Reused
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,13 @@ APP_REFUSAL_MEMORY_S = 3600.0
 # API failures after which the public page is tried. Anything else (the playlist doesn't exist,
 # is too large, has nothing playable) is the answer as it is.
 _FALL_BACK_ON = (NotOwner, EditorialPlaylist, RateLimited, SpotifyUnavailable, AuthError)
+
+
+async def resolve_ref(text: str, pages: PublicPageReader | None) -> SpotifyRef:
+    """A pasted link as a reference; a short link (``spotify.link/…``) is followed first."""
+    if is_short_link(text) and pages is not None:
+        return await pages.resolve_short_link(text)
+    return parse_spotify_link(text)
 
 
 def is_public_page_read(meta: PlaylistMeta) -> bool:
@@ -110,16 +120,16 @@ async def read_link(
     pages: PublicPageReader | None,
     progress: ProgressCallback,
     limit: int,
-    reuse: Callable[[PlaylistMeta], Awaitable[FetchResult | None]] | None = None,
+    reuse: Callable[[PlaylistMeta], Awaitable[Reused | None]] | None = None,
     status: SourceStatus | None = None,
-    too_large: Callable[[int, int], str] | None = None,
-) -> FetchResult:
+) -> FetchResult | Reused:
     """The link's tracks from the first source that can read them (see the module doc).
 
     ``app``/``user``: Spotify gateways (``get_meta``/``fetch_tracks``) as the bot's app and as
     the requester's linked account (either may be None); ``pages``: the public page reader
     (None when ``SPOTIFY_PUBLIC_PAGES`` is off). ``reuse(meta)`` may return a stored fetch of
-    the same API snapshot after the metadata request.
+    the same API snapshot after the metadata request: whatever it returns (the pipeline's
+    ``Reused``) is returned as it is. Else the FetchResult read.
     """
     gateway = user if user is not None else app
     source = "linked" if user is not None else "app"
@@ -131,9 +141,7 @@ async def read_link(
     if gateway is not None:
         try:
             api_meta = await gateway.get_meta(ref)
-            if api_meta.total is not None and api_meta.total > limit:
-                message = (too_large or _too_large)(api_meta.total, limit)
-                raise TooLarge(message)
+            check_total(api_meta, limit)
             if reuse is not None:
                 stored = await reuse(api_meta)
                 if stored is not None:
@@ -175,15 +183,10 @@ async def read_link(
     return fetched
 
 
-def _too_large(n: int, limit: int) -> str:
-    return f"This playlist has {n:,} tracks; this bot analyses at most {limit:,}."
-
-
 def _no_credentials() -> AuthError:
     return AuthError(
-        "This bot has no Spotify credentials configured and reading public pages is turned "
-        "off, so it cannot read playlists. Attach an Exportify CSV (https://exportify.net) "
-        "instead."
+        "This bot has no Spotify credentials configured, so it cannot read playlists. "
+        "Attach an Exportify CSV (https://exportify.net) instead."
     )
 
 

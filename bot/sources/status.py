@@ -119,6 +119,10 @@ def about_lines(
         f"{FEATURE_SOURCES['spotify_features']}: "
         + (spotify_af if spotify is not None else "not configured"),
         f"{FEATURE_SOURCES['reccobeats']}: "
-        + (said("reccobeats") if reccobeats is not None else "off (RECCOBEATS_ENABLED=false)"),
+        + (
+            f"enabled, {said('reccobeats')}"
+            if reccobeats is not None
+            else "disabled (RECCOBEATS_ENABLED=false)"
+        ),
     ]
     return reads, features

@@ -45,6 +45,7 @@ def spotify_settings(fake: FakeSpotify, **overrides: Any) -> Settings:
         "spotify_accounts_base": fake.accounts_base,
         "reccobeats_base": fake.reccobeats_base,
         "spotify_web_base": fake.web_base,
+        "spotify_public_pages": True,
         "spotify_timeout_s": 5.0,
         "reccobeats_timeout_s": 5.0,
         "spotify_redirect_uri": "http://127.0.0.1:1/callback",
