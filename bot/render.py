@@ -525,12 +525,14 @@ CSV_BASE_COLUMNS = [
 
 
 def render_csv(analysis: Analysis) -> str:
-    """Every clustered track with its cluster (1-based), 2-D coords and the features used."""
+    """Every clustered track with its cluster (1-based), 2-D coords and the features used.
+
+    A column empty for every track (popularity for Development-Mode apps) is left out.
+    """
     by_id = analysis.track_by_id()
     feats = [f for f in analysis.feature_names if f not in CSV_BASE_COLUMNS]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(csv_row(CSV_BASE_COLUMNS + feats))
+    header = CSV_BASE_COLUMNS + feats
+    rows: list[list[Any]] = []
     for c in analysis.clusters:
         for tid in c.track_ids:
             t = by_id.get(tid)
@@ -538,25 +540,29 @@ def render_csv(analysis: Analysis) -> str:
                 continue
             x, y = analysis.coords.get(tid, [None, None])
             values = analysis.features.get(tid, {})
-            writer.writerow(
-                csv_row(
-                    [
-                        c.index + 1,
-                        c.name,
-                        tid,
-                        t.name,
-                        ", ".join(t.artists),
-                        t.album,
-                        t.release_date or "",
-                        "" if t.popularity is None else t.popularity,
-                        _feature_source(analysis, tid),
-                        _fmt(x),
-                        _fmt(y),
-                        t.url,
-                    ]
-                    + [_fmt(values.get(f)) for f in feats]
-                )
+            rows.append(
+                [
+                    c.index + 1,
+                    c.name,
+                    tid,
+                    t.name,
+                    ", ".join(t.artists),
+                    t.album,
+                    t.release_date or "",
+                    "" if t.popularity is None else t.popularity,
+                    _feature_source(analysis, tid),
+                    _fmt(x),
+                    _fmt(y),
+                    t.url,
+                ]
+                + [_fmt(values.get(f)) for f in feats]
             )
+    keep = [j for j in range(len(header)) if j < 3 or any(r[j] != "" for r in rows)]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(csv_row([header[j] for j in keep]))
+    for r in rows:
+        writer.writerow(csv_row([r[j] for j in keep]))
     return buf.getvalue()
 
 
@@ -584,6 +590,7 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "coverage": dict(analysis.coverage),
         "skipped": dict(analysis.skipped),
         "projection": dict(analysis.projection),
+        "split_by": analysis.split_by,
         "clusters": [
             {
                 "number": c.index + 1,

@@ -296,3 +296,14 @@ def test_report_fills_the_hearts_of_the_reader(analysis: Analysis) -> None:
         line.split("track/")[-1][:22]: _cells(line) for line in md.splitlines() if "track/" in line
     }
     assert [tid for tid, cells in rows.items() if cells[column] == "💚"] == ids[:3]
+
+
+def test_csv_leaves_out_columns_empty_for_every_track(analysis: Analysis) -> None:
+    bare = Analysis.from_dict(analysis.to_dict())
+    for t in bare.tracks:
+        t.popularity, t.release_date = None, None
+    header = render_csv(bare).splitlines()[0].split(",")
+    assert "popularity" not in header and "release_date" not in header
+    assert {"cluster", "track_id", "track", "tempo"} <= set(header)
+    assert "popularity" in render_csv(analysis).splitlines()[0].split(",")
+    assert summary(analysis)["split_by"] == analysis.split_by != ""
