@@ -6,24 +6,39 @@
   :class:`bot.errors.StorageError` instead of hanging.
 * Writes go through :meth:`Database.transaction`, which holds an asyncio lock: one writer at a
   time inside the process, each step committed before the next starts.
+* One process per database: opening takes an exclusive ``flock`` on ``<database>.lock``, held
+  while any Database of this process has the file open (the bot: its whole life). A second
+  bot process on the same file gets a one-line StorageError naming the holder's pid — two
+  instances used to resume the same jobs twice and post a due digest twice. The kernel drops
+  the lock when the holder dies, even by kill -9, so a crash never leaves a stale lock. A lock
+  file, not ``PRAGMA locking_mode = EXCLUSIVE``: read-only tools (``sqlite3 … .backup``) can
+  still open the database while the bot runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosqlite
 
 from bot.errors import StorageError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; one instance is up to the operator
+    fcntl = None  # type: ignore[assignment]
+
 MIGRATIONS_PACKAGE = "storage.migrations"
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -58,6 +73,53 @@ def _storage_error(exc: BaseException, path: Path | str) -> StorageError:
     return StorageError(msg, detail=text)
 
 
+class _InstanceLock:
+    """This process's flock on ``<database>.lock``, shared by its Database objects."""
+
+    held: ClassVar[dict[Path, _InstanceLock]] = {}  # resolved database path -> lock
+
+    def __init__(self, key: Path, fd: int) -> None:
+        self.key = key
+        self.fd = fd
+        self.users = 0
+
+    @classmethod
+    def acquire(cls, path: Path) -> _InstanceLock | None:
+        """Take (or share) the lock; StorageError when another process holds it."""
+        key = path.resolve()
+        lock = cls.held.get(key)
+        if lock is None:
+            if fcntl is None:
+                return None
+            lock_path = key.with_name(key.name + ".lock")
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:  # e.g. a read-only folder: SQLite then says what is wrong
+                log.warning("cannot create the instance lock %s: %s", lock_path, exc)
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise StorageError(
+                    f"Another bot instance (pid {holder}) is already using the database "
+                    f"{path}. Stop it first, or give this one its own DATABASE_PATH.",
+                    detail=f"flock on {lock_path} is held",
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            lock = cls.held[key] = cls(key, fd)
+        lock.users += 1
+        return lock
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self.held[self.key]
+            os.close(self.fd)  # drops the flock; the file stays (deleting it would race)
+
+
 class Database:
     """A single aiosqlite connection with migrations and a write lock."""
 
@@ -65,6 +127,7 @@ class Database:
         self.path = Path(path) if str(path) != ":memory:" else path
         self.busy_timeout_s = busy_timeout_s
         self._conn: aiosqlite.Connection | None = None
+        self._instance: _InstanceLock | None = None
         self._write_lock = asyncio.Lock()
 
     @property
@@ -77,6 +140,8 @@ class Database:
         try:
             if isinstance(self.path, Path):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self._instance is None:
+                    self._instance = _InstanceLock.acquire(self.path)
             self._conn = await aiosqlite.connect(
                 str(self.path), timeout=self.busy_timeout_s, isolation_level=None
             )
@@ -98,9 +163,14 @@ class Database:
         return self
 
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.close()
+        try:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await conn.close()
+        finally:
+            if self._instance is not None:
+                instance, self._instance = self._instance, None
+                instance.release()
 
     async def __aenter__(self) -> Database:
         return await self.open()
