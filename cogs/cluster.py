@@ -306,7 +306,7 @@ class ClusterCog(commands.Cog):
         png = await self.services.store.analyses.file(id, E.SCATTER_NAME)
         liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
         await dest.deliver(
-            result_messages(analysis, png, liked=liked, header=f"Stored analysis #{id}")
+            result_messages(analysis, png, liked=liked, label=f"Stored analysis #{id}")
         )
 
     async def _audience(self, analysis_id: int, interaction: discord.Interaction) -> str:

@@ -130,7 +130,7 @@ def test_track_lines_fit_one_phone_line() -> None:
     assert E.track_line(t, link=False) == "Runnin' with the Devil — Van Halen"
     t.name, t.artists = "漢字" * 40, ["Someone With A Very Long Artist Name Indeed"]
     line = E.track_line(t, link=False)
-    assert E.cells(line) <= E.LINE_CELLS and line.endswith("…")
+    assert E.text_em(line) <= E.LINE_EM and line.endswith("…")
 
 
 def test_overview_says_it_in_plain_words() -> None:

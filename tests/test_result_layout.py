@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from bot.demo import demo_text
 from tests.fakes.discord_fake import FakeDiscord
 
@@ -29,15 +31,21 @@ async def run_cluster(fake: FakeDiscord, data: bytes, name: str, k: int | None =
     return it, await fake.wait_for(done, within=60)
 
 
+@pytest.mark.parametrize("k", [None, 2, 12, 20])
 async def test_dump_the_demo_result_for_rendering(
-    fake_discord: FakeDiscord, make_services, start_bot, tmp_path: Path
+    fake_discord: FakeDiscord, make_services, start_bot, tmp_path: Path, k: int | None
 ) -> None:
     out = Path(os.environ.get("RESULT_DUMP_DIR") or tmp_path)
+    name = "result" if k is None else f"result-k{k}"
     services = await make_services()
     async with start_bot(services):
-        _, msgs = await run_cluster(fake_discord, demo_text().encode(), "demo_mix.csv")
-    dumped = fake_discord.dump(out / "result.json", out / "files", msgs)
-    assert json.loads((out / "result.json").read_text()) == dumped
+        _, msgs = await run_cluster(fake_discord, demo_text().encode(), "demo_mix.csv", k)
+    dumped = fake_discord.dump(out / f"{name}.json", out / "files", msgs)
+    assert json.loads((out / f"{name}.json").read_text()) == dumped
+    assert dumped[0]["interaction_metadata"]["name"] == "cluster"
+    scatter = dumped[0]["attachments"][0]
+    assert dumped[0]["embeds"][0]["image"]["url"] == scatter["url"]  # as Discord serves it
+    assert (out / "files" / f"{scatter['id']}-0-clusters.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def lengthen(analysis):
@@ -93,5 +101,8 @@ async def test_every_k_from_2_to_20_with_long_names_is_at_most_two_messages_with
             assert msgs[-1].components and not any(m.components for m in msgs[:-1])
             assert all(m.interaction_id in (None, it.id) for m in msgs)
             assert sum(m.interaction_id == it.id for m in msgs) == 1  # no "used /clusters"
+            if os.environ.get("RESULT_DUMP_DIR"):
+                out = Path(os.environ["RESULT_DUMP_DIR"])
+                fake_discord.dump(out / f"long-k{k}.json", out / "files", msgs)
     assert fake_discord.errors == []  # the fake enforces every Discord limit
     assert max(counts.values()) <= 2, counts

@@ -45,12 +45,13 @@ def result_messages(
     liked: set[str] | frozenset[str] = frozenset(),
     header: str | None = None,
     lead: Sequence[discord.Embed] = (),
+    label: str | None = None,
 ) -> list[OutMessage]:
     """The messages to post for an analysis (one for most, at most two for k ≤ 20): the
     scatter on the first, the browse/download controls under the last, below the clusters."""
     with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
     batches = E.analysis_embeds(
-        analysis, liked=liked, header=header, with_image=with_image, lead=lead
+        analysis, liked=liked, header=header, with_image=with_image, lead=lead, label=label
     )
     out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
     if with_image and png is not None:

@@ -50,8 +50,8 @@ def bullet_list(lines: Sequence[str], *, limit: int = LIST_LINES, budget: int = 
 
 def track_text(change: TrackChange) -> str:
     """``Title — Artist`` cut to fit, as the result's track lines."""
-    name = E.fit(E.short_title(change.name or change.track_id), 28)
-    artists = E.fit(", ".join(change.artists) or "Unknown artist", 16)
+    name = E.fit(E.short_title(change.name or change.track_id), 14)
+    artists = E.fit(", ".join(change.artists) or "Unknown artist", 8)
     return f"{md(name)} — {md(artists)}"
 
 
@@ -61,7 +61,7 @@ def cluster_label(index: int | None, name: str | None) -> str:
         return "no cluster"
     words = re.sub(rf"^cluster\s*#?{index + 1}\b\s*[·:-]?\s*", "", name or "", flags=re.I)
     words = ", ".join(w.strip() for w in words.split("·") if w.strip())
-    return md(f"{index + 1} · " + E.fit(words, 20) if words else f"Cluster {index + 1}")
+    return md(f"{index + 1} · " + E.fit(words, 11) if words else f"Cluster {index + 1}")
 
 
 def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed:

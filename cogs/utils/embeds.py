@@ -65,31 +65,52 @@ def escape(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- one line each
-# A result must read on a phone: at 420 px an embed field holds about 44 characters of 14 px
-# text per line (gg sans/Noto Sans, measured with ../shared/tools/render_messages.py), so every
-# track line and cluster heading is cut to fit one line there; desktop (900 px) has room to spare.
-LINE_CELLS = 42
-HEADING_CELLS = 46
+# A result must read on a phone. At 420 px an embed's text column is ~308 px: 22 em of 14 px
+# text (measured with ../shared/tools/render_messages.py; Discord's gg sans is about as wide as
+# Arial). Text widths are estimated per character from Arial's advance widths, so every track
+# line and cluster heading is cut to one phone line; desktop (900 px) has room to spare.
+LINE_EM = 21.0  # a track line (14 px)
+HEADING_EM = 20.5  # a cluster heading (14 px bold: Arial bold is ~7% wider, the estimate errs wide)
+TITLE_EM = 17.0  # the overview title (16 px bold): one phone line (it links to the playlist)
+_NARROW = frozenset("ijlI.,:;'|!`")
+_SLIM = frozenset('ftr()[]-/ *"')
+_BROAD = frozenset("mwMW@%")
 
 
-def cells(text: str) -> int:
-    """Width of ``text`` in character cells: East Asian wide characters and emoji take two."""
-    return sum(
-        2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1
-        for ch in text
-    )
+def char_em(ch: str) -> float:
+    """Estimated advance width of ``ch`` in em (Arial-like metrics; emoji drawn ~1.3 em)."""
+    if ch in _NARROW:
+        return 0.25
+    if ch in _SLIM:
+        return 0.32
+    if ch in _BROAD:
+        return 0.85
+    if ch in "—…":
+        return 1.0
+    if ch.isascii():
+        return 0.68 if ch.isupper() or ch in "&" else 0.55
+    if unicodedata.combining(ch):
+        return 0.0
+    if unicodedata.east_asian_width(ch) in "WF":
+        return 1.3 if unicodedata.category(ch) == "So" else 1.0
+    return 0.6
 
 
-def fit(text: str, width: int) -> str:
-    """Cut ``text`` to at most ``width`` cells, ending with "…" when cut."""
+def text_em(text: str) -> float:
+    """Estimated width of ``text`` in em."""
+    return sum(char_em(ch) for ch in text)
+
+
+def fit(text: str, width: float) -> str:
+    """Cut ``text`` to at most ``width`` em, ending with "…" when cut."""
     text = " ".join((text or "").split())
-    if cells(text) <= width:
+    if text_em(text) <= width:
         return text
     out: list[str] = []
-    used = 0
+    used = 0.0
     for ch in text:
-        w = cells(ch)
-        if used + w > width - 1 or len(out) >= 2 * width:  # combining marks take no cell
+        w = char_em(ch)
+        if used + w > width - 1.0 or len(out) >= 4 * width:  # combining marks take no room
             break
         out.append(ch)
         used += w
@@ -110,15 +131,14 @@ def short_title(name: str) -> str:
 
 
 def track_line(
-    track: Track, *, liked: bool = False, link: bool = True, width: int = LINE_CELLS
+    track: Track, *, liked: bool = False, link: bool = True, width: float = LINE_EM
 ) -> str:
     """``Title — Artist`` on one phone line; the title links to Spotify when it can."""
     title = short_title(track.name or "Unknown track")
     artist = ", ".join(track.artists) or "Unknown artist"
-    room = width - (3 if liked else 0) - 3  # " — " and " 💚"
-    a_room = max(min(cells(artist), 16), room - cells(title))
-    artist = fit(artist, a_room)
-    title = fit(title, max(8, room - cells(artist)))
+    room = width - 1.6 - (1.6 if liked else 0)  # " — " and " 💚"
+    artist = fit(artist, max(min(text_em(artist), 8.0), room - text_em(title)))
+    title = fit(title, max(5.0, room - text_em(artist)))
     head = escape(title)
     if link and _is_spotify_id(track.id):
         head = f"[{head}]({track.url})"
@@ -155,12 +175,12 @@ def sounds_like(cluster: Cluster) -> str:
     return ", ".join(words)
 
 
-def cluster_heading(cluster: Cluster, width: int = HEADING_CELLS) -> str:
+def cluster_heading(cluster: Cluster, width: float = HEADING_EM) -> str:
     """``3 · calm, acoustic, 2010s · 12 tracks`` cut to one phone line (bold field name)."""
     size = f" · {cluster.size} track{'s' if cluster.size != 1 else ''}"
     number = f"{cluster.index + 1} · "
     words = sounds_like(cluster) or "close to the playlist average"
-    return number + fit(words, width - len(number) - len(size)) + size
+    return number + fit(words, width - text_em(number + size)) + size
 
 
 def representatives_shown(k: int) -> int:
@@ -264,7 +284,7 @@ def overview_embed(
     if header:
         lines.insert(0, truncate(header, 300))
     embed = discord.Embed(
-        title=truncate(f"🎧 {src.name or 'Playlist'}", TITLE),
+        title=escape(fit(f"🎧 {src.name or 'Playlist'}", TITLE_EM)),
         url=src.url if src.url and src.url.startswith("https://") else None,
         description=truncate("\n".join(lines), DESCRIPTION),
         colour=0x1DB954,
@@ -276,13 +296,13 @@ def overview_embed(
     return embed
 
 
-def result_hint(analysis: Analysis) -> str:
+def result_hint(analysis: Analysis, label: str | None = None) -> str:
     """The last words above the controls, naming them as they appear."""
-    head = f"Analysis #{analysis.analysis_id} · " if analysis.analysis_id else ""
     if analysis.analysis_id is None:
         return "Playlist Clusters"
+    label = label or f"Analysis #{analysis.analysis_id}"
     return (
-        head + "Browse a cluster below: every track, and Save as playlist. "
+        f"{label} · Browse a cluster below: every track, and Save as playlist. "
         "Report and Tracks: the full lists as files."
     )
 
@@ -295,28 +315,34 @@ def analysis_embeds(
     header: str | None = None,
     with_image: bool = True,
     lead: Sequence[discord.Embed] = (),
+    label: str | None = None,
 ) -> list[list[discord.Embed]]:
     """The result as few messages as Discord allows (one for most, two at most for k ≤ 20):
     ``lead`` embeds (a digest's changes), the overview + scatter, then every cluster as one
     field (heading + 3–5 tracks) of a shared embed, the hint in the last embed's footer.
 
     Tracks lose their links, then drop to 3 a cluster, when that is what keeps the result
-    within two messages of 6,000 characters."""
+    in one message (else two) of 6,000 characters."""
     by_id = analysis.track_by_id()
     liked_set = set(liked) | set(analysis.liked)
     overview = overview_embed(analysis, header=header, with_image=with_image)
     tracks = representatives_shown(len(analysis.clusters))
     levels = [(tracks, True), (tracks, False), (3, False)]
+    packed = []
     for n_tracks, links in levels:
         fields = [
             cluster_field(c, by_id, liked_set, tracks=n_tracks, links=links)
             for c in analysis.clusters
         ]
-        messages = _pack([*lead, overview], fields)
-        if len(messages) <= 2:
-            break
+        packed.append(_pack([*lead, overview], fields))
+    # One message if any level fits in one (a second message costs a header and padding,
+    # ~100 px on a phone), else the first level that fits in two, else the most compact.
+    messages = next(
+        (m for limit in (1, 2) for m in packed if len(m) <= limit),
+        packed[-1],
+    )
     last = messages[-1][-1]
-    last.set_footer(text=truncate(result_hint(analysis), FOOTER))
+    last.set_footer(text=truncate(result_hint(analysis, label), FOOTER))
     return messages
 
 
@@ -381,7 +407,7 @@ def page_count(cluster: Cluster, page_size: int = PAGE_SIZE) -> int:
 
 def browse_line(track: Track, number: int, *, liked: bool = False) -> str:
     """``12. Title — Artist · popularity 71 💚`` (popularity only where the source has it)."""
-    line = f"`{number:>2}.` " + track_line(track, width=LINE_CELLS + 12)
+    line = f"`{number:>2}.` " + track_line(track, width=LINE_EM + 6)
     if track.popularity is not None:
         line += f" · popularity {track.popularity}"
     return line + (f" {LIKED}" if liked else "")

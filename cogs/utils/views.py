@@ -135,7 +135,8 @@ def _button(
 
 def cluster_option_label(analysis: Analysis, index: int) -> str:
     c = analysis.clusters[index]
-    return E.truncate(f"{E.cluster_title(c)} ({c.size})", 100)
+    size = f" · {c.size} track{'s' if c.size != 1 else ''}"
+    return E.truncate(f"{c.index + 1} · {E.sounds_like(c)}", 100 - len(size)) + size
 
 
 class BrowseSelect(
@@ -153,11 +154,10 @@ class BrowseSelect(
                 discord.SelectOption(
                     label=cluster_option_label(analysis, i),
                     value=str(i),
-                    description=E.truncate(analysis.clusters[i].description, 100) or None,
                 )
                 for i in range(start, min(start + SELECT_OPTIONS, len(analysis.clusters)))
             ]
-        placeholder = "Browse every track of a cluster…"
+        placeholder = "Browse a cluster: every track, Save as playlist…"
         if part:
             placeholder = f"Browse clusters {part * SELECT_OPTIONS + 1}+…"
         super().__init__(
