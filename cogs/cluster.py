@@ -304,9 +304,12 @@ class ClusterCog(commands.Cog):
         dest = InteractionDestination(self.bot, interaction, private=private)
         analysis = await self._stored(id, interaction)
         png = await self.services.store.analyses.file(id, E.SCATTER_NAME)
+        profile = await self.services.store.analyses.file(id, E.PROFILE_NAME)
         liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
         await dest.deliver(
-            result_messages(analysis, png, liked=liked, label=f"Stored analysis #{id}")
+            result_messages(
+                analysis, png, liked=liked, label=f"Stored analysis #{id}", profile=profile
+            )
         )
 
     async def _audience(self, analysis_id: int, interaction: discord.Interaction) -> str:

@@ -1,9 +1,10 @@
 """How a result looks in a channel: its stored messages, their count and Discord's limits.
 
-``RESULT_DUMP_DIR=/tmp/shots python -m pytest -q tests/test_result_layout.py -k dump`` writes the
-demo mix's result as the fake Discord stored it (``result.json`` + ``files/``), ready for
+``RESULT_DUMP_DIR=/tmp/shots python -m pytest -q tests/test_result_layout.py`` writes the demo
+mix's result as the fake Discord stored it (``result.json`` + ``result-files/``; also
+``result-k2/k12/k20`` and ``long-k2…20`` with the worst names), ready for
 ``python ../shared/tools/render_messages.py --json /tmp/shots/result.json --files-dir
-/tmp/shots/files --out shot.png --width 420,900``.
+/tmp/shots/result-files --out shot.png --width 420,900``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,20 @@ async def test_dump_the_demo_result_for_rendering(
     services = await make_services()
     async with start_bot(services):
         _, msgs = await run_cluster(fake_discord, demo_text().encode(), "demo_mix.csv", k)
-    dumped = fake_discord.dump(out / f"{name}.json", out / "files", msgs)
+    dumped = fake_discord.dump(out / f"{name}.json", out / f"{name}-files", msgs)
     assert json.loads((out / f"{name}.json").read_text()) == dumped
     assert dumped[0]["interaction_metadata"]["name"] == "cluster"
     scatter = dumped[0]["attachments"][0]
     assert dumped[0]["embeds"][0]["image"]["url"] == scatter["url"]  # as Discord serves it
-    assert (out / "files" / f"{scatter['id']}-0-clusters.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / f"{name}-files" / f"{scatter['id']}-0-clusters.png").read_bytes()[
+        :4
+    ] == b"\x89PNG"
+    # The sound profile sits under the cluster list while k is small enough to afford it.
+    k_shown = len([f for e in dumped[-1]["embeds"] for f in e.get("fields", [])])
+    profile = [a for m in dumped for a in m["attachments"] if a["filename"] == "profile.png"]
+    assert len(profile) == (1 if k_shown <= 8 else 0)
+    if profile:
+        assert dumped[-1]["embeds"][-1]["image"]["url"] == profile[0]["url"]
 
 
 def lengthen(analysis):
@@ -103,6 +112,6 @@ async def test_every_k_from_2_to_20_with_long_names_is_at_most_two_messages_with
             assert sum(m.interaction_id == it.id for m in msgs) == 1  # no "used /clusters"
             if os.environ.get("RESULT_DUMP_DIR"):
                 out = Path(os.environ["RESULT_DUMP_DIR"])
-                fake_discord.dump(out / f"long-k{k}.json", out / "files", msgs)
+                fake_discord.dump(out / f"long-k{k}.json", out / f"long-k{k}-files", msgs)
     assert fake_discord.errors == []  # the fake enforces every Discord limit
     assert max(counts.values()) <= 2, counts

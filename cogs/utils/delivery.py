@@ -46,16 +46,28 @@ def result_messages(
     header: str | None = None,
     lead: Sequence[discord.Embed] = (),
     label: str | None = None,
+    profile: bytes | None = None,
 ) -> list[OutMessage]:
     """The messages to post for an analysis (one for most, at most two for k ≤ 20): the
-    scatter on the first, the browse/download controls under the last, below the clusters."""
+    scatter on the first, the sound profile under the cluster list when k is small, the
+    browse/download controls under the last message, below the clusters."""
     with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
+    with_profile = bool(profile) and len(profile or b"") <= E.MAX_FILE_BYTES
     batches = E.analysis_embeds(
-        analysis, liked=liked, header=header, with_image=with_image, lead=lead, label=label
+        analysis,
+        liked=liked,
+        header=header,
+        with_image=with_image,
+        lead=lead,
+        label=label,
+        with_profile=with_profile,
     )
     out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
     if with_image and png is not None:
         out[0].files = [E.scatter_file(png)]
+    profile_url = f"attachment://{E.PROFILE_NAME}"
+    if profile and out[-1].embeds[-1].image.url == profile_url:
+        out[-1].files.append(E.scatter_file(profile, E.PROFILE_NAME))
     out[-1].view = V.result_view(analysis)
     return out
 
@@ -71,7 +83,10 @@ def outcome_messages(
     analysis = outcome.analysis
     if analysis.analysis_id is None:
         analysis.analysis_id = outcome.analysis_id
-    return result_messages(analysis, outcome.rendered.png, liked=liked, header=header, lead=lead)
+    rendered = outcome.rendered
+    return result_messages(
+        analysis, rendered.png, liked=liked, header=header, lead=lead, profile=rendered.profile_png
+    )
 
 
 class Destination:

@@ -47,6 +47,10 @@ COLOURS = [
     0x1ABC9C,
 ]
 SCATTER_NAME = ARTEFACTS.png
+PROFILE_NAME = ARTEFACTS.profile
+# The sound-profile chart is shown under the cluster list up to this many clusters: it is one
+# row per cluster, ~200-300 px tall on a phone, which larger k cannot afford within ~3 screens.
+PROFILE_MAX_K = 8
 LIKED = "💚"
 
 
@@ -316,6 +320,7 @@ def analysis_embeds(
     with_image: bool = True,
     lead: Sequence[discord.Embed] = (),
     label: str | None = None,
+    with_profile: bool = False,
 ) -> list[list[discord.Embed]]:
     """The result as few messages as Discord allows (one for most, two at most for k ≤ 20):
     ``lead`` embeds (a digest's changes), the overview + scatter, then every cluster as one
@@ -343,6 +348,8 @@ def analysis_embeds(
     )
     last = messages[-1][-1]
     last.set_footer(text=truncate(result_hint(analysis, label), FOOTER))
+    if with_profile and len(analysis.clusters) <= PROFILE_MAX_K and last is not overview:
+        last.set_image(url=f"attachment://{PROFILE_NAME}")  # what each cluster sounds like
     return messages
 
 
@@ -388,8 +395,8 @@ def representative_ids(analysis: Analysis) -> list[str]:
     return [tid for c in analysis.clusters for tid in c.representative_ids[:shown]]
 
 
-def scatter_file(rendered_png: bytes) -> discord.File:
-    return discord.File(io.BytesIO(rendered_png), filename=SCATTER_NAME)
+def scatter_file(rendered_png: bytes, filename: str = SCATTER_NAME) -> discord.File:
+    return discord.File(io.BytesIO(rendered_png), filename=filename)
 
 
 def text_file(text: str | bytes, filename: str) -> discord.File:
