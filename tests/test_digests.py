@@ -323,7 +323,7 @@ class ScriptedQueue:
                 ),
             )
             item.analysis_id = analysis_id
-            rendered = SimpleNamespace(png=self.png) if self.png else None
+            rendered = SimpleNamespace(png=self.png, profile_png=b"") if self.png else None
             self.last = Outcome(analysis_id, item, rendered)
             return FakeHandle(self.last)
         return FakeHandle(item)
