@@ -371,7 +371,10 @@ def word_candidates(
         if most(w.holds, {f: fm.raw[f][members] for f in (w.feature, *w.needs)}):
             scored.append((z * WORD_PRIORITY.get(w.feature, 1.0), w.word))
     year_z = contrast.get("year", 0.0)
-    if abs(year_z) >= max(min_z, MIN_YEAR_Z):
+    # descriptions need a big shift in year; names told apart (min_z below DESCRIBE_MIN_Z)
+    # may use any year word that holds
+    year_min = max(min_z, MIN_YEAR_Z) if min_z >= DESCRIBE_MIN_Z else max(min_z, 0.0)
+    if "year" in fm.raw and abs(year_z) >= year_min and year_z != 0:
         word = _year_word(fm.raw["year"], members, year_z)
         if word:
             scored.append((abs(year_z) * WORD_PRIORITY["year"], word))

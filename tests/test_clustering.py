@@ -375,3 +375,11 @@ def test_names_are_unique_and_the_split_is_explained(demo: FetchResult) -> None:
         assert analysis.split_by.startswith("split mostly by ")
     again = Analysis.from_dict(analysis.to_dict())
     assert again.split_by == analysis.split_by
+
+
+def test_names_are_unique_in_metadata_mode_too(demo: FetchResult) -> None:
+    # no audio features: few words hold, and two clusters were both called "mixed"
+    bare = [Track.from_dict({**t.to_dict(), "features": None}) for t in demo.tracks]
+    analysis = cluster_step(FetchResult(meta=demo.meta, tracks=bare), FeatureTable(), None)
+    words = [c.name.split(" · ", 1)[1] for c in analysis.clusters]
+    assert analysis.k >= 3 and len(set(words)) == len(words), words
