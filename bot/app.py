@@ -34,7 +34,7 @@ from bot.sources.status import SourceStatus
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
-from storage.db import Database
+from storage.backend import open_database
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
     ``executor``: an Executor for CPU steps; None lets the job queue's pool create one with
     ``settings.worker_processes`` processes (0 → inline CPU, tests).
     """
-    db = await Database(settings.database_path).open()
+    db = await open_database(settings.database_url_value, settings.database_path)
     store = Store(db, feature_cache_days=settings.feature_cache_days)
     spotify = SpotifyGateway(settings) if settings.spotify_configured else None
     status = SourceStatus()  # what each source last returned, for /about

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
 
     # --- Storage, worker, limits --------------------------------------------------------------
     database_path: Path = Field(default_factory=default_database_path)
+    # postgresql://user:pass@host/db: PostgreSQL (asyncpg, the "postgres" extra) instead of the
+    # SQLite file at database_path; for shards and workers on several machines.
+    database_url: SecretStr | None = None
     token_encryption_key: SecretStr | None = None
     worker_processes: int = 2
     cpu_step_timeout_s: float = 180.0  # per clustering/chart step; 10,000 tracks take ~10 s
@@ -83,6 +86,11 @@ class Settings(BaseSettings):
     web_port: int = 8080
 
     log_level: str = "INFO"
+
+    @property
+    def database_url_value(self) -> str | None:
+        """DATABASE_URL in clear (for the driver only; never log it)."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     @property
     def spotify_configured(self) -> bool:

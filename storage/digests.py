@@ -214,13 +214,12 @@ class DigestStore:
                  last_run_at = ?,
                  last_status = ?,
                  last_analysis_id = coalesce(?, last_analysis_id),
-                 last_snapshot_id = CASE WHEN ? IS NULL THEN last_snapshot_id ELSE ? END,
-                 last_posted_at = CASE WHEN ? THEN ? ELSE last_posted_at END
+                 last_snapshot_id = coalesce(?, last_snapshot_id),
+                 last_posted_at = CASE WHEN ? = 1 THEN ? ELSE last_posted_at END
                WHERE id = ?""",
             (
                 run_at,
                 status,
-                analysis_id,
                 analysis_id,
                 snapshot_id,
                 int(posted),
