@@ -34,7 +34,7 @@ from bot.sources.status import SourceStatus
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
-from storage.backend import open_database
+from storage.backend import is_postgres_url, open_database
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -198,11 +198,15 @@ class PlaylistClustersBot(commands.Bot):
 
 
 # ------------------------------------------------------------------------------ services
-async def build_services(settings: Settings, *, executor: Any = None) -> Services:
+async def build_services(
+    settings: Settings, *, executor: Any = None, embedded_queue: bool = False
+) -> Services:
     """Open the database and build every long-lived service from ``settings``.
 
     ``executor``: an Executor for CPU steps; None lets the job queue's pool create one with
-    ``settings.worker_processes`` processes (0 → inline CPU, tests).
+    ``settings.worker_processes`` processes (0 → inline CPU, tests). On PostgreSQL
+    (DATABASE_URL) jobs go to procrastinate workers (``python -m bot worker``) unless
+    ``embedded_queue`` (the worker itself runs them in its own JobQueue).
     """
     db = await open_database(settings.database_url_value, settings.database_path)
     store = Store(db, feature_cache_days=settings.feature_cache_days)
@@ -229,7 +233,11 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         pages=PublicPageReader.from_settings(settings),
         status=status,
     )
-    queue = JobQueue(store, ctx, settings)
+    queue: Any = JobQueue(store, ctx, settings)
+    if is_postgres_url(settings.database_url_value) and not embedded_queue:
+        from bot.jobs.distributed import DistributedQueue
+
+        queue = DistributedQueue(store, settings)
     # The digest cog runs it (start(poster) on load): it knows how to post to Discord.
     digests = DigestScheduler(db, queue)
     return Services(
