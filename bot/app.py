@@ -197,6 +197,25 @@ class PlaylistClustersBot(commands.Bot):
             await super().close()
 
 
+class ShardedPlaylistClustersBot(PlaylistClustersBot, commands.AutoShardedBot):
+    """The bot on several gateway shards in one process (discord.py's AutoShardedBot).
+
+    Run one process per group of shards: ``SHARD_COUNT`` in total, ``SHARD_IDS`` here. Every
+    process shares the database, so stored analyses, persistent buttons (DynamicItems that
+    carry the analysis id) and digests (claimed by compare-and-set) work from any shard.
+    """
+
+
+def make_bot(services: Services, **kwargs: Any) -> PlaylistClustersBot:
+    """The bot for ``services.settings``: sharded when SHARD_COUNT or SHARD_IDS is set."""
+    settings = services.settings
+    if settings.shard_count is None:
+        return PlaylistClustersBot(services, **kwargs)
+    return ShardedPlaylistClustersBot(
+        services, shard_count=settings.shard_count, shard_ids=settings.shard_id_list, **kwargs
+    )
+
+
 # ------------------------------------------------------------------------------ services
 async def build_services(
     settings: Settings, *, executor: Any = None, embedded_queue: bool = False
@@ -292,7 +311,7 @@ async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set.")
     services = await build_services(settings)
-    bot = PlaylistClustersBot(services)
+    bot = make_bot(services)
     signals = _install_signal_handlers(bot)
     try:
         async with bot:
