@@ -311,6 +311,13 @@ async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set.")
     services = await build_services(settings)
+    hold = getattr(services.db, "hold_gateway_lock", None)  # PostgreSQL: one process per shard
+    if hold is not None:
+        try:
+            await hold(settings.shard_id_list, settings.shard_count)
+        except BaseException:
+            await close_services(services)
+            raise
     bot = make_bot(services)
     signals = _install_signal_handlers(bot)
     try:

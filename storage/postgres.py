@@ -23,6 +23,9 @@ from storage.dialect import PG_FUNCTIONS, migration_to_postgres, to_postgres
 
 # Advisory lock key under which migrations run (any constant shared by every process).
 MIGRATION_LOCK = zlib.crc32(b"playlist-clusters:migrations")
+# Gateway locks (hold_gateway_lock): one key for "the whole gateway", a class id for shards.
+_GATEWAY_ALL = zlib.crc32(b"playlist-clusters:gateway")
+_GATEWAY_SHARDS = zlib.crc32(b"playlist-clusters:shard") & 0x7FFFFFFF
 _INT_TYPES = {"int2", "int4", "int8"}
 _FLOAT_TYPES = {"float4", "float8", "numeric"}
 
@@ -136,6 +139,7 @@ class PostgresDatabase:
         self.identity_tables: frozenset[str] = frozenset()
         self._param_types: dict[str, tuple[str, ...]] = {}
         self._pool: Any = None
+        self._lock_conn: Any = None  # holds this process's gateway advisory locks
 
     async def open(self, *, migrate: bool = True) -> PostgresDatabase:
         try:
@@ -168,7 +172,47 @@ class PostgresDatabase:
             raise
         return self
 
+    async def hold_gateway_lock(self, shard_ids: list[int] | None, shard_count: int | None) -> None:
+        """The PostgreSQL counterpart of SQLite's one-instance flock, for bot processes.
+
+        Several bot processes share one PostgreSQL database when each runs other shards, so
+        the lock is per shard: an exclusive advisory lock on each of this process's shards
+        (all of them when not sharded, which also conflicts with every sharded process). It
+        lives on a connection of its own for the life of the process; PostgreSQL releases it
+        when that connection ends, also when the process is killed. StorageError when another
+        process holds one of the shards.
+        """
+        import asyncpg
+
+        count = shard_count or 1
+        mine = shard_ids if shard_ids is not None else list(range(count))
+        whole = shard_count is None
+        conn = await asyncpg.connect(self.url)
+        try:
+            # Unsharded processes take "all" exclusively; sharded ones share it.
+            take_all = "pg_try_advisory_lock" if whole else "pg_try_advisory_lock_shared"
+            held = await conn.fetchval(f"SELECT {take_all}($1)", _GATEWAY_ALL)
+            for shard in [] if whole else mine:
+                held = held and await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", _GATEWAY_SHARDS, shard
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        if not held:
+            await conn.close()
+            which = "the gateway" if whole else f"shard(s) {', '.join(map(str, mine))}"
+            raise StorageError(
+                f"Another bot process already runs {which} on the database {self.path}. Stop "
+                "it first, or give this process other SHARD_IDS.",
+                detail="gateway advisory lock held",
+            )
+        self._lock_conn = conn
+
     async def close(self) -> None:
+        if self._lock_conn is not None:
+            conn, self._lock_conn = self._lock_conn, None
+            await conn.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.digests import DigestScheduler, Schedule
+from bot.errors import StorageError
 from tests.manual_clock import ManualClock
 from tests.storage_backends import backend_fixture, current, database, sqlite_only
 from tests.test_digests import Recorder, ScriptedQueue, _by_playlist, _snapshot, _subscribe, utc
@@ -71,3 +74,28 @@ async def test_sharded_bot_identifies_its_shards_and_answers_another_process_but
         dl = await fake_discord.click(first, f"pc:dl:{aid}:md")
         [doc] = await fake_discord.wait_response(dl)
     assert doc.ephemeral and doc.files[0].filename.endswith("report.md")
+
+
+async def test_one_bot_process_per_shard_on_postgres(tmp_path) -> None:
+    """SQLite's one-instance flock, on PostgreSQL: bot processes may share the database when
+    they run other shards; a second process for the same shard (or an unsharded one beside
+    sharded ones) is refused, and a closed (or killed) holder frees its shards."""
+    if current() != "postgresql":
+        pytest.skip(
+            "advisory locks: PostgreSQL only (SQLite has its flock, tests/test_instance_lock)"
+        )
+    path = tmp_path / "gateway"
+    dbs = [await database(path).open() for _ in range(4)]
+    try:
+        await dbs[0].hold_gateway_lock([0], 2)
+        await dbs[1].hold_gateway_lock([1], 2)  # the other shard: fine
+        with pytest.raises(StorageError) as info:
+            await dbs[2].hold_gateway_lock([0], 2)
+        assert "shard(s) 0" in info.value.user_message
+        with pytest.raises(StorageError):
+            await dbs[3].hold_gateway_lock(None, None)  # unsharded beside sharded ones
+        await dbs[0].close()
+        await dbs[2].hold_gateway_lock([0], 2)  # freed with its connection
+    finally:
+        for db in dbs:
+            await db.close()
