@@ -23,9 +23,11 @@ WORKDIR /app
 
 # 1. Dependencies only, read from pyproject.toml: this ~500 MB layer is rebuilt only when
 #    pyproject.toml changes, not on every code change.
+#    EXTRAS (build argument, e.g. "postgres"): optional dependencies to add (compose.yaml).
 COPY pyproject.toml ./
+ARG EXTRAS=""
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e for e in os.environ.get('EXTRAS', '').split(',') if e]; print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 

@@ -1,6 +1,7 @@
 """``python -m bot``: the Discord bot when DISCORD_TOKEN is set, else the offline demo.
 
 ``python -m bot analyze …`` / ``python -m bot demo …`` are the offline CLI (:mod:`bot.cli`).
+``python -m bot worker`` runs analyses from the PostgreSQL queue (:mod:`bot.jobs.distributed`).
 ``python -m bot --version`` prints the version; ``python -m bot healthcheck`` exits 0 while a
 running bot's heartbeat is fresh (the Docker HEALTHCHECK). The bot (and so discord) is imported
 only on the bot path; ``--version`` and ``healthcheck`` import neither it nor the pipeline.
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         from bot.startup import healthcheck_main
 
         return healthcheck_main()
-    if argv and argv[0] not in CLI_COMMANDS:
+    if argv and argv[0] not in CLI_COMMANDS | {"worker"}:
         from bot import cli
 
         return cli.main(argv)  # --help, or argparse's own error for an unknown command
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CLI_USER_ERROR if argv else 1
+    if argv[:1] == ["worker"]:
+        from bot.jobs.distributed import worker_main
+
+        return worker_main(settings, argv[1:])
     if argv:
         from bot import cli
 

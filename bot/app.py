@@ -34,7 +34,7 @@ from bot.sources.status import SourceStatus
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
-from storage.db import Database
+from storage.backend import is_postgres_url, open_database
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -197,14 +197,37 @@ class PlaylistClustersBot(commands.Bot):
             await super().close()
 
 
+class ShardedPlaylistClustersBot(PlaylistClustersBot, commands.AutoShardedBot):
+    """The bot on several gateway shards in one process (discord.py's AutoShardedBot).
+
+    Run one process per group of shards: ``SHARD_COUNT`` in total, ``SHARD_IDS`` here. Every
+    process shares the database, so stored analyses, persistent buttons (DynamicItems that
+    carry the analysis id) and digests (claimed by compare-and-set) work from any shard.
+    """
+
+
+def make_bot(services: Services, **kwargs: Any) -> PlaylistClustersBot:
+    """The bot for ``services.settings``: sharded when SHARD_COUNT or SHARD_IDS is set."""
+    settings = services.settings
+    if settings.shard_count is None:
+        return PlaylistClustersBot(services, **kwargs)
+    return ShardedPlaylistClustersBot(
+        services, shard_count=settings.shard_count, shard_ids=settings.shard_id_list, **kwargs
+    )
+
+
 # ------------------------------------------------------------------------------ services
-async def build_services(settings: Settings, *, executor: Any = None) -> Services:
+async def build_services(
+    settings: Settings, *, executor: Any = None, embedded_queue: bool = False
+) -> Services:
     """Open the database and build every long-lived service from ``settings``.
 
     ``executor``: an Executor for CPU steps; None lets the job queue's pool create one with
-    ``settings.worker_processes`` processes (0 → inline CPU, tests).
+    ``settings.worker_processes`` processes (0 → inline CPU, tests). On PostgreSQL
+    (DATABASE_URL) jobs go to procrastinate workers (``python -m bot worker``) unless
+    ``embedded_queue`` (the worker itself runs them in its own JobQueue).
     """
-    db = await Database(settings.database_path).open()
+    db = await open_database(settings.database_url_value, settings.database_path)
     store = Store(db, feature_cache_days=settings.feature_cache_days)
     spotify = SpotifyGateway(settings) if settings.spotify_configured else None
     status = SourceStatus()  # what each source last returned, for /about
@@ -229,7 +252,11 @@ async def build_services(settings: Settings, *, executor: Any = None) -> Service
         pages=PublicPageReader.from_settings(settings),
         status=status,
     )
-    queue = JobQueue(store, ctx, settings)
+    queue: Any = JobQueue(store, ctx, settings)
+    if is_postgres_url(settings.database_url_value) and not embedded_queue:
+        from bot.jobs.distributed import DistributedQueue
+
+        queue = DistributedQueue(store, settings)
     # The digest cog runs it (start(poster) on load): it knows how to post to Discord.
     digests = DigestScheduler(db, queue)
     return Services(
@@ -284,7 +311,14 @@ async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set.")
     services = await build_services(settings)
-    bot = PlaylistClustersBot(services)
+    hold = getattr(services.db, "hold_gateway_lock", None)  # PostgreSQL: one process per shard
+    if hold is not None:
+        try:
+            await hold(settings.shard_id_list, settings.shard_count)
+        except BaseException:
+            await close_services(services)
+            raise
+    bot = make_bot(services)
     signals = _install_signal_handlers(bot)
     try:
         async with bot:

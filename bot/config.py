@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 APP_DIR_NAME = "playlist-clusters"
@@ -48,6 +48,38 @@ class Settings(BaseSettings):
     discord_sync_global: bool = Field(
         default=False, description="Sync application commands globally at start-up."
     )
+    # Gateway shards across processes: SHARD_COUNT in total, SHARD_IDS ("0,1") in this one.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: str | None = None
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _check_shard_ids(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            ids = [int(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(
+                "SHARD_IDS must be shard numbers separated by commas, e.g. 0,1"
+            ) from None
+        if not ids or min(ids) < 0 or len(set(ids)) != len(ids):
+            raise ValueError("SHARD_IDS must be distinct shard numbers from 0, e.g. 0,1")
+        return ",".join(str(i) for i in ids)
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> Settings:
+        ids = self.shard_id_list
+        if ids is not None and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards)")
+        if ids is not None and self.shard_count is not None and max(ids) >= self.shard_count:
+            raise ValueError(f"SHARD_IDS must be below SHARD_COUNT ({self.shard_count})")
+        return self
+
+    @property
+    def shard_id_list(self) -> list[int] | None:
+        """This process's shards (None: all of SHARD_COUNT, or no sharding)."""
+        return [int(i) for i in self.shard_ids.split(",")] if self.shard_ids else None
 
     # --- Spotify ------------------------------------------------------------------------
     spotify_client_id: str | None = None
@@ -69,6 +101,9 @@ class Settings(BaseSettings):
 
     # --- Storage, worker, limits --------------------------------------------------------------
     database_path: Path = Field(default_factory=default_database_path)
+    # postgresql://user:pass@host/db: PostgreSQL (asyncpg, the "postgres" extra) instead of the
+    # SQLite file at database_path; for shards and workers on several machines.
+    database_url: SecretStr | None = None
     token_encryption_key: SecretStr | None = None
     worker_processes: int = 2
     cpu_step_timeout_s: float = 180.0  # per clustering/chart step; 10,000 tracks take ~10 s
@@ -83,6 +118,11 @@ class Settings(BaseSettings):
     web_port: int = 8080
 
     log_level: str = "INFO"
+
+    @property
+    def database_url_value(self) -> str | None:
+        """DATABASE_URL in clear (for the driver only; never log it)."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     @property
     def spotify_configured(self) -> bool:

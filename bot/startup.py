@@ -166,7 +166,12 @@ def describe_locations(settings: Settings) -> None:
     else:
         log.info("Settings: environment only (no .env in %s)", Path.cwd())
     db_path = Path(settings.database_path)
-    log.info("Database: %s", db_path if str(db_path) == ":memory:" else db_path.resolve())
+    if settings.database_url_value:
+        from storage.postgres import redact_url
+
+        log.info("Database: %s", redact_url(settings.database_url_value))
+    else:
+        log.info("Database: %s", db_path if str(db_path) == ":memory:" else db_path.resolve())
     if settings.token_encryption_key is None:
         key = key_file_path(settings)
         if key is not None:

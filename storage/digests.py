@@ -197,6 +197,17 @@ class DigestStore:
             "UPDATE digest_subscriptions SET next_run_at = ? WHERE id = ?", (next_run_at, sub_id)
         )
 
+    async def claim(self, sub_id: int, expected_next: str, next_run_at: str) -> bool:
+        """Move ``next_run_at`` from ``expected_next`` on (compare-and-set). True for exactly
+        one caller among every process that saw the same due row: that one runs the digest."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE digest_subscriptions SET next_run_at = ?"
+                " WHERE id = ? AND next_run_at = ? AND paused = 0",
+                (next_run_at, sub_id, expected_next),
+            )
+            return cur.rowcount == 1
+
     async def record_run(
         self,
         sub_id: int,
@@ -214,13 +225,12 @@ class DigestStore:
                  last_run_at = ?,
                  last_status = ?,
                  last_analysis_id = coalesce(?, last_analysis_id),
-                 last_snapshot_id = CASE WHEN ? IS NULL THEN last_snapshot_id ELSE ? END,
-                 last_posted_at = CASE WHEN ? THEN ? ELSE last_posted_at END
+                 last_snapshot_id = coalesce(?, last_snapshot_id),
+                 last_posted_at = CASE WHEN ? = 1 THEN ? ELSE last_posted_at END
                WHERE id = ?""",
             (
                 run_at,
                 status,
-                analysis_id,
                 analysis_id,
                 snapshot_id,
                 int(posted),

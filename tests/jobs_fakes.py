@@ -30,6 +30,7 @@ from bot.pipeline import PipelineContext
 from bot.sources.links import parse_spotify_link
 from storage.db import Database
 from storage.store import Store
+from tests.storage_backends import database
 from tests.storage_helpers import make_analysis, make_fetch, make_rendered
 
 SAMPLE_CSV = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
@@ -149,7 +150,7 @@ async def open_queue(
 ) -> tuple[Database, Store, JobQueue]:
     """Database + Store + started JobQueue; ``listener`` is added before start() resumes."""
     settings = settings or job_settings()
-    db = await Database(path).open()
+    db = await database(path).open()
     store = Store(db, feature_cache_days=settings.feature_cache_days)
     queue = JobQueue(store, ctx or PipelineContext(settings=settings), settings)
     if listener is not None:

@@ -13,9 +13,11 @@ from bot.jobs import JobCrashed, JobQueue
 from bot.jobs.queue import MAX_ATTEMPTS
 from bot.models import AnalysisRequest
 from bot.pipeline import PipelineContext
-from storage.db import Database
 from storage.store import Store
 from tests.jobs_fakes import FakePipeline, Recorder, job_settings, link, open_queue, sample_csv
+from tests.storage_backends import backend_fixture, database
+
+storage_backend = backend_fixture()
 
 
 @pytest.fixture
@@ -524,7 +526,7 @@ async def test_features_are_cached_across_playlists(tmp_path, fake_spotify, monk
 async def test_network_steps_are_bounded(tmp_path, monkeypatch):
     fake = FakePipeline().install(monkeypatch)
     settings = job_settings(max_jobs_per_user=10)
-    db = await Database(tmp_path / "bound.sqlite3").open()
+    db = await database(tmp_path / "bound.sqlite3").open()
     queue = JobQueue(Store(db), PipelineContext(settings=settings), settings, network_concurrency=2)
     await queue.start()
     try:

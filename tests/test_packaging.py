@@ -38,6 +38,14 @@ def _imported_top_level_modules() -> set[str]:
 def test_every_imported_distribution_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    # Optional runtime extras (postgres: asyncpg, imported only when DATABASE_URL is set).
+    extras = project.get("optional-dependencies", {})
+    declared |= {
+        canonicalize_name(Requirement(r).name)
+        for name, reqs in extras.items()
+        if name != "dev"
+        for r in reqs
+    }
     providers = importlib.metadata.packages_distributions()
     missing = {}
     for module in sorted(_imported_top_level_modules()):

@@ -29,4 +29,4 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     ci_lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.startswith("#")]
     assert any(ln.endswith(test_cmd) for ln in ci_lines), f"CI must run {test_cmd!r}"
-    assert 'pip install --quiet -e ".[dev]"' in ci, "CI installs from the project's own files"
+    assert 'pip install --quiet -e ".[dev,postgres]"' in ci, "CI installs from the project's files"

@@ -212,14 +212,16 @@ class DigestScheduler:
         self._running.pop(sub_id, None)
         self.wake()
 
-    async def _claim(self, sub: Subscription, now: datetime) -> bool:
-        """Move ``next_run_at`` past ``now``. False (and paused) if the schedule is invalid."""
+    async def _claim(self, sub: Subscription, now: datetime) -> bool | None:
+        """Move ``next_run_at`` past ``now``. False (and paused) if the schedule is invalid;
+        None when another process (bot shard) claimed this slot first: only one runs it."""
         try:
             schedule = Schedule.of(sub)
         except DigestError as err:
             await self._pause(sub, err.user_message)
             return False
-        await self.subs.set_next_run(sub.id, iso(schedule.next_after(now)))
+        if not await self.subs.claim(sub.id, sub.next_run_at, iso(schedule.next_after(now))):
+            return None
         return True
 
     async def settle(self) -> None:
@@ -240,7 +242,10 @@ class DigestScheduler:
         """``claim_at`` None: a manual run (``/digest run``), which leaves the schedule alone."""
         manual = claim_at is None
         if claim_at is not None:
-            if not await self._claim(sub, claim_at):
+            claimed = await self._claim(sub, claim_at)
+            if claimed is None:
+                return RunResult("skipped", "Another bot process runs this digest.")
+            if not claimed:
                 return RunResult("paused", "Paused: invalid schedule.")
             sub = await self.subs.get(sub.id) or sub  # with its new next_run_at
         async with self._semaphore:

@@ -21,7 +21,7 @@ CREATE TABLE playlist_snapshots (
 INSERT INTO playlist_snapshots (playlist_id, snapshot_id, meta_json, skipped_json, n_tracks, fetched_at)
 SELECT pt.playlist_id, pt.snapshot_id, p.meta_json, '{}', count(*), p.fetched_at
 FROM playlist_tracks pt JOIN playlists p ON p.id = pt.playlist_id
-GROUP BY pt.playlist_id, pt.snapshot_id;
+GROUP BY pt.playlist_id, pt.snapshot_id, p.meta_json, p.fetched_at;
 
 ALTER TABLE playlist_tracks ADD COLUMN entry_json TEXT;
 

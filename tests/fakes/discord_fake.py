@@ -378,6 +378,7 @@ class FakeDiscord:
         self.commands: dict[str, list[dict]] = {}  # "global" | guild id -> synced commands
         self.attachments: dict[str, FakeFile] = {}
         self.identifies = 0
+        self.identified_shards: list[list[int] | None] = []  # IDENTIFY's "shard" of each bot
         self.token: str | None = None  # set to require "Authorization: Bot <token>"
         self.message_content_allowed = True  # False: close the gateway with 4014
         self.intents: int | None = None
@@ -604,6 +605,7 @@ class FakeDiscord:
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:
                     self.identifies += 1
+                    self.identified_shards.append(data["d"].get("shard"))
                     self.intents = data["d"].get("intents")
                     if not self.message_content_allowed and (self.intents or 0) & (1 << 15):
                         await ws.close(code=4014, message=b"Disallowed intent(s).")

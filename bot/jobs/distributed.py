@@ -1,0 +1,347 @@
+"""Jobs on procrastinate (PostgreSQL task queue) when storage is PostgreSQL.
+
+Why procrastinate: the database is already PostgreSQL, so the queue needs no second server
+(saq and taskiq need Redis); it is asyncio-native, keeps every job in a table (states, retries,
+``queueing_lock`` against duplicates, ``lock`` so one job never runs twice at once) and its
+workers send heartbeats, so a job whose worker was killed (``kill -9``) is found "stalled" and
+retried. Procrastinate speaks psycopg 3; the storage keeps asyncpg (two pools to one database).
+
+Split of work:
+
+* **Bot processes** (:class:`DistributedQueue`, same ``submit``/``add_listener`` interface as
+  :class:`bot.jobs.queue.JobQueue`): check the per-user/per-server limits in the database,
+  dedupe (an identical active job, found under a transaction-scoped advisory lock so two bot
+  processes never create it twice), write the ``jobs`` row, and defer the procrastinate task.
+  The handle follows the job's row (state → progress message, ``done`` → the stored analysis):
+  progress reaches the Discord reply through the database, not through process memory.
+* **Workers** (``python -m bot worker``, :func:`run_worker`): run the task, which runs the same
+  :class:`bot.jobs.worker.StepRunner` as the embedded queue from the job's last committed
+  checkpoint. A finished job is never run again (the row says ``done``), so a retried task after
+  a kill answers once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from typing import Any
+
+from bot.config import Settings
+from bot.errors import PipelineError
+from bot.jobs.queue import (
+    MAX_ATTEMPTS,
+    JobHandle,
+    JobInterrupted,
+    JobQueue,
+    Listener,
+    ProgressCallback,
+    _safe,
+    dedupe_key,
+)
+from bot.jobs.worker import JobOutcome
+from bot.models import AnalysisRequest, Progress
+from storage.jobs import ACTIVE_STATES, IN_ACTIVE
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "analyse"
+QUEUE_NAME = "analyses"
+POLL_S = 0.5  # how often a bot process reads the rows of the jobs it waits for
+STALLED_AFTER_S = 15.0  # a worker silent this long is dead: its jobs are retried
+HEARTBEAT_S = 3.0
+
+_MESSAGES = {
+    "queued": "Queued",
+    "fetching": "Reading the playlist…",
+    "featurizing": "Gathering audio features…",
+    "clustering": "Clustering…",
+    "rendering": "Drawing the chart…",
+}
+
+
+class JobFailed(PipelineError):
+    """A job that failed in a worker: its stored code and user message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.user_message = message
+
+
+def make_app(url: str, worker: JobQueue | None = None) -> Any:
+    """The procrastinate App on ``url`` (DATABASE_URL) with the analysis task registered;
+    ``worker``: the queue whose step runner runs the task (worker processes only)."""
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name=TASK_NAME, queue=QUEUE_NAME)
+    async def analyse(job_id: int) -> None:
+        if worker is None:
+            raise RuntimeError("analyses run in worker processes (python -m bot worker)")
+        await _run_job(worker, job_id)
+
+    return app
+
+
+async def ensure_schema(app: Any, url: str) -> None:
+    """Create procrastinate's tables once (under an advisory lock: many processes start).
+    ``app`` must be open."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            row = await cur.fetchone()
+            if not (row and row[0]):
+                await app.schema_manager.apply_schema_async()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+
+_SCHEMA_LOCK = zlib.crc32(b"playlist-clusters:procrastinate-schema")
+
+
+# --- bot side --------------------------------------------------------------------------------
+class DistributedQueue:
+    """Submits analyses to procrastinate and follows them through the ``jobs`` table."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.url = settings.database_url_value or ""
+        self.app = make_app(self.url)
+        self._listeners: list[Listener] = []
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._futures: dict[int, asyncio.Future[JobOutcome]] = {}
+        self._subscribers: dict[int, list[ProgressCallback]] = {}
+        self._closing = False
+        self._opened: Any = None
+
+    async def start(self) -> None:
+        self._opened = self.app.open_async()
+        await self._opened.__aenter__()
+        await ensure_schema(self.app, self.url)
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._watchers.values():
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        if self._opened is not None:
+            await self._opened.__aexit__(None, None, None)
+            self._opened = None
+
+    def add_listener(self, cb: Listener) -> None:
+        self._listeners.append(cb)
+
+    @property
+    def active_job_ids(self) -> list[int]:
+        return sorted(self._watchers)
+
+    async def submit(
+        self, request: AnalysisRequest, progress: ProgressCallback | None = None
+    ) -> JobHandle:
+        if self._closing:
+            raise JobInterrupted()
+        key = dedupe_key(request)
+        shared = False
+        async with self.store.db.transaction() as conn:
+            # One creator per dedupe key across every bot process (released at commit).
+            await conn.execute("SELECT pg_advisory_xact_lock(?)", (_key_lock(key),))
+            cur = await conn.fetchone(
+                f"SELECT id FROM jobs WHERE dedupe_key = ? AND state {IN_ACTIVE}"
+                " ORDER BY id LIMIT 1",
+                (key, *ACTIVE_STATES),
+            )
+            if cur is not None:
+                job_id, shared = int(cur["id"]), True
+            else:
+                await JobQueue._check_limits(self, request)  # type: ignore[arg-type]
+                job_id = 0
+        if not shared:
+            job_id = await self.store.jobs.create(key, request)
+            await (
+                self.app.tasks[TASK_NAME]
+                .configure(lock=f"job:{job_id}", queueing_lock=f"job:{job_id}")
+                .defer_async(job_id=job_id)
+            )
+        if progress is not None:
+            self._subscribers.setdefault(job_id, []).append(progress)
+            await _safe(progress, Progress("queued", message="Queued"))
+        return JobHandle(job_id, self._watch(job_id, request), shared=shared)
+
+    def _watch(self, job_id: int, request: AnalysisRequest) -> asyncio.Future[JobOutcome]:
+        future = self._futures.get(job_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._futures[job_id] = future
+            self._watchers[job_id] = asyncio.create_task(
+                self._follow(job_id, request, future), name=f"watch-job-{job_id}"
+            )
+        return future
+
+    async def _follow(
+        self, job_id: int, request: AnalysisRequest, future: asyncio.Future[JobOutcome]
+    ) -> None:
+        last = "queued"
+        outcome: JobOutcome | None = None
+        error: PipelineError | None = None
+        try:
+            while True:
+                job = await self.store.jobs.get(job_id)
+                if job is None:
+                    error = JobFailed("job_lost", "This analysis was lost. Please ask again.")
+                    break
+                if job.state != last:
+                    last = job.state
+                    await self._emit(job_id, Progress(job.state, message=_message(job)))
+                if job.state == "done" and job.analysis_id is not None:
+                    outcome = await self._outcome(job.analysis_id)
+                    break
+                if job.state == "failed":
+                    error = JobFailed(job.error_code or "failed", job.error_message or "Failed.")
+                    break
+                await asyncio.sleep(POLL_S)
+        except asyncio.CancelledError:
+            if not future.done():
+                future.set_exception(JobInterrupted())
+            raise
+        except PipelineError as exc:
+            error = exc
+        finally:
+            self._watchers.pop(job_id, None)
+            self._futures.pop(job_id, None)
+            self._subscribers.pop(job_id, None)
+        if outcome is not None:
+            future.set_result(outcome)
+        elif error is not None:
+            future.set_exception(error)
+        for cb in list(self._listeners):
+            try:
+                await cb(job_id, request, outcome, error)
+            except Exception:
+                log.warning("job listener failed for job %d", job_id, exc_info=True)
+
+    async def _outcome(self, analysis_id: int) -> JobOutcome:
+        analysis = await self.store.analyses.get(analysis_id)
+        rendered = await self.store.analyses.rendered(analysis_id)
+        if analysis is None or rendered is None:
+            raise JobFailed("job_lost", "The stored analysis is missing. Please ask again.")
+        return JobOutcome(analysis_id, analysis, rendered)
+
+    async def _emit(self, job_id: int, event: Progress) -> None:
+        for cb in list(self._subscribers.get(job_id, [])):
+            await _safe(cb, event)
+
+
+def _key_lock(key: str) -> int:
+    return zlib.crc32(key.encode()) - 2**31
+
+
+def _message(job: Any) -> str:
+    if job.state == "done":
+        return "Done"
+    if job.state == "failed":
+        return job.error_message or "Failed"
+    return _MESSAGES.get(job.state, job.state)
+
+
+# --- worker side -----------------------------------------------------------------------------
+async def _run_job(queue: JobQueue, job_id: int) -> None:
+    """Run (or resume) one job from its last committed checkpoint; a finished one is skipped."""
+    store = queue.store
+    job = await store.jobs.get(job_id)
+    if job is None or job.state not in ACTIVE_STATES:
+        log.info("job %s is already %s: nothing to do", job_id, job.state if job else "gone")
+        return
+    attempt = await store.jobs.start_attempt(job_id)
+    if attempt > MAX_ATTEMPTS:
+        await store.jobs.fail(job_id, "crashed", "This analysis kept crashing and was stopped.")
+        return
+
+    async def progress(event: Progress) -> None:  # states reach the bot through the table
+        return None
+
+    try:
+        await queue.runner.run(job_id, job.request, job.checkpoint, progress)
+    except PipelineError as exc:
+        log.info("job %d failed: %s", job_id, exc.code)
+        await store.jobs.fail(job_id, exc.code, exc.user_message)
+
+
+async def _retry_stalled(app: Any, stop: asyncio.Event, stalled_after_s: float) -> None:
+    """Jobs whose worker stopped sending heartbeats (killed) go back to the queue."""
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            for job in await app.job_manager.get_stalled_jobs(
+                queue=QUEUE_NAME, seconds_since_heartbeat=stalled_after_s
+            ):
+                log.warning("job %s stalled (its worker died): retrying", job.id)
+                await app.job_manager.retry_job(job)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), stalled_after_s / 3)
+
+
+async def run_worker(
+    settings: Settings, *, concurrency: int = 2, stalled_after_s: float = STALLED_AFTER_S
+) -> None:
+    """``python -m bot worker``: run analyses from the queue until SIGINT/SIGTERM."""
+    from bot.app import build_services, close_services
+
+    url = settings.database_url_value
+    if not url:
+        raise ValueError("python -m bot worker needs DATABASE_URL=postgresql://…")
+    services = await build_services(settings, embedded_queue=True)
+    app = make_app(url, services.queue)
+    stop = asyncio.Event()
+    try:
+        async with app.open_async():
+            await ensure_schema(app, url)
+            reaper = asyncio.create_task(_retry_stalled(app, stop, stalled_after_s))
+            try:
+                await app.run_worker_async(
+                    queues=[QUEUE_NAME],
+                    concurrency=concurrency,
+                    update_heartbeat_interval=min(HEARTBEAT_S, stalled_after_s / 3),
+                    stalled_worker_timeout=stalled_after_s,
+                    install_signal_handlers=True,
+                )
+            finally:
+                stop.set()
+                await reaper
+    finally:
+        await close_services(services)
+
+
+def worker_main(settings: Settings, argv: list[str]) -> int:
+    """``python -m bot worker [--concurrency N]``; exit code 2 without DATABASE_URL."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bot worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="jobs run at once")
+    parser.add_argument(
+        "--stalled-after",
+        type=float,
+        default=STALLED_AFTER_S,
+        help="seconds without a worker heartbeat before its jobs are retried elsewhere",
+    )
+    args = parser.parse_args(argv)
+    if not settings.database_url_value:
+        print(
+            "error: python -m bot worker needs DATABASE_URL=postgresql://… (the queue lives in "
+            "PostgreSQL); without it, python -m bot runs jobs itself.",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(
+        run_worker(settings, concurrency=args.concurrency, stalled_after_s=args.stalled_after)
+    )
+    return 0
