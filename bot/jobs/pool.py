@@ -53,7 +53,6 @@ class CpuStepTimedOut(PipelineError):
     """A CPU step ran past its time limit twice (on two fresh workers)."""
 
     code = "cpu_timeout"
-    ephemeral = False
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__(
@@ -67,7 +66,6 @@ class WorkerDied(PipelineError):
     """The worker process running a CPU step died every time it was retried."""
 
     code = "worker_died"
-    ephemeral = False
 
     def __init__(self, attempts: int) -> None:
         super().__init__(
