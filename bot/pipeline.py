@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from bot.config import Settings
 from bot.errors import AuthError, InvalidInput
@@ -77,6 +77,26 @@ class Reused:
 ReuseLookup = Callable[[PlaylistMeta], Awaitable[Reused | None]]
 
 
+@overload
+async def fetch_step(
+    request: AnalysisRequest,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    *,
+    reuse: None = None,
+) -> FetchResult: ...
+
+
+@overload
+async def fetch_step(
+    request: AnalysisRequest,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    *,
+    reuse: ReuseLookup,
+) -> FetchResult | Reused: ...
+
+
 async def fetch_step(
     request: AnalysisRequest,
     ctx: PipelineContext,
@@ -118,11 +138,12 @@ async def fetch_step(
         finally:
             _close(gateway)
     elif request.link:
-        fetched = await _fetch_link(request, ctx, progress, limit, reuse)
+        got = await _fetch_link(request, ctx, progress, limit, reuse)
+        if isinstance(got, Reused):
+            return got
+        fetched = got
     else:
         raise InvalidInput("Nothing to analyse: give a playlist link, a CSV file or the demo.")
-    if isinstance(fetched, Reused):
-        return fetched
     return normalise(fetched, limit)
 
 

@@ -36,17 +36,17 @@ def first_of_each(
     tracks: list[Track] = []
     seen: set[str] = set()
     for item in items:
-        reason = item if isinstance(item, str) else None
-        if reason is None and not item.id:
+        if isinstance(item, str):
+            reason = item
+        elif not item.id:
             reason = "null"
-        elif reason is None and item.id in seen:
+        elif item.id in seen:
             reason = "duplicate"
-        if reason is not None:
-            counts[reason] = counts.get(reason, 0) + 1
+        else:
+            seen.add(item.id)
+            tracks.append(item)
             continue
-        assert isinstance(item, Track)
-        seen.add(item.id)
-        tracks.append(item)
+        counts[reason] = counts.get(reason, 0) + 1
     return tracks, {k: v for k, v in counts.items() if v}
 
 

@@ -158,12 +158,13 @@ class CatalogReads(SpotifyTransport):
         if self._state.batch_metadata_available is False:
             return
         # Both finish (no request left running in the background) before deciding.
-        labels, genres = await asyncio.gather(
+        found: tuple[dict[str, Any] | BaseException, ...] = await asyncio.gather(
             self._batch_lookup("albums", {t.album_id for t in tracks if t.album_id}, "label"),
             self._batch_lookup("artists", {a for t in tracks for a in t.artist_ids}, "genres"),
             return_exceptions=True,
         )
-        for res in (labels, genres):
+        labels, genres = found
+        for res in found:
             if isinstance(res, HttpFailure) and res.status == 403:
                 self._state.batch_metadata_available = False
                 return
