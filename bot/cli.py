@@ -21,7 +21,13 @@ from bot.config import Settings, get_settings
 from bot.errors import InvalidInput, PipelineError
 from bot.jobs.cpu import cluster_step, render_step
 from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Progress, Rendered
-from bot.pipeline import PipelineContext, features_from_tracks, featurize_step, fetch_step
+from bot.pipeline import (
+    PipelineContext,
+    features_from_tracks,
+    featurize_step,
+    fetch_step,
+    with_parsed_link,
+)
 
 EXIT_USER_ERROR = 2
 
@@ -111,10 +117,7 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
     ctx = PipelineContext(settings=settings)
     try:
         if request.link is not None:
-            from bot.sources.links import is_short_link, parse_spotify_link
-
-            if not is_short_link(request.link):  # short links are followed by the fetch
-                parse_spotify_link(request.link)  # a bad link fails before any client is built
+            request = with_parsed_link(request)  # a bad link fails before any client is built
             _network_context(ctx)
         fetched = await fetch_step(request, ctx, _progress)
         if features_from_tracks(fetched.tracks) is None:

@@ -31,6 +31,7 @@ SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
 # Who asked for a job, so whoever owns it delivers it: the /cluster cog (a slash command or a
 # posted link) or the digest cog's scheduler.
 JobOrigin = Literal["interaction", "message", "digest"]
+RefKind = Literal["playlist", "album"]
 
 # Tracks per part of Analysis.to_parts(): ~0.4 MB of JSON, a few ms per json call.
 PART_SIZE = 500
@@ -65,6 +66,23 @@ ARTEFACTS = ArtefactNames()
 def _from_dict(cls, data: dict[str, Any]):
     names = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class SpotifyRef:
+    """A playlist or album reference (``id`` is the 22-char base62 Spotify id), as
+    :func:`bot.sources.links.parse_spotify_link` reads it from what people paste."""
+
+    kind: RefKind
+    id: str
+
+    @property
+    def url(self) -> str:
+        return f"https://open.spotify.com/{self.kind}/{self.id}"
+
+    @property
+    def uri(self) -> str:
+        return f"spotify:{self.kind}:{self.id}"
 
 
 @dataclass
@@ -319,6 +337,8 @@ class AnalysisRequest:
     ``csv_text``: an Exportify CSV's text (``csv_name`` is its file name).
     ``liked``: the requesting user's Liked Songs (needs a linked account).
     ``demo``: the bundled real playlist mix (no network).
+    ``ref``: ``link`` parsed, set once by :func:`bot.pipeline.with_parsed_link` (the queue
+    does it on submit) and carried from there to the fetch step, stored jobs included.
     """
 
     link: str | None = None
@@ -332,12 +352,16 @@ class AnalysisRequest:
     channel_id: int | None = None
     max_tracks: int | None = None  # None: settings.max_playlist_tracks
     origin: JobOrigin = "interaction"
+    ref: SpotifyRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnalysisRequest:
+        ref = data.get("ref")
+        if isinstance(ref, dict):
+            data = {**data, "ref": SpotifyRef(**ref)}
         return _from_dict(cls, data)
 
 

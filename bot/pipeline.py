@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, overload
 
 from bot.config import Settings
@@ -32,11 +32,8 @@ if TYPE_CHECKING:
     from bot.features.cache import FeatureCache
     from bot.features.reccobeats import ReccoBeatsClient
     from bot.sources.public_page import PublicPageReader
-    from bot.sources.spotify import SpotifyGateway
+    from bot.sources.spotify import SpotifyGateway, UserTokens
     from bot.sources.status import SourceStatus
-
-#: ``discord_user_id -> access token`` of their linked Spotify account, or None (not linked).
-UserTokens = Callable[[int], Awaitable[str | None]]
 
 
 @dataclass
@@ -156,7 +153,8 @@ async def _fetch_link(
 ) -> FetchResult | Reused:
     from bot.sources.link_reader import read_link, resolve_ref
 
-    ref = await resolve_ref(request.link or "", ctx.pages)
+    # Parsed once on submit; a short link (no id in it) is followed here.
+    ref = with_parsed_link(request).ref or await resolve_ref(request.link or "", ctx.pages)
     user_gateway = await _user_gateway(request, ctx)
     try:
         # The API as the member or the app, then Spotify's public page, then the help.
@@ -186,12 +184,20 @@ async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Spoti
     """A gateway acting as the requester's linked Spotify account, or None."""
     if request.user_id is None or ctx.user_tokens is None:
         return None
-    token = await ctx.user_tokens(request.user_id)
-    if not token:
-        return None
-    from bot.sources.spotify import user_gateway
+    from bot.sources.spotify import gateway_for_user
 
-    return user_gateway(ctx.settings, token, app=ctx.spotify)
+    return await gateway_for_user(request.user_id, ctx.user_tokens, ctx.settings, app=ctx.spotify)
+
+
+def with_parsed_link(request: AnalysisRequest) -> AnalysisRequest:
+    """``request`` with its link parsed into ``ref`` (InvalidLink when it is not a Spotify
+    playlist/album). The one place a request's link is parsed: once, then carried (the queue
+    parses on submit; the fetch step and the dedupe key read ``ref``)."""
+    from bot.sources.links import is_short_link, parse_spotify_link
+
+    if not request.link or request.ref is not None or is_short_link(request.link):
+        return request  # a short link has no id in it: the fetch step follows it
+    return replace(request, ref=parse_spotify_link(request.link))
 
 
 def max_tracks(request: AnalysisRequest, settings: Settings) -> int:

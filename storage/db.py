@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -31,6 +31,9 @@ from typing import Any, ClassVar
 import aiosqlite
 
 from bot.errors import StorageError
+
+#: Query parameters: positional (``?``) or named (``:name``), as sqlite3 takes them.
+Params = Sequence[Any] | Mapping[str, Any]
 
 try:
     import fcntl
@@ -209,14 +212,14 @@ class Database:
         return current
 
     # --- reads ------------------------------------------------------------------------------
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         try:
             async with self.conn.execute(sql, params) as cur:
                 return await cur.fetchone()
         except sqlite3.DatabaseError as exc:
             raise _storage_error(exc, self.path) from exc
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         try:
             async with self.conn.execute(sql, params) as cur:
                 return list(await cur.fetchall())
@@ -256,7 +259,7 @@ class Database:
             pass
 
     # transaction() turns an sqlite3 error of its body into a StorageError (after rollback).
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in its own transaction; returns lastrowid."""
         async with self.transaction() as conn:
             cur = await conn.execute(sql, params)

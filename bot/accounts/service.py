@@ -13,7 +13,7 @@ from bot.accounts.link import LinkFlow
 from bot.accounts.oauth import RELINK_HINT, SAVE_SCOPES
 from bot.errors import LinkError, NotLinked, PipelineError, RelinkRequired
 from bot.models import FetchResult, PlaylistMeta, ProgressCallback, no_progress
-from bot.sources.spotify import SpotifyGateway
+from bot.sources.spotify import SpotifyGateway, gateway_for_user
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,9 @@ class AccountService(LinkFlow):
 
     async def gateway_for(self, discord_user_id: int) -> SpotifyGateway | None:
         """A Spotify gateway acting as this user; None when not linked."""
-        token = await self.access_token(discord_user_id)
-        if token is None:
-            return None
-        return self.user_gateway(token)
+        return await gateway_for_user(
+            discord_user_id, self.access_token, self.settings, app=self.app_gateway
+        )
 
     async def _require_gateway(self, discord_user_id: int, why: str) -> SpotifyGateway:
         gateway = await self.gateway_for(discord_user_id)

@@ -23,9 +23,8 @@ from bot.errors import InvalidInput, LimitReached, PipelineError, new_incident_i
 from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import AnalysisRequest, Progress, ProgressCallback, params_key
-from bot.pipeline import PipelineContext
+from bot.pipeline import PipelineContext, with_parsed_link
 from bot.redact import redact
-from bot.sources.links import is_short_link, parse_spotify_link
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,9 +115,9 @@ def source_key(request: AnalysisRequest) -> str:
     if request.liked:
         return f"liked:{request.user_id}"
     if request.link:
-        if is_short_link(request.link):  # followed when the job runs (pipeline)
+        ref = with_parsed_link(request).ref
+        if ref is None:  # a short link: followed when the job runs (pipeline)
             return f"short:{request.link.strip().strip('<>')}"
-        ref = parse_spotify_link(request.link)
         return f"{ref.kind}:{ref.id}"
     raise InvalidInput(
         "Nothing to analyse: give a Spotify playlist or album link, attach an Exportify CSV, "
@@ -222,6 +221,7 @@ class JobQueue:
         """
         if self._closing:
             raise JobInterrupted()
+        request = with_parsed_link(request)  # parsed once, carried to the fetch step
         key = dedupe_key(request) + await self._reader_key(request)
         async with self._submit_lock:
             running = self._by_key.get(key)

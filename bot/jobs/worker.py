@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from bot import pipeline
 from bot.codecs import RawJson, decode_parts, parts_text
@@ -44,6 +45,8 @@ from bot.safety import reader_may_reuse, user_reader
 from storage.store import Store
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Sources whose id is a hash of their content (same id, same entries) even without a
 # snapshot id. Other sources are reused only when they carry a snapshot id (playlists, albums,
@@ -93,6 +96,20 @@ class _GcFreeze:
 _gc = _GcFreeze()
 
 
+def _gc_held(job: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """``job`` runs between ``_gc.enter()`` and ``_gc.exit()`` (see :class:`_GcFreeze`)."""
+
+    @functools.wraps(job)
+    async def held(*args: P.args, **kwargs: P.kwargs) -> T:
+        _gc.enter()
+        try:
+            return await job(*args, **kwargs)
+        finally:
+            _gc.exit()
+
+    return held
+
+
 class StepRunner:
     """Executes the pipeline steps for a job (shared by every job of a JobQueue)."""
 
@@ -116,6 +133,7 @@ class StepRunner:
         await self.store.jobs.set_state(job_id, state, cp)
         await self.on_commit(job_id, state, cp)
 
+    @_gc_held
     async def run(
         self,
         job_id: int,
@@ -124,19 +142,6 @@ class StepRunner:
         progress: ProgressCallback,
     ) -> JobOutcome:
         """Run the steps not yet in ``checkpoint``; each one is committed before the next."""
-        _gc.enter()
-        try:
-            return await self._run(job_id, request, checkpoint, progress)
-        finally:
-            _gc.exit()
-
-    async def _run(
-        self,
-        job_id: int,
-        request: AnalysisRequest,
-        checkpoint: dict[str, Any],
-        progress: ProgressCallback,
-    ) -> JobOutcome:
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )

@@ -15,16 +15,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from bot.errors import InvalidLink, SpotifyUnavailable
+from bot.models import RefKind, SpotifyRef  # plain data on the ground floor; parsed here
+
+__all__ = [
+    "SPOTIFY_ID_RE",
+    "RefKind",
+    "SpotifyRef",
+    "find_spotify_links",
+    "parse_spotify_link",
+    "resolve_short_link",
+    "short_link_via",
+]
 
 if TYPE_CHECKING:
     import aiohttp
 
-RefKind = Literal["playlist", "album"]
 
 # A Spotify id: 22 base62 characters (tracks, playlists, albums, artists).
 SPOTIFY_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
@@ -63,22 +72,6 @@ _HELP = (
     "Paste a playlist or album link like https://open.spotify.com/playlist/… , a "
     "spotify:playlist:… URI, or the playlist's 22-character id."
 )
-
-
-@dataclass(frozen=True)
-class SpotifyRef:
-    """A playlist or album reference (``id`` is the 22-char base62 Spotify id)."""
-
-    kind: RefKind
-    id: str
-
-    @property
-    def url(self) -> str:
-        return f"https://open.spotify.com/{self.kind}/{self.id}"
-
-    @property
-    def uri(self) -> str:
-        return f"spotify:{self.kind}:{self.id}"
 
 
 def _check_id(raw: str, kind: str) -> str:

@@ -9,17 +9,20 @@ One module per concern:
 * :mod:`.parse` — Spotify JSON → :class:`~bot.models.Track` / :class:`~bot.models.PlaylistMeta`;
 * :mod:`.catalog` — playlist/album reads, audio features, Extended-mode enrichment;
 * :mod:`.gateway` — :class:`SpotifyGateway` (adds the linked user's endpoints) and
-  :func:`user_gateway`, the one way to build a gateway acting as a user.
+  :func:`user_gateway`, the one way to build a gateway acting as a user, and
+  :func:`gateway_for_user`, the one path from a Discord user id to it.
 """
 
 from bot.sources.spotify.catalog import FeaturesUnavailable
 from bot.sources.spotify.errors import EDITORIAL_MESSAGE, NOT_OWNER_MESSAGE
-from bot.sources.spotify.gateway import SpotifyGateway, user_gateway
+from bot.sources.spotify.gateway import SpotifyGateway, UserTokens, gateway_for_user, user_gateway
 
 __all__ = [
     "EDITORIAL_MESSAGE",
     "NOT_OWNER_MESSAGE",
     "FeaturesUnavailable",
     "SpotifyGateway",
+    "UserTokens",
+    "gateway_for_user",
     "user_gateway",
 ]

@@ -1,9 +1,11 @@
 """The bot's Spotify gateway: the catalogue reads plus what a linked user's token allows
 (Liked Songs, their playlists, 💚 checks, saving playlists), and the one factory for a
-gateway acting as a user (:func:`user_gateway`)."""
+gateway acting as a user (:func:`user_gateway`), reached from a Discord user id through
+:func:`gateway_for_user`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.config import Settings
@@ -17,6 +19,9 @@ from bot.sources.spotify.transport import chunks, gather_all
 
 LIBRARY_CONTAINS_BATCH = 40
 ADD_ITEMS_BATCH = 100
+
+#: ``discord_user_id -> access token`` of their linked Spotify account, or None (not linked).
+UserTokens = Callable[[int], Awaitable[str | None]]
 
 
 class SpotifyGateway(CatalogReads):
@@ -122,3 +127,17 @@ def user_gateway(
     if app is not None:
         return app.with_user_token(access_token)
     return SpotifyGateway(settings, access_token=access_token)
+
+
+async def gateway_for_user(
+    user_id: int, tokens: UserTokens, settings: Settings, *, app: SpotifyGateway | None = None
+) -> SpotifyGateway | None:
+    """The one path from a Discord user id to a gateway acting as their linked account: their
+    fresh access token from ``tokens`` (None: not linked, so None here too), then
+    :func:`user_gateway`. The pipeline (``ctx.user_tokens``) and
+    :meth:`bot.accounts.AccountService.gateway_for` both come through here; the caller closes
+    the gateway."""
+    token = await tokens(user_id)
+    if not token:
+        return None
+    return user_gateway(settings, token, app=app)
