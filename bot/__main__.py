@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CLI_USER_ERROR if argv else 1
     if argv[:1] == ["worker"]:
-        from bot.jobs.distributed import worker_main
+        from bot.worker_main import worker_main
 
         return worker_main(settings, argv[1:])
     if argv:

@@ -21,21 +21,11 @@ import discord
 from discord.ext import commands
 
 from bot import __version__
-from bot.accounts import AccountService
 from bot.config import Settings
-from bot.digests import DigestScheduler
-from bot.features.reccobeats import ReccoBeatsClient
-from bot.jobs import JobQueue
-from bot.pipeline import PipelineContext
-from bot.services import Services
-from bot.sources.public_page import PublicPageReader
-from bot.sources.spotify import SpotifyGateway
-from bot.sources.status import SourceStatus
+from bot.services import Services, build_services, close_services
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
 from cogs.utils.views import AnalysisCache
-from storage.backend import is_postgres_url, open_database
-from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -214,86 +204,6 @@ def make_bot(services: Services, **kwargs: Any) -> PlaylistClustersBot:
     return ShardedPlaylistClustersBot(
         services, shard_count=settings.shard_count, shard_ids=settings.shard_id_list, **kwargs
     )
-
-
-# ------------------------------------------------------------------------------ services
-async def build_services(
-    settings: Settings, *, executor: Any = None, embedded_queue: bool = False
-) -> Services:
-    """Open the database and build every long-lived service from ``settings``.
-
-    ``executor``: an Executor for CPU steps; None lets the job queue's pool create one with
-    ``settings.worker_processes`` processes (0 → inline CPU, tests). On PostgreSQL
-    (DATABASE_URL) jobs go to procrastinate workers (``python -m bot worker``) unless
-    ``embedded_queue`` (the worker itself runs them in its own JobQueue).
-    """
-    db = await open_database(settings.database_url_value, settings.database_path)
-    store = Store(db, feature_cache_days=settings.feature_cache_days)
-    spotify = SpotifyGateway(settings) if settings.spotify_configured else None
-    status = SourceStatus()  # what each source last returned, for /about
-    reccobeats = None
-    if settings.reccobeats_enabled:
-        reccobeats = ReccoBeatsClient(
-            settings.reccobeats_base, timeout_s=settings.reccobeats_timeout_s, status=status
-        )
-    accounts = None
-    try:
-        accounts = AccountService(db, settings, app_gateway=spotify)
-    except Exception:  # e.g. an invalid TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
-        log.warning("Spotify account linking disabled", exc_info=True)
-
-    ctx = PipelineContext(
-        settings=settings,
-        spotify=spotify,
-        reccobeats=reccobeats,
-        feature_cache=store.features,
-        user_tokens=accounts.access_token if accounts else None,
-        executor=executor,
-        pages=PublicPageReader.from_settings(settings),
-        status=status,
-    )
-    queue: Any = JobQueue(store, ctx, settings)
-    if is_postgres_url(settings.database_url_value) and not embedded_queue:
-        from bot.jobs.distributed import DistributedQueue
-
-        queue = DistributedQueue(store, settings)
-    # The digest cog runs it (start(poster) on load): it knows how to post to Discord.
-    digests = DigestScheduler(db, queue)
-    return Services(
-        settings=settings,
-        db=db,
-        store=store,
-        queue=queue,
-        ctx=ctx,
-        accounts=accounts,
-        digests=digests,
-    )
-
-
-async def close_services(services: Services) -> None:
-    """Close everything :func:`build_services` opened; each step guarded."""
-    steps: list[Any] = [
-        getattr(services.digests, "close", None),
-        getattr(services.queue, "close", None),
-        getattr(services.ctx.reccobeats, "close", None),
-        getattr(services.ctx.spotify, "close", None),
-        getattr(services.ctx.pages, "close", None),
-        getattr(services.accounts, "close", None),
-    ]
-    for step in steps:
-        if step is None:
-            continue
-        try:
-            res = step()
-            if asyncio.iscoroutine(res):
-                await res
-        except Exception:
-            log.warning("Error while closing a service", exc_info=True)
-    executor = services.ctx.executor
-    if executor is not None:
-        with contextlib.suppress(Exception):
-            executor.shutdown(wait=False, cancel_futures=True)
-    await services.db.close()
 
 
 async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None:

@@ -14,10 +14,10 @@ Split of work:
   processes never create it twice), write the ``jobs`` row, and defer the procrastinate task.
   The handle follows the job's row (state → progress message, ``done`` → the stored analysis):
   progress reaches the Discord reply through the database, not through process memory.
-* **Workers** (``python -m bot worker``, :func:`run_worker`): run the task, which runs the same
-  :class:`bot.jobs.worker.StepRunner` as the embedded queue from the job's last committed
-  checkpoint. A finished job is never run again (the row says ``done``), so a retried task after
-  a kill answers once.
+* **Workers** (``python -m bot worker``, :func:`bot.worker_main.run_worker`): run the task,
+  which runs the same :class:`bot.jobs.worker.StepRunner` as the embedded queue from the job's
+  last committed checkpoint. A finished job is never run again (the row says ``done``), so a
+  retried task after a kill answers once.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import Settings
 from bot.errors import PipelineError
@@ -41,9 +41,12 @@ from bot.jobs.queue import (
     dedupe_key,
 )
 from bot.jobs.worker import JobOutcome
-from bot.models import AnalysisRequest, Progress
+from bot.models import AnalysisRequest, Progress, Stage
 from storage.jobs import ACTIVE_STATES, IN_ACTIVE
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from storage.postgres import PostgresDatabase
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +153,8 @@ class DistributedQueue:
             raise JobInterrupted()
         key = dedupe_key(request)
         shared = False
-        async with self.store.db.transaction() as conn:
+        pg: PostgresDatabase = self.store.db  # type: ignore[assignment]  # Store types SQLite
+        async with pg.transaction() as conn:
             # One creator per dedupe key across every bot process (released at commit).
             await conn.execute("SELECT pg_advisory_xact_lock(?)", (_key_lock(key),))
             cur = await conn.fetchone(
@@ -200,7 +204,8 @@ class DistributedQueue:
                     break
                 if job.state != last:
                     last = job.state
-                    await self._emit(job_id, Progress(job.state, message=_message(job)))
+                    stage = cast(Stage, job.state)  # a jobs row holds a Stage
+                    await self._emit(job_id, Progress(stage, message=_message(job)))
                 if job.state == "done" and job.analysis_id is not None:
                     outcome = await self._outcome(job.analysis_id)
                     break
@@ -275,7 +280,7 @@ async def _run_job(queue: JobQueue, job_id: int) -> None:
         await store.jobs.fail(job_id, exc.code, exc.user_message)
 
 
-async def _retry_stalled(app: Any, stop: asyncio.Event, stalled_after_s: float) -> None:
+async def retry_stalled(app: Any, stop: asyncio.Event, stalled_after_s: float) -> None:
     """Jobs whose worker stopped sending heartbeats (killed) go back to the queue."""
     while not stop.is_set():
         with contextlib.suppress(Exception):
@@ -286,62 +291,3 @@ async def _retry_stalled(app: Any, stop: asyncio.Event, stalled_after_s: float) 
                 await app.job_manager.retry_job(job)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), stalled_after_s / 3)
-
-
-async def run_worker(
-    settings: Settings, *, concurrency: int = 2, stalled_after_s: float = STALLED_AFTER_S
-) -> None:
-    """``python -m bot worker``: run analyses from the queue until SIGINT/SIGTERM."""
-    from bot.app import build_services, close_services
-
-    url = settings.database_url_value
-    if not url:
-        raise ValueError("python -m bot worker needs DATABASE_URL=postgresql://…")
-    services = await build_services(settings, embedded_queue=True)
-    app = make_app(url, services.queue)
-    stop = asyncio.Event()
-    try:
-        async with app.open_async():
-            await ensure_schema(app, url)
-            reaper = asyncio.create_task(_retry_stalled(app, stop, stalled_after_s))
-            try:
-                await app.run_worker_async(
-                    queues=[QUEUE_NAME],
-                    concurrency=concurrency,
-                    update_heartbeat_interval=min(HEARTBEAT_S, stalled_after_s / 3),
-                    stalled_worker_timeout=stalled_after_s,
-                    install_signal_handlers=True,
-                )
-            finally:
-                stop.set()
-                await reaper
-    finally:
-        await close_services(services)
-
-
-def worker_main(settings: Settings, argv: list[str]) -> int:
-    """``python -m bot worker [--concurrency N]``; exit code 2 without DATABASE_URL."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m bot worker")
-    parser.add_argument("--concurrency", type=int, default=2, help="jobs run at once")
-    parser.add_argument(
-        "--stalled-after",
-        type=float,
-        default=STALLED_AFTER_S,
-        help="seconds without a worker heartbeat before its jobs are retried elsewhere",
-    )
-    args = parser.parse_args(argv)
-    if not settings.database_url_value:
-        print(
-            "error: python -m bot worker needs DATABASE_URL=postgresql://… (the queue lives in "
-            "PostgreSQL); without it, python -m bot runs jobs itself.",
-            file=sys.stderr,
-        )
-        return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(
-        run_worker(settings, concurrency=args.concurrency, stalled_after_s=args.stalled_after)
-    )
-    return 0
