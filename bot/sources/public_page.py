@@ -25,6 +25,9 @@ What this module adds around one ``GET``:
   unchanged listing exactly as it does for API snapshots.
 
 The page's JSON also carries an anonymous web-player access token; nothing here logs page text.
+
+Why one module (~480 lines): one source end to end (the page's JSON shape, its parsing, the
+reader with its cache and retries) changes together when Spotify changes the page.
 """
 
 from __future__ import annotations
