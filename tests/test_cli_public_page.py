@@ -39,13 +39,17 @@ async def test_cli_analyzes_a_public_playlist_without_credentials(
     fake_spotify: FakeSpotify, tmp_path: Path
 ) -> None:
     fake = fake_spotify
-    pid = fake.add_playlist(fake.track_ids()[:40], name="Shared mix", owner_id="bob").id
+    pid = fake.add_playlist(fake.track_ids()[:140], name="Shared mix", owner_id="bob").id
     out = tmp_path / "res"
-    rc, _, stderr = await _analyze(fake, f"https://open.spotify.com/playlist/{pid}", out)
+    rc, stdout, stderr = await _analyze(fake, f"https://open.spotify.com/playlist/{pid}", out)
     assert rc == 0, stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_tracks"] == 40 and summary["k"] == 3
+    assert summary["n_tracks"] == 100 and summary["k"] == 3
     assert fake.count("/embed/playlist/") == 1 and fake.count("/v1/") == 0
+    assert (
+        "Note: first 100 tracks, from Spotify's public page (it shows no more); attach an "
+        "Exportify CSV for all of them."
+    ) in stdout
 
 
 async def test_cli_resolves_short_links(fake_spotify: FakeSpotify, tmp_path: Path) -> None:

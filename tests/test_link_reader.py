@@ -65,7 +65,7 @@ async def test_unlinked_member_gets_the_public_page_with_the_real_count(env) -> 
         "first 100 of 150 tracks, from Spotify's public page; link your account or attach an "
         "Exportify CSV for all of them"
     )
-    assert public_page_note(fetched.meta, 100, linked=True).endswith(
+    assert public_page_note(fetched.meta, 100, offer_linking=False).endswith(
         "attach an Exportify CSV for all of them"
     )
     # metadata, the refused entries (403), the page
@@ -275,4 +275,4 @@ def test_the_overview_says_plainly_when_the_page_showed_part_of_the_playlist() -
     ) in desc
     assert "public page" not in overview_embed(analysis("page:abc", 60, 60)).description
     assert "public page" not in overview_embed(analysis("c25hcA==", 1240, 100)).description
-    assert "it lists no more" in overview_embed(analysis("page:abc", None, 100)).description
+    assert "it shows no more" in overview_embed(analysis("page:abc", None, 100)).description

@@ -71,25 +71,24 @@ def is_public_page_read(meta: PlaylistMeta) -> bool:
     return bool(meta.snapshot_id and meta.snapshot_id.startswith(PAGE_SNAPSHOT_PREFIX))
 
 
-def public_page_note(meta: PlaylistMeta, shown: int, *, linked: bool = False) -> str | None:
+def public_page_note(meta: PlaylistMeta, shown: int, *, offer_linking: bool = True) -> str | None:
     """The overview's plain sentence when a public page listed only part of the playlist.
 
-    ``shown``: the tracks the page listed (analysed or skipped). None when the page showed the
-    whole playlist or the listing did not come from a page.
+    ``shown``: the tracks the page listed (analysed or skipped). ``offer_linking``: suggest
+    linking an account (the bot), or only an Exportify CSV (the CLI). None when the page showed
+    the whole playlist or the listing did not come from a page.
     """
     if not is_public_page_read(meta):
         return None
     how = (
-        "attach an Exportify CSV for all of them"
-        if linked
-        else "link your account or attach an Exportify CSV for all of them"
+        "link your account or attach an Exportify CSV for all of them"
+        if offer_linking
+        else "attach an Exportify CSV for all of them"
     )
     if meta.total is None:
-        return (
-            f"first {shown:,} tracks, from Spotify's public page (it lists no more); {how}"
-            if shown >= 100
-            else None
-        )
+        if shown < 100:
+            return None
+        return f"first {shown:,} tracks, from Spotify's public page (it shows no more); {how}"
     if meta.total <= shown:
         return None
     return f"first {shown:,} of {meta.total:,} tracks, from Spotify's public page; {how}"
