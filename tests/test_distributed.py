@@ -104,15 +104,30 @@ async def test_worker_answers_and_identical_requests_share_one_job(database_url,
 
 
 async def test_limits_count_jobs_across_processes(database_url, tmp_path):
+    """Two bot processes get one member's different requests at the same instant: with one
+    slot, exactly one is queued (no worker runs, so jobs stay active)."""
     from bot.app import close_services
 
-    services = await _services(database_url, max_jobs_per_user=1)
-    try:  # no worker: the first job stays queued, so the second request hits the limit
-        await services.queue.submit(AnalysisRequest(demo=True, k=3, user_id=7))
-        with pytest.raises(LimitReached):
-            await services.queue.submit(AnalysisRequest(demo=True, k=4, user_id=7))
+    first = await _services(database_url, max_jobs_per_user=1)
+    second = await _services(database_url, max_jobs_per_user=1)
+    try:
+        for round_ in range(3):
+            user = 70 + round_
+            outcomes = await asyncio.gather(
+                *(
+                    services.queue.submit(
+                        AnalysisRequest(demo=True, k=3 + i + 4 * round_, user_id=user)
+                    )
+                    for i, services in enumerate((first, second, first, second))
+                ),
+                return_exceptions=True,
+            )
+            queued = [o for o in outcomes if not isinstance(o, BaseException)]
+            assert len(queued) == 1, outcomes
+            assert all(isinstance(o, LimitReached) for o in outcomes if o not in queued)
     finally:
-        await close_services(services)
+        await close_services(first)
+        await close_services(second)
 
 
 async def test_killed_worker_job_resumes_on_another_and_is_answered_once(database_url, tmp_path):
@@ -143,3 +158,39 @@ async def test_killed_worker_job_resumes_on_another_and_is_answered_once(databas
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(30)
+
+
+async def test_a_restarted_bot_follows_its_shards_unfinished_jobs(database_url, tmp_path):
+    """The bot process stops with a job queued; the restarted process follows it again and
+    its listeners get the result (the /cluster cog then posts it to the channel). A process
+    running another shard leaves it alone."""
+    from bot.app import close_services
+
+    guild = 1 << 22  # shard (guild >> 22) % 2 == 1
+    services = await _services(database_url)
+    handle = await services.queue.submit(AnalysisRequest(demo=True, k=3, user_id=1, guild_id=guild))
+    await close_services(services)  # the bot stops (no worker ran it yet)
+
+    other = await _services(database_url, shard_count=2, shard_ids="0")
+    restarted = await _services(database_url, shard_count=2, shard_ids="1")
+    worker = None
+    try:
+        assert other.queue.active_job_ids == []
+        assert restarted.queue.active_job_ids == [handle.job_id]
+        ended = asyncio.Event()
+        got: list = []
+
+        async def listener(job_id, request, outcome, error):
+            got.append((job_id, outcome.analysis_id if outcome else None, error))
+            ended.set()
+
+        restarted.queue.add_listener(listener)
+        worker = _worker(database_url, tmp_path)
+        await asyncio.wait_for(ended.wait(), 90)
+        assert got == [(handle.job_id, got[0][1], None)] and got[0][1] is not None
+    finally:
+        await close_services(other)
+        await close_services(restarted)
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)

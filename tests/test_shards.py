@@ -8,6 +8,7 @@ import pytest
 
 from bot.digests import DigestScheduler, Schedule
 from bot.errors import StorageError
+from storage.digests import iso
 from tests.manual_clock import ManualClock
 from tests.storage_backends import backend_fixture, current, database, sqlite_only
 from tests.test_digests import Recorder, ScriptedQueue, _by_playlist, _snapshot, _subscribe, utc
@@ -32,11 +33,12 @@ async def test_a_due_digest_fires_once_across_processes(tmp_path) -> None:
         ]
         await _subscribe(scheds[0], Schedule.build("daily", "18:00", "UTC"))
         clock.set(utc(2026, 11, 20, 18, 0, 5))
-        # tick() only starts the runs: on SQLite both read the due row before either claims
-        # it; on PostgreSQL the first run may claim before the second tick reads.
-        started = [await s.tick() for s in scheds]
-        if current() == "sqlite":
-            assert [len(tasks) for tasks in started] == [1, 1]
+        # Both processes read the due row before either claims it (the race the claim is
+        # for), then each starts its run as tick() does.
+        now = clock.now()
+        due = [await sched.subs.due(iso(now)) for sched in scheds]
+        assert [len(d) for d in due] == [1, 1]
+        started = [[sched._spawn(d[0], claim_at=now)] for sched, d in zip(scheds, due, strict=True)]
         results = await asyncio.gather(*(t for tasks in started for t in tasks))
         assert [r.status for r in results].count("posted") == 1
         assert all(r.status in ("posted", "skipped") for r in results)

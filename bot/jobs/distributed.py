@@ -9,9 +9,10 @@ retried. Procrastinate speaks psycopg 3; the storage keeps asyncpg (two pools to
 Split of work:
 
 * **Bot processes** (:class:`DistributedQueue`, same ``submit``/``add_listener`` interface as
-  :class:`bot.jobs.queue.JobQueue`): check the per-user/per-server limits in the database,
-  dedupe (an identical active job, found under a transaction-scoped advisory lock so two bot
-  processes never create it twice), write the ``jobs`` row, and defer the procrastinate task.
+  :class:`bot.jobs.queue.JobQueue`): dedupe (an identical active job) and check the
+  per-user/per-server limits in the database under transaction-scoped advisory locks, so two
+  bot processes never create the same job twice nor both take a member's last slot; write the
+  ``jobs`` row, and defer the procrastinate task.
   The handle follows the job's row (state → progress message, ``done`` → the stored analysis):
   progress reaches the Discord reply through the database, not through process memory.
 * **Workers** (``python -m bot worker``, :func:`bot.worker_main.run_worker`): run the task,
@@ -126,9 +127,24 @@ class DistributedQueue:
         self._opened: Any = None
 
     async def start(self) -> None:
+        """Open the queue, and follow again the unfinished /cluster and link jobs of this
+        process's shards (a restarted bot posts their results to their channel, as the
+        embedded queue does; digest jobs are superseded by their next slot)."""
         self._opened = self.app.open_async()
         await self._opened.__aenter__()
         await ensure_schema(self.app, self.url)
+        for job in await self.store.jobs.unfinished():
+            if job.request.origin != "digest" and self._serves(job.guild_id):
+                log.info("following job %d again (state %s)", job.id, job.state)
+                self._watch(job.id, job.request)
+
+    def _serves(self, guild_id: int | None) -> bool:
+        """Whether this process runs the shard of ``guild_id`` (Discord's rule; DMs: 0)."""
+        count = self.settings.shard_count
+        ids = self.settings.shard_id_list
+        if not count or ids is None:
+            return True
+        return ((guild_id or 0) >> 22) % count in ids
 
     async def close(self) -> None:
         self._closing = True
@@ -155,8 +171,17 @@ class DistributedQueue:
         shared = False
         pg: PostgresDatabase = self.store.db  # type: ignore[assignment]  # Store types SQLite
         async with pg.transaction() as conn:
-            # One creator per dedupe key across every bot process (released at commit).
+            # Transaction-scoped advisory locks (released at commit), always in this order:
+            # one creator per dedupe key, and one limit check + insert at a time per member
+            # and per server across every bot process. The count and the insert run on other
+            # pooled connections and commit while the locks are held, so the next process to
+            # get a lock counts this job.
             await conn.execute("SELECT pg_advisory_xact_lock(?)", (_key_lock(key),))
+            for scope, value in (("user", request.user_id), ("guild", request.guild_id)):
+                if value is not None:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(?)", (_key_lock(f"{scope}:{value}"),)
+                    )
             cur = await conn.fetchone(
                 f"SELECT id FROM jobs WHERE dedupe_key = ? AND state {IN_ACTIVE}"
                 " ORDER BY id LIMIT 1",
@@ -166,9 +191,8 @@ class DistributedQueue:
                 job_id, shared = int(cur["id"]), True
             else:
                 await JobQueue._check_limits(self, request)  # type: ignore[arg-type]
-                job_id = 0
+                job_id = await self.store.jobs.create(key, request)
         if not shared:
-            job_id = await self.store.jobs.create(key, request)
             await (
                 self.app.tasks[TASK_NAME]
                 .configure(lock=f"job:{job_id}", queueing_lock=f"job:{job_id}")
