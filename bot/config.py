@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     cpu_step_timeout_s: float = 180.0  # per clustering/chart step; 10,000 tracks take ~10 s
     max_jobs_per_user: int = 2
     max_jobs_per_guild: int = 4
+    max_jobs_total: int = 8  # all servers and DMs; later jobs wait in line (0: no bound)
     max_playlist_tracks: int = 10_000
     feature_cache_days: int = 90
 

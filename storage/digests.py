@@ -192,11 +192,6 @@ class DigestStore:
         )
         return row[0] if row and row[0] else None
 
-    async def set_next_run(self, sub_id: int, next_run_at: str) -> None:
-        await self.db.execute(
-            "UPDATE digest_subscriptions SET next_run_at = ? WHERE id = ?", (next_run_at, sub_id)
-        )
-
     async def claim(self, sub_id: int, expected_next: str, next_run_at: str) -> bool:
         """Move ``next_run_at`` from ``expected_next`` on (compare-and-set). True for exactly
         one caller among every process that saw the same due row: that one runs the digest."""

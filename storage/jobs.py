@@ -110,14 +110,20 @@ class JobRepository(Repository):
             (code, message, self._now(), job_id),
         )
 
-    async def start_attempt(self, job_id: int) -> int:
-        """Count one more run of a job; returns the attempt number."""
-        await self.db.execute(
-            "UPDATE jobs SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            (self._now(), job_id),
-        )
-        row = await self.db.fetchone("SELECT attempts FROM jobs WHERE id = ?", (job_id,))
-        return int(row["attempts"]) if row else 0
+    async def start_attempt(self, job_id: int, *, seen: int) -> int | None:
+        """Claim a run of an active job: one more attempt, compare-and-set on ``seen`` (the
+        attempts the caller read when it took the job; 0 for a new one).
+
+        Returns the attempt number, or None when another process started the job meanwhile
+        (or it ended): two processes on one database never both run it.
+        """
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET attempts = attempts + 1, updated_at = ?"
+                f" WHERE id = ? AND attempts = ? AND state {IN_ACTIVE}",
+                (self._now(), job_id, seen, *ACTIVE_STATES),
+            )
+            return seen + 1 if cur.rowcount == 1 else None
 
     async def get(self, job_id: int) -> JobRow | None:
         row = await self.db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

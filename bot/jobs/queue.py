@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import InvalidInput, LimitReached, PipelineError, new_incident_id
+from bot.jobs.admission import Admission, queued_message
 from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
 from bot.models import AnalysisRequest, Progress, ProgressCallback, params_key
@@ -151,6 +152,7 @@ class JobQueue:
             step_timeout_s=settings.cpu_step_timeout_s,
         )
         self._network = asyncio.Semaphore(max(1, network_concurrency))
+        self.admission = Admission(settings.max_jobs_total)  # jobs in flight, all servers
         self._running: dict[int, _Running] = {}
         self._by_key: dict[str, _Running] = {}
         self._listeners: list[Listener] = []
@@ -181,7 +183,7 @@ class JobQueue:
             log.info("resuming job %d from state %s", job.id, job.state)
             running = self._track(job.id, job.request, job.dedupe_key)
             running.task = asyncio.create_task(
-                self._run(running, job.checkpoint), name=f"job-{job.id}"
+                self._run(running, job.checkpoint, job.attempts), name=f"job-{job.id}"
             )
 
     async def close(self) -> None:
@@ -282,15 +284,29 @@ class JobQueue:
         return running
 
     # --- running --------------------------------------------------------------------------
-    async def _run(self, running: _Running, checkpoint: dict[str, Any]) -> None:
+    async def _run(self, running: _Running, checkpoint: dict[str, Any], attempts: int = 0) -> None:
+        """Run a job once admitted (``attempts``: its count when this process took it)."""
         job_id = running.job_id
         outcome: JobOutcome | None = None
         error: PipelineError | None = None
+
+        async def in_line(ahead: int) -> None:
+            await running.emit(Progress("queued", message=queued_message(ahead)))
+
         try:
-            attempt = await self.store.jobs.start_attempt(job_id)
-            if attempt > MAX_ATTEMPTS:
-                raise _GaveUp(attempt)
-            outcome = await self.runner.run(job_id, running.request, checkpoint, running.emit)
+            async with self.admission.slot(in_line):
+                attempt = await self.store.jobs.start_attempt(job_id, seen=attempts)
+                if attempt is None:
+                    raise _ClaimedElsewhere
+                if attempt > MAX_ATTEMPTS:
+                    raise _GaveUp(attempt)
+                outcome = await self.runner.run(job_id, running.request, checkpoint, running.emit)
+        except _ClaimedElsewhere:
+            log.warning("job %d was started by another process; leaving it to that one", job_id)
+            self._forget(running)
+            if not running.future.done():
+                running.future.set_exception(JobInterrupted())
+            return
         except asyncio.CancelledError:
             self._forget(running)
             if not running.future.done():
@@ -347,6 +363,10 @@ class JobQueue:
 
     async def _after_commit(self, job_id: int, state: str, checkpoint: dict[str, Any]) -> None:
         """Called after each committed step. A seam for tests (crash injection)."""
+
+
+class _ClaimedElsewhere(Exception):
+    """The compare-and-set claim of a job failed: another process runs it."""
 
 
 class _GaveUp(Exception):

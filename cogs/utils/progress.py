@@ -24,7 +24,7 @@ def progress_text(p: Progress) -> str:
         return noun
 
     text = {
-        "queued": "⏳ Queued…",
+        "queued": f"⏳ {p.message or 'Queued'}…",  # the place in line when waiting
         "fetching": f"📥 Fetched {count('tracks')}…",
         "featurizing": f"🎚️ Audio features: {count('tracks')}…",
         "clustering": "🧮 Clustering…",
