@@ -572,7 +572,8 @@ class FakeSpotify:
 
         ``path_prefix`` is matched against the full path ("/v1/playlists/…", "/api/token",
         "/reccobeats/v1/audio-features"); a prefix without a leading "/" is taken relative to
-        "/v1/". ``status=200`` with ``delay`` only delays (use it for timeouts). ``body``
+        "/v1/". ``status=200`` with ``delay`` and no ``body`` only delays (use it for
+        timeouts); with a ``body`` (e.g. an HTML page) it answers that instead. ``body``
         defaults to Spotify's error object; pass ``{"error": {"status": 429, "message": "...",
         "reason": "QUOTA_EXCEEDED"}}`` for quota errors.
         """
@@ -626,9 +627,9 @@ class FakeSpotify:
                     rule.times -= 1
                     if rule.delay:
                         await asyncio.sleep(rule.delay)
-                    if rule.status == 200:
-                        break
                     body = rule.body
+                    if rule.status == 200 and body is None:
+                        break  # only a delay
                     if body is None:
                         body = {"error": {"status": rule.status, "message": "Injected failure"}}
                     if isinstance(body, (bytes, str)):

@@ -287,6 +287,16 @@ def app_oauth_error(error: str | None) -> AuthError | None:
     return None
 
 
+def garbled(request: Request) -> SpotifyUnavailable:
+    """A 2xx answer to a GET whose body is not the JSON object every Web API GET returns (an
+    HTML page from a proxy, a cut-off body), after the transport's retries."""
+    return SpotifyUnavailable(
+        "Spotify is having trouble right now (its answer wasn't readable). Please try again "
+        "in a few minutes.",
+        detail=f"{request.method} {request.path}: 2xx without a JSON object",
+    )
+
+
 def unreachable(request: Request, exc: BaseException) -> SpotifyUnavailable:
     """A timeout or connection failure (after the transport's retries)."""
     if request.asked in (Asked.TOKEN_EXCHANGE, Asked.TOKEN_REFRESH):

@@ -44,6 +44,7 @@ from bot.sources.spotify.errors import (
     HttpFailure,
     Request,
     app_oauth_error,
+    garbled,
     retry_after_of,
     sign_in_failed,
     status_error,
@@ -296,7 +297,14 @@ class SpotifyTransport:
             call = partial(self._blocking_call, method, path, payload, dict(params))
             try:
                 async with self._semaphore():
-                    return await in_thread(call)
+                    result = await in_thread(call)
+                # spotipy returns None for a 2xx body that is not JSON; every GET of the Web
+                # API answers an object, so anything else is Spotify (or a proxy) in trouble.
+                if method == "GET" and not isinstance(result, dict):
+                    if await retry_transient():
+                        continue
+                    raise garbled(request)
+                return result
             except HttpFailure as exc:
                 if exc.status == 429:
                     rate_limits += 1
