@@ -288,12 +288,12 @@ def app_oauth_error(error: str | None) -> AuthError | None:
 
 
 def garbled(request: Request) -> SpotifyUnavailable:
-    """A 2xx answer to a GET whose body is not the JSON object every Web API GET returns (an
-    HTML page from a proxy, a cut-off body), after the transport's retries."""
+    """A 2xx answer to a GET whose body is not the JSON object or array every Web API GET
+    returns (an HTML page from a proxy, a cut-off body), after the transport's retries."""
     return SpotifyUnavailable(
         "Spotify is having trouble right now (its answer wasn't readable). Please try again "
         "in a few minutes.",
-        detail=f"{request.method} {request.path}: 2xx without a JSON object",
+        detail=f"{request.method} {request.path}: 2xx without a JSON object or array",
     )
 
 

@@ -299,8 +299,9 @@ class SpotifyTransport:
                 async with self._semaphore():
                     result = await in_thread(call)
                 # spotipy returns None for a 2xx body that is not JSON; every GET of the Web
-                # API answers an object, so anything else is Spotify (or a proxy) in trouble.
-                if method == "GET" and not isinstance(result, dict):
+                # API answers an object or an array, so anything else is Spotify (or a proxy
+                # in front of it) in trouble.
+                if method == "GET" and not isinstance(result, dict | list):
                     if await retry_transient():
                         continue
                     raise garbled(request)
