@@ -148,6 +148,14 @@ class AnalysisRepository(Repository):
         )
         return int(row["id"]) if row else None
 
+    async def coverage(self, analysis_id: int) -> dict[str, int]:
+        """Tracks per feature source of a stored analysis ("metadata": those without audio
+        features), without decoding the analysis."""
+        row = await self.db.fetchone(
+            "SELECT coverage_json FROM analyses WHERE id = ?", (analysis_id,)
+        )
+        return dict(json.loads(row["coverage_json"])) if row else {}
+
     async def get(
         self, analysis_id: int, *, on_part: Callable[[], None] | None = None
     ) -> Analysis | None:

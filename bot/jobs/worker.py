@@ -30,6 +30,7 @@ from bot.errors import PipelineError
 from bot.jobs import cpu
 from bot.jobs.pool import CpuPool
 from bot.models import (
+    AUDIO_FEATURES,
     Analysis,
     AnalysisRequest,
     FeatureTable,
@@ -215,7 +216,7 @@ class StepRunner:
             # A fresh read of the items: this reader may be served the snapshot again.
             await self.store.readers.add(meta.id, meta.snapshot_id, readers[-1])
         if meta.snapshot_id or meta.kind in CONTENT_ADDRESSED_KINDS:
-            found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
+            found = await self._find_reusable(meta, pkey)
             if found is not None:
                 return found
         if isinstance(got, Reused) and meta.snapshot_id:
@@ -256,13 +257,54 @@ class StepRunner:
             readers.append(reader)
             if not reader_may_reuse(await self.store.readers.of(meta.id, meta.snapshot_id), reader):
                 return None
-            found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
+            found = await self._find_reusable(meta, pkey)
             if found is not None:
                 return Reused(meta, analysis_id=found)
             loaded = await self.store.snapshots.load(meta.id, meta.snapshot_id)
             return Reused(meta, stored=loaded) if loaded is not None else None
 
         return lookup
+
+    async def _find_reusable(self, meta: PlaylistMeta, pkey: str) -> int | None:
+        """The stored analysis of this content with these parameters, unless its feature
+        coverage could be better now.
+
+        An analysis made while ReccoBeats (or Spotify's audio-features) was down has tracks
+        with metadata only; reusing it as "unchanged" kept them so after the outage ended.
+        It is reused only when every track it lacked features for is known to have none
+        (the providers said so and the feature cache remembers); otherwise the snapshot is
+        analysed again, asking only for the tracks that lacked features.
+        """
+        found = await self.store.analyses.find(meta.id, meta.snapshot_id, pkey)
+        if found is None or not (await self.store.analyses.coverage(found)).get("metadata"):
+            return found
+        analysis = await self.store.analyses.get(found, on_part=_gc.freeze)
+        if analysis is None:  # pragma: no cover - deleted meanwhile
+            return None
+        lacking = [
+            t.id
+            for t in analysis.tracks
+            if not set(AUDIO_FEATURES) <= set(analysis.features.get(t.id, {}))
+        ]
+        cache = self.ctx.feature_cache
+        providers = []
+        if self.ctx.spotify is not None and self.ctx.spotify.audio_features_available:
+            providers.append("spotify")
+        if self.ctx.reccobeats is not None:
+            providers.append("reccobeats")
+        for source in providers:
+            known = await cache.get_many(source, lacking) if cache is not None else {}
+            if len(known) < len(lacking):
+                log.info(
+                    "not reusing analysis %d: %d of its %d tracks without features were never "
+                    "answered by %s (an outage?); asking again",
+                    found,
+                    len(lacking) - len(known),
+                    len(lacking),
+                    source,
+                )
+                return None
+        return found
 
     async def _reader(self, req: AnalysisRequest) -> str:
         """Who reads a link for ``req``: the requester's linked account when they have a
