@@ -97,6 +97,13 @@ class AuthError(PipelineError):
     code = "auth"
 
 
+class AppAuthError(AuthError):
+    """The bot's own Spotify app credentials are missing or rejected: every request fails the
+    same way until the operator fixes them (digests are not paused for it)."""
+
+    code = "app_auth"
+
+
 class RelinkRequired(AuthError):
     """``invalid_grant``: refresh token expired (6 months) or revoked."""
 

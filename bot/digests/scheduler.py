@@ -23,6 +23,7 @@ from bot.digests.changes import DigestChanges, summarize_changes
 from bot.digests.messages import DestinationGone, DigestMessage, Poster, RunResult
 from bot.digests.schedule import DigestError, Schedule
 from bot.errors import (
+    AppAuthError,
     AuthError,
     EditorialPlaylist,
     InvalidLink,
@@ -57,6 +58,10 @@ PAUSE_ERRORS: tuple[type[PipelineError], ...] = (
     InvalidLink,
     TooLarge,
 )
+# The bot's own problem (its Spotify app credentials missing or rejected): every digest would
+# fail alike, so none is paused; retried hourly and logged for the operator until fixed.
+BOT_WIDE_ERRORS: tuple[type[PipelineError], ...] = (AppAuthError,)
+RETRY_BOT_WIDE_S = 3600.0
 # Errors that are nobody's fault and usually pass: silently retry at the next slot.
 TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
     RateLimited,
@@ -66,6 +71,26 @@ TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
 # The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
 # rather than tomorrow, but never later than the next slot.
 RETRY_SOON_S = 300.0
+
+
+def public_reason(err: PipelineError) -> str:
+    """Why a digest was paused, worded for a post the whole server reads (errors speak to
+    the member who asked: "your linked account", "attach the CSV here")."""
+    if isinstance(err, NotFound):
+        return "Spotify can't find this playlist any more (it was deleted or made private)."
+    if isinstance(err, EditorialPlaylist):
+        return "it is one of Spotify's own editorial playlists, which apps can't read."
+    if isinstance(err, InvalidLink):
+        return "its link doesn't point to a Spotify playlist or album."
+    if isinstance(err, TooLarge):
+        return "the playlist has grown past the number of tracks this bot analyses."
+    if isinstance(err, NotOwner | AuthError):
+        return (
+            "the bot can no longer read this playlist with the Spotify access of the member "
+            "who set up the digest (Spotify only lets the bot read playlists that member's "
+            "linked account owns or collaborates on). They can `/spotify link` again."
+        )
+    return err.user_message
 
 
 class Clock(Protocol):
@@ -282,9 +307,24 @@ class DigestScheduler:
         try:
             handle = await self.queue.submit(self._request(sub))
             outcome = await handle.result()
+        except BOT_WIDE_ERRORS as err:
+            log.error(
+                "digest %s not run: %s This is the bot's problem, not the digest's: it is not "
+                "paused and is retried within the hour.",
+                sub.id,
+                err.user_message,
+            )
+            retry = self.clock.now() + timedelta(seconds=RETRY_BOT_WIDE_S)
+            if not manual and iso(retry) < sub.next_run_at:
+                await self.subs.set_next_run(sub.id, iso(retry))
+            await self.subs.record_run(sub.id, run_at=now, status="waiting: bot misconfigured")
+            return RunResult(
+                "skipped", "Skipped: the bot can't use Spotify right now (its owner is told)."
+            )
         except PAUSE_ERRORS as err:
-            await self._pause(sub, err.user_message)
-            return RunResult("paused", f"Paused: {err.user_message}")
+            reason = public_reason(err)
+            await self._pause(sub, reason)
+            return RunResult("paused", f"Paused: {reason}")
         except LimitReached as err:
             retry = self.clock.now() + timedelta(seconds=RETRY_SOON_S)
             # ``sub`` was re-read after the claim: its next_run_at is the next slot.

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from bot.errors import (
+    AppAuthError,
     AppSuspended,
     AuthError,
     EditorialPlaylist,
@@ -219,7 +220,7 @@ def _unauthorized(request: Request) -> AuthError:
             "Spotify didn't accept your linked account's sign-in. Try again; if it keeps "
             "happening, link your account again with `/spotify link`."
         )
-    return AuthError(APP_CREDENTIALS_MESSAGE)
+    return AppAuthError(APP_CREDENTIALS_MESSAGE)
 
 
 def retry_after_of(failure: HttpFailure) -> float:
@@ -279,7 +280,7 @@ def _token_error(failure: HttpFailure, asked: Asked) -> PipelineError:
 def app_oauth_error(error: str | None) -> AuthError | None:
     """The app's client-credentials sign-in was refused for good (else None: transient)."""
     if error in ("invalid_client", "unauthorized_client"):
-        return AuthError(
+        return AppAuthError(
             "Spotify rejected the bot's app credentials. The bot owner needs to check "
             "SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.",
             detail=str(error),

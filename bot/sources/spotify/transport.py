@@ -35,7 +35,7 @@ from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 from urllib3.util.retry import Retry
 
 from bot.config import Settings
-from bot.errors import AuthError, PipelineError
+from bot.errors import AppAuthError, PipelineError
 from bot.models import Progress, ProgressCallback
 from bot.redact import redact
 from bot.sources.spotify.errors import (
@@ -275,7 +275,7 @@ class SpotifyTransport:
         different from 403 on audio-features).
         """
         if not self.has_credentials:
-            raise AuthError(NOT_CONFIGURED_MESSAGE)
+            raise AppAuthError(NOT_CONFIGURED_MESSAGE)
         request = Request(Asked.API, path=path, method=method, as_user=self.is_user)
         # A POST that timed out or got a 5xx may still have happened (a playlist created):
         # only GETs are retried after such failures. A 429 means "not processed": retried.
