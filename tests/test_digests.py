@@ -563,7 +563,7 @@ async def test_unreadable_playlist_pauses_and_reports_once(db: Database) -> None
     clock.set(utc(2026, 11, 23, 8, 0))
     assert [r.status for r in await _tick(sched)] == ["paused"]
     sub = await sched.subs.get(sub_id)
-    assert sub.paused and sub.pause_reason.startswith("the bot can no longer read this playlist")
+    assert sub.paused and sub.pause_reason.startswith("the bot can't read this playlist any more")
     assert poster.kinds() == ["paused"]
     assert poster.messages[0].text == sub.pause_reason
     # Not retried, not reported again — for days.

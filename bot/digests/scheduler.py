@@ -86,9 +86,9 @@ def public_reason(err: PipelineError) -> str:
         return "the playlist has grown past the number of tracks this bot analyses."
     if isinstance(err, NotOwner | AuthError):
         return (
-            "the bot can no longer read this playlist with the Spotify access of the member "
-            "who set up the digest (Spotify only lets the bot read playlists that member's "
-            "linked account owns or collaborates on). They can `/spotify link` again."
+            "the bot can't read this playlist any more: it is private, or not owned by (or "
+            "shared with) the linked Spotify account of the member who set up the digest, "
+            "and Spotify only lets the bot read those. That member can `/spotify link` again."
         )
     return err.user_message
 
