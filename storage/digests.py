@@ -52,6 +52,7 @@ class Subscription:
     last_status: str | None = None
     last_posted_at: str | None = None
     playlist_name: str | None = None
+    claimed_at: str | None = None  # the due time of a claimed run not finished yet
 
     @property
     def label(self) -> str:
@@ -83,6 +84,7 @@ class Subscription:
             last_status=row["last_status"],
             last_posted_at=row["last_posted_at"],
             playlist_name=row["playlist_name"],
+            claimed_at=row["claimed_at"],
         )
 
 
@@ -192,16 +194,30 @@ class DigestStore:
         )
         return row[0] if row and row[0] else None
 
+    async def set_next_run(self, sub_id: int, next_run_at: str) -> None:
+        await self.db.execute(
+            "UPDATE digest_subscriptions SET next_run_at = ? WHERE id = ?", (next_run_at, sub_id)
+        )
+
     async def claim(self, sub_id: int, expected_next: str, next_run_at: str) -> bool:
         """Move ``next_run_at`` from ``expected_next`` on (compare-and-set). True for exactly
-        one caller among every process that saw the same due row: that one runs the digest."""
+        one caller among every process that saw the same due row: that one runs the digest.
+        ``claimed_at`` remembers the claimed slot until the run records its outcome."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE digest_subscriptions SET next_run_at = ?"
+                "UPDATE digest_subscriptions SET next_run_at = ?, claimed_at = ?"
                 " WHERE id = ? AND next_run_at = ? AND paused = 0",
-                (next_run_at, sub_id, expected_next),
+                (next_run_at, expected_next, sub_id, expected_next),
             )
             return cur.rowcount == 1
+
+    async def interrupted(self) -> list[Subscription]:
+        """Active subscriptions whose claimed run never recorded an outcome (the process
+        running it was killed): to run again at start-up."""
+        rows = await self.db.fetchall(
+            f"{_SELECT} WHERE d.paused = 0 AND d.claimed_at IS NOT NULL ORDER BY d.claimed_at"
+        )
+        return [Subscription.from_row(r) for r in rows]
 
     async def record_run(
         self,
@@ -217,6 +233,7 @@ class DigestStore:
         (a skipped run keeps the last analysis, so the next digest still diffs against it)."""
         await self.db.execute(
             """UPDATE digest_subscriptions SET
+                 claimed_at = NULL,
                  last_run_at = ?,
                  last_status = ?,
                  last_analysis_id = coalesce(?, last_analysis_id),
@@ -239,7 +256,8 @@ class DigestStore:
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 """UPDATE digest_subscriptions
-                   SET paused = 1, pause_reason = ?, last_status = ?, last_run_at = ?
+                   SET paused = 1, pause_reason = ?, last_status = ?, last_run_at = ?,
+                       claimed_at = NULL
                    WHERE id = ? AND paused = 0""",
                 (reason, f"paused: {reason}", at, sub_id),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -89,3 +90,51 @@ async def test_a_paused_digest_says_so_publicly_without_second_person(db) -> Non
     await _tick_all(sched)
     [paused] = poster.messages
     assert paused.kind == "paused" and "attach" not in paused.text and "your" not in paused.text
+
+
+class HangingQueue:
+    """A job queue whose jobs never end (the process is killed while the digest runs)."""
+
+    def __init__(self) -> None:
+        self.submitted = asyncio.Event()
+
+    async def submit(self, request, progress=None):
+        self.submitted.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_run_interrupted_by_a_crash_is_run_again_at_start(db, tmp_path) -> None:
+    """It was lost until the next slot: a week later for a weekly digest."""
+    tracks = _by_playlist()["Neo-Soul"][:30]
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    first = DigestScheduler(db, HangingQueue(), poster=Recorder(), clock=clock)
+    sub_id = await _subscribe(first, Schedule.build("weekly", "08:00", "UTC", "mon"))
+    clock.set(utc(2026, 11, 23, 8, 0))
+    [task] = await first.tick()
+    await asyncio.wait_for(first.queue.submitted.wait(), 10)
+    claimed = await first.subs.get(sub_id)
+    assert claimed.claimed_at == "2026-11-23T08:00:00+00:00"
+    assert claimed.next_run_at == "2026-11-30T08:00:00+00:00"
+    await first.close()  # what SQLite holds is what a kill -9 leaves: the claim, no outcome
+    assert task.cancelled()
+
+    queue = ScriptedQueue(db, [_snapshot(tracks, "s1")])
+    poster = Recorder()
+    clock.set(utc(2026, 11, 23, 8, 5))  # restarted five minutes later
+    second = DigestScheduler(db, queue, poster=poster, clock=clock)
+    await second.start()
+    try:
+        await asyncio.wait_for(_until(lambda: poster.kinds() == ["digest"]), 10)
+        sub = await second.subs.get(sub_id)
+        assert sub.claimed_at is None and sub.last_status == "posted"
+        assert sub.next_run_at == "2026-11-30T08:00:00+00:00"  # the schedule is unchanged
+        assert len(queue.requests) == 1
+    finally:
+        await second.close()
+
+
+async def _until(predicate) -> None:
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)

@@ -181,6 +181,10 @@ class DigestScheduler:
         self._wake.set()
 
     async def _loop(self) -> None:
+        try:
+            await self.resume_interrupted()
+        except Exception:  # storage trouble: the runs wait for their next slot instead
+            log.exception("could not resume interrupted digest runs")
         while True:
             self._wake.clear()
             try:
@@ -224,9 +228,21 @@ class DigestScheduler:
             if sub.id not in self._running
         ]
 
-    def _spawn(self, sub: Subscription, *, claim_at: datetime | None) -> asyncio.Task[RunResult]:
+    async def resume_interrupted(self) -> list[asyncio.Task[RunResult]]:
+        """Run again the claimed runs a killed process never finished (at start-up): a crash
+        used to lose the digest until the next slot, a week later for weekly ones."""
+        subs = [s for s in await self.subs.interrupted() if s.id not in self._running]
+        for sub in subs:
+            log.info(
+                "digest %s: running the slot of %s again (interrupted)", sub.id, sub.claimed_at
+            )
+        return [self._spawn(sub, claim_at=None, manual=False) for sub in subs]
+
+    def _spawn(
+        self, sub: Subscription, *, claim_at: datetime | None, manual: bool | None = None
+    ) -> asyncio.Task[RunResult]:
         """Start a run; registered as running at once, so no other tick picks it up."""
-        coro = self._guarded_run(sub, claim_at=claim_at)
+        coro = self._guarded_run(sub, claim_at=claim_at, manual=manual)
         task = asyncio.create_task(coro, name=f"digest-{sub.id}")
         sub_id = sub.id
         self._running[sub_id] = task
@@ -263,9 +279,12 @@ class DigestScheduler:
             await asyncio.sleep(0.01)
 
     # -- one run -------------------------------------------------------------------------------
-    async def _guarded_run(self, sub: Subscription, *, claim_at: datetime | None) -> RunResult:
-        """``claim_at`` None: a manual run (``/digest run``), which leaves the schedule alone."""
-        manual = claim_at is None
+    async def _guarded_run(
+        self, sub: Subscription, *, claim_at: datetime | None, manual: bool | None = None
+    ) -> RunResult:
+        """``claim_at`` None: a manual run (``/digest run``) or an interrupted one run again
+        (``manual=False``); both leave the schedule alone."""
+        manual = claim_at is None if manual is None else manual
         if claim_at is not None:
             claimed = await self._claim(sub, claim_at)
             if claimed is None:
