@@ -155,6 +155,17 @@ class DigestCog(commands.Cog):
     @digest.command(name="resume", description="Resume a paused digest")
     @app_commands.describe(id=ID_HELP)
     async def resume(self, interaction: discord.Interaction, id: int) -> None:
+        paused = await self.scheduler.get(interaction.guild_id or 0, id)
+        try:  # asked of Discord, not the cache: a deleted channel used to resume, then pause
+            await self.bot.fetch_channel(paused.channel_id)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            gone = "was deleted" if isinstance(exc, discord.NotFound) else "is hidden from me"
+            await interaction.response.send_message(
+                f"⚠️ Digest `#{id}` stays paused: its channel <#{paused.channel_id}> {gone}. "
+                f"Remove it with `/digest remove {id}` and add it again in another channel.",
+                ephemeral=True,
+            )
+            return
         sub = await self.scheduler.resume(interaction.guild_id or 0, id)
         await interaction.response.send_message(
             f"▶️ Digest `#{sub.id}` resumed. Next {ts(sub.next_run_at, 'F')} "

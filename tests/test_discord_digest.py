@@ -258,6 +258,10 @@ async def test_vanished_channel_pauses_and_is_reported_once(
     assert "Paused" in listing.text and "deleted" in listing.text
     msg = await _reply(fake, "digest run", {"id": sub.id})
     assert "paused" in msg.text
+    msg = await _reply(fake, "digest resume", {"id": sub.id})  # the channel is still gone
+    assert "stays paused" in msg.text and "was deleted" in msg.text
+    assert (await env.sched.subs.get(sub.id)).paused
+    monkeypatch.setattr(fake, "channel", real_channel)  # (a channel with that id is back)
     msg = await _reply(fake, "digest resume", {"id": sub.id})
     assert "resumed" in msg.text
     assert not (await env.sched.subs.get(sub.id)).paused
