@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
 from bot.digests import WEEKDAYS, DestinationGone, DigestMessage, Schedule, suggest_timezones
-from bot.sources.links import parse_spotify_link
+from bot.sources.links import SpotifyRef, parse_spotify_link
 from cogs.utils import embeds as E
 from cogs.utils.delivery import channel_send, outcome_messages
 from cogs.utils.digest_embeds import changes_embed, digest_header, list_embed, md, ts
@@ -105,6 +105,9 @@ class DigestCog(commands.Cog):
                 f"I can't post digests in {target.mention}: I'm missing "
                 f"**{', '.join(missing)}** there. Fix the channel permissions and try again."
             )
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        # A playlist that doesn't exist or can't be read is refused now, not at the first slot.
+        name = await self._playlist_name(ref, interaction.user.id)
         sub = await self.scheduler.subscribe(
             guild_id=interaction.guild_id or 0,
             channel_id=target.id,
@@ -114,13 +117,27 @@ class DigestCog(commands.Cog):
             k=k,
             created_by=interaction.user.id,
         )
-        await interaction.response.send_message(
-            f"✅ Digest `#{sub.id}`: <{ref.url}> → {target.mention}, {schedule.describe()}.\n"
+        what = f"**{md(name)}** (<{ref.url}>)" if name else f"<{ref.url}>"
+        await interaction.followup.send(
+            f"✅ Digest `#{sub.id}`: {what} → {target.mention}, {schedule.describe()}.\n"
             f"First one {ts(sub.next_run_at, 'F')} ({ts(sub.next_run_at, 'R')}) — or now with "
             f"`/digest run {sub.id}`. The playlist is read with your linked Spotify account "
             "when you have one (`/spotify link`), so your own private playlists work too.",
             ephemeral=True,
         )
+
+    async def _playlist_name(self, ref: SpotifyRef, user_id: int) -> str | None:
+        """The playlist's name, read as the digest will read it (the member's linked account,
+        else the bot's app). Raises NotFound/NotOwner/… (answered privately by the tree);
+        None when Spotify isn't configured (nothing to check with)."""
+        ctx = self.bot.services.ctx
+        if ctx.spotify is None:
+            return None
+        gateway = ctx.spotify
+        token = await ctx.user_tokens(user_id) if ctx.user_tokens is not None else None
+        if token:
+            gateway = gateway.with_user_token(token)
+        return (await gateway.get_meta(ref)).name
 
     @staticmethod
     def _missing_perms(interaction: discord.Interaction, channel: discord.TextChannel) -> list[str]:

@@ -435,3 +435,29 @@ async def test_digest_leaves_out_a_scatter_over_the_file_limit(env: Any) -> None
     assert all(not m.files for m in posts)
     assert "image" not in posts[0].embeds[0]
     assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(posts[-1]))
+
+
+async def test_add_checks_the_playlist_and_names_it(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """/digest add accepted a playlist that doesn't exist; the name is shown when it does."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    spotify = fake_spotify_extended
+    services = await make_services(spotify_settings(spotify))
+    services.digests = DigestScheduler(
+        services.db, services.queue, clock=ManualClock(utc(2026, 11, 23, 7, 0))
+    )
+    async with start_bot(services):
+        missing = "https://open.spotify.com/playlist/0000000000000000000000"
+        msg = await _reply(fake_discord, "digest add", {"playlist": missing, "every": "daily",
+                                                        "at": "08:00"})  # fmt: skip
+        assert "couldn't find that playlist" in msg.text
+        assert await services.digests.subscriptions(fake_discord.guild_id) == []
+
+        link = f"https://open.spotify.com/playlist/{spotify.alice_playlist}"
+        msg = await _reply(
+            fake_discord, "digest add", {"playlist": link, "every": "daily", "at": "08:00"}
+        )
+        assert msg.text.startswith("✅ Digest `#")
+        assert f"**{spotify.playlists[spotify.alice_playlist].name}**" in msg.text
