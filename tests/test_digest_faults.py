@@ -138,3 +138,41 @@ async def _until(predicate) -> None:
         if predicate():
             return
         await asyncio.sleep(0.01)
+
+
+def _grouped(tracks, groups: list[list[int]]):
+    """An analysis of ``tracks`` whose cluster i holds the tracks at positions groups[i]."""
+    from dataclasses import replace
+
+    from bot.models import Cluster
+    from tests.storage_helpers import make_analysis, make_fetch
+
+    fetched = make_fetch(0)
+    fetched = replace(fetched, tracks=[tracks[i] for g in groups for i in g])
+    analysis = make_analysis(fetched, k=len(groups))
+    analysis.assignments = {tracks[i].id: c for c, g in enumerate(groups) for i in g}
+    analysis.clusters = [
+        Cluster(c, f"Cluster {c + 1} · x{c}", "", len(g), {}, [tracks[i].id for i in g], [])
+        for c, g in enumerate(groups)
+    ]
+    return analysis
+
+
+def test_digest_wording_merged_removed_and_one_track() -> None:
+    """A regroup said clusters "are gone" when they merged; a removed track from such a
+    cluster said "(was in no cluster)"; a new cluster of one said "(1 tracks)"."""
+    from bot.digests import summarize_changes
+    from cogs.utils.digest_embeds import changes_embed
+    from tests.storage_helpers import make_fetch
+
+    tracks = make_fetch(13).tracks
+    before = _grouped(tracks, [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9, 10, 11]])
+    # Clusters 1 and 2 merged (track 6 left the playlist); track 12 is new, alone.
+    after = _grouped(tracks, [[7, 8, 9, 10, 11], [0, 1, 2, 3, 4, 5], [12]])
+    changes = summarize_changes(before, after)
+    text = "\n".join(f.value for f in changes_embed(changes, since=None).fields)
+    assert "merged into 2 · x1" in text and "is gone" not in text
+    assert "1 track (new)" in text and "1 tracks" not in text
+    [removed] = changes.removed
+    assert "no cluster" not in text
+    assert f"(was in {removed.previous_cluster + 1} · " in text

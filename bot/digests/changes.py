@@ -5,6 +5,7 @@ Pure computation on :class:`bot.models.Analysis` values; the digest cog renders 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,9 @@ class ClusterChange:
     jaccard: float
     joined: int
     left: int
+    # A vanished cluster whose remaining tracks mostly went to one current cluster: that one.
+    merged_into: int | None = None
+    merged_into_name: str | None = None
 
     @property
     def delta(self) -> int:
@@ -142,6 +146,32 @@ def _track_change(
     )
 
 
+def _vanished(
+    index: int, name: str, before: set[str], current: Analysis, cur_names: dict[int, str]
+) -> ClusterChange:
+    """A previous cluster with no counterpart; ``merged_into`` the current cluster that took
+    most of its remaining tracks, when one took at least half of them (a regroup merged it,
+    rather than its tracks leaving the playlist or scattering)."""
+    now = Counter(current.assignments[t] for t in before if t in current.assignments)
+    merged = None
+    if now:
+        target, n = now.most_common(1)[0]
+        if 2 * n >= sum(now.values()):
+            merged = target
+    return ClusterChange(
+        index,
+        name,
+        0,
+        index,
+        len(before),
+        0.0,
+        0,
+        len(before),
+        merged_into=merged,
+        merged_into_name=cur_names.get(merged) if merged is not None else None,
+    )
+
+
 def summarize_changes(previous: Analysis, current: Analysis) -> DigestChanges:
     """Tracks added/removed and how clusters grew or shrank between two analyses.
 
@@ -202,7 +232,7 @@ def summarize_changes(previous: Analysis, current: Analysis) -> DigestChanges:
                 ClusterChange(cluster.index, cluster.name, len(members), None, 0, 0.0, 0, 0)
             )
     vanished = [
-        ClusterChange(c.index, c.name, 0, c.index, len(prev_sets[p]), 0.0, 0, len(prev_sets[p]))
+        _vanished(c.index, c.name, prev_sets[p], current, cur_names)
         for p, c in enumerate(previous.clusters)
         if p not in matched_prev
     ]

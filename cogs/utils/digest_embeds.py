@@ -91,8 +91,8 @@ def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed
             name=f"➕ Added ({len(changes.added)})", value=bullet_list(lines), inline=False
         )
     if changes.removed:
-        lines = [
-            f"{track_text(c)} (was in {cluster_label(c.cluster, c.cluster_name)})"
+        lines = [  # a cluster that vanished since is named by its old number and name
+            f"{track_text(c)} (was in {cluster_label(_was_in(c), c.cluster_name)})"
             for c in changes.removed
         ]
         embed.add_field(
@@ -102,21 +102,30 @@ def changes_embed(changes: DigestChanges, *, since: str | None) -> discord.Embed
     for c in sorted(changes.clusters, key=lambda c: (-abs(c.delta), c.index)):
         label = cluster_label(c.index, c.name)
         if c.previous_index is None:
-            rows.append(f"🆕 {label}: {c.size} tracks (new)")
+            rows.append(f"🆕 {label}: {_tracks(c.size)} (new)")
         elif c.delta > 0:
             rows.append(f"📈 {label}: {c.previous_size} → {c.size} (+{c.delta})")
         elif c.delta < 0:
             rows.append(f"📉 {label}: {c.previous_size} → {c.size} ({c.delta})")
     for v in changes.vanished:
-        rows.append(
-            f"🗑️ {cluster_label(v.index, v.name)} of the last digest "
-            f"({v.previous_size} tracks) is gone"
-        )
+        old = f"{cluster_label(v.index, v.name)} of the last digest ({_tracks(v.previous_size)})"
+        if v.merged_into is not None:
+            rows.append(f"🔀 {old} merged into {cluster_label(v.merged_into, v.merged_into_name)}")
+        else:
+            rows.append(f"🗑️ {old} is gone")
     if rows:
         embed.add_field(name="Clusters", value=bullet_list(rows), inline=False)
     elif not changes.added and not changes.removed:
         embed.add_field(name="Clusters", value="Same clusters as before.", inline=False)
     return embed
+
+
+def _was_in(c: TrackChange) -> int | None:
+    return c.cluster if c.cluster is not None else c.previous_cluster
+
+
+def _tracks(n: int) -> str:
+    return f"{n} track{'s' if n != 1 else ''}"
 
 
 def describe_subscription(sub: Subscription) -> str:
