@@ -66,4 +66,3 @@ async def test_a_resumed_job_another_process_took_is_left_alone(tmp_path, monkey
         await queue.close()
         await other.close()
         await db.close()
-

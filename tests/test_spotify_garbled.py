@@ -50,7 +50,7 @@ async def test_one_unreadable_answer_is_retried(fake_spotify: FakeSpotify) -> No
 async def test_cli_says_it_in_one_line(fake_spotify: FakeSpotify, tmp_path: Path, capsys) -> None:
     fake_spotify.fail_next("playlists/", 200, body=HTML, times=99)
     link = f"https://open.spotify.com/playlist/{fake_spotify.alice_playlist}"
-    settings = spotify_settings(fake_spotify)
+    settings = spotify_settings(fake_spotify, spotify_public_pages=False)
     rc = await asyncio.to_thread(
         cli.main, ["analyze", link, "--out", str(tmp_path / "o")], settings=settings
     )

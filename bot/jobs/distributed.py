@@ -289,7 +289,10 @@ async def _run_job(queue: JobQueue, job_id: int) -> None:
     if job is None or job.state not in ACTIVE_STATES:
         log.info("job %s is already %s: nothing to do", job_id, job.state if job else "gone")
         return
-    attempt = await store.jobs.start_attempt(job_id)
+    attempt = await store.jobs.start_attempt(job_id, seen=job.attempts)
+    if attempt is None:  # another worker started it since we read it (compare-and-set)
+        log.info("job %s was started by another worker", job_id)
+        return
     if attempt > MAX_ATTEMPTS:
         await store.jobs.fail(job_id, "crashed", "This analysis kept crashing and was stopped.")
         return
