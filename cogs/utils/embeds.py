@@ -2,9 +2,9 @@
 
 Every function here returns payloads that respect Discord's limits for ANY input: 10 embeds
 and 6,000 characters per message, title 256, description 4,096, 25 fields, field name 256 /
-value 1,024, footer 2,048, author 256. Long names are cut on a character boundary with "…".
-:func:`analysis_embeds` packs the overview and one embed per cluster into as many messages as
-needed.
+value 1,024, footer 2,048, author 256. :func:`analysis_embeds` lays a result out for a phone:
+the overview + scatter, then every cluster as one field (heading, 3–5 tracks on one phone line
+each), in one message (two at most for k ≤ 20); README "What a result looks like".
 """
 
 from __future__ import annotations
