@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,26 @@ def minimum_requests(n: int) -> dict[str, int]:
         "features": math.ceil(n / RECCO_BATCH),
         "total": 1 + math.ceil(n / ITEMS_PAGE) + math.ceil(n / RECCO_BATCH),
     }
+
+
+#: Requests in flight per service (``spotify_concurrency``, the ReccoBeats client's default).
+SERVICE_CONCURRENCY = 8
+
+
+def floor_s(
+    requests: Mapping[str, int],
+    latency_s: float,
+    cpu_s: float,
+    *,
+    concurrency: int = SERVICE_CONCURRENCY,
+) -> float:
+    """The fastest a job making ``requests`` could finish (issue #16): the metadata request,
+    then the item pages and the feature calls, which go to different services and can overlap
+    (each service ``concurrency`` requests at a time), then ``cpu_s`` of measured CPU steps."""
+    items = int(requests.get("items", 0))
+    features = int(requests.get("features", 0)) + int(requests.get("spotify_features", 0))
+    waves = int(requests.get("meta", 0)) + math.ceil(max(items, features) / concurrency)
+    return waves * latency_s + cpu_s
 
 
 def classify(log: list[dict[str, Any]], playlist_id: str | None = None) -> Counter[str]:

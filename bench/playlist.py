@@ -38,6 +38,7 @@ from bench.harness import (
     PlaylistSpec,
     classify,
     env_summary,
+    floor_s,
     minimum_requests,
 )
 from bench.monitor import (
@@ -129,6 +130,7 @@ async def run(
         result["first"]["client_counts"] = {k: after[k] - before[k] for k in after}
         result["first"]["statuses"] = _status_counts(log)
         result["minimum"] = minimum_requests(n)
+        _add_floor(result["first"], latency_ms / 1000)
         result["loop_stall_ms"] = round(monitor.max_ms, 1)
         result["loop_samples"] = monitor.samples
         result["loop_stalls_over_50ms"] = monitor.over_50ms
@@ -170,6 +172,21 @@ async def run(
     return result
 
 
+def _add_floor(job: dict[str, Any], latency_s: float) -> None:
+    """``floor_s``: the job's own requests at ``latency_s`` (item pages and feature calls
+    overlapped, 8 at a time per service) plus its CPU steps as measured (from the clustering
+    stage to done: pickling, the pool's clustering and rendering, storing); ``ratio``: wall
+    time over that floor."""
+    stages = job.get("stages") or {}
+    if "error" in job or "clustering" not in stages or "done" not in stages:
+        return
+    cpu = stages["done"] - stages["clustering"]
+    job["cpu_s"] = round(cpu, 3)
+    job["floor_s"] = round(floor_s(job["requests"], latency_s, cpu), 3)
+    job["network_floor_s"] = round(job["floor_s"] - cpu, 3)
+    job["ratio"] = round(job["wall_s"] / job["floor_s"], 2) if job["floor_s"] else None
+
+
 def _stage_at(timing: JobTiming, at: float) -> str:
     """The pipeline stage the job was in at perf_counter() ``at``."""
     current = "before submit"
@@ -204,6 +221,12 @@ def print_result(r: dict[str, Any]) -> None:
         print(f"warm-up (demo job, starts the pool): {r['warmup_s']:.2f} s")
     for label, job in (("first run", first), ("unchanged rerun", second)):
         print(f"{label}: wall {job['wall_s']:.2f} s; stages at {job['stages']}")
+        if job.get("floor_s"):
+            print(
+                f"  floor {job['floor_s']:.2f} s (network {job['network_floor_s']:.2f} s for "
+                f"its requests + CPU steps {job['cpu_s']:.2f} s measured): "
+                f"wall / floor = {job['ratio']:.2f}"
+            )
         if "error" in job:
             print(f"  ERROR {job['error']}")
         else:

@@ -30,6 +30,7 @@ from bot.sources.normalise import normalise
 
 if TYPE_CHECKING:
     from bot.features.cache import FeatureCache
+    from bot.features.prefetch import FeaturePrefetch
     from bot.features.reccobeats import ReccoBeatsClient
     from bot.sources.public_page import PublicPageReader
     from bot.sources.spotify import SpotifyGateway, UserTokens
@@ -81,6 +82,7 @@ async def fetch_step(
     progress: ProgressCallback,
     *,
     reuse: None = None,
+    prefetch: FeaturePrefetch | None = None,
 ) -> FetchResult: ...
 
 
@@ -91,6 +93,7 @@ async def fetch_step(
     progress: ProgressCallback,
     *,
     reuse: ReuseLookup,
+    prefetch: FeaturePrefetch | None = None,
 ) -> FetchResult | Reused: ...
 
 
@@ -100,6 +103,7 @@ async def fetch_step(
     progress: ProgressCallback,
     *,
     reuse: ReuseLookup | None = None,
+    prefetch: FeaturePrefetch | None = None,
 ) -> FetchResult | Reused:
     """Read the source (link, CSV, liked songs, demo) into a FetchResult, normalised
     (:func:`bot.sources.normalise.normalise`: no repeated ids, not empty, not too large).
@@ -110,7 +114,27 @@ async def fetch_step(
     :class:`Reused` is returned as it is, and the tracks are not read again. Without
     ``reuse`` the result is always a FetchResult. A CSV upload's id is scoped to its
     uploader: one member's upload is never another's, even with the same rows.
+    ``prefetch`` (:func:`bot.features.prefetch.start_prefetch`) is fed each page of items as
+    it arrives, so their features are asked for while later pages are read; hand it to
+    :func:`featurize_step`.
     """
+    from bot.features.prefetch import feeding
+
+    with feeding(prefetch):
+        fetched = await _read_source(request, ctx, progress, reuse)
+    if isinstance(fetched, Reused):
+        if prefetch is not None:
+            prefetch.cancel()
+        return fetched
+    return normalise(fetched, max_tracks(request, ctx.settings))
+
+
+async def _read_source(
+    request: AnalysisRequest,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    reuse: ReuseLookup | None,
+) -> FetchResult | Reused:
     limit = max_tracks(request, ctx.settings)
     await progress(Progress("fetching", message="Reading the playlist…"))
     if request.demo:
@@ -141,7 +165,7 @@ async def fetch_step(
         fetched = got
     else:
         raise InvalidInput("Nothing to analyse: give a playlist link, a CSV file or the demo.")
-    return normalise(fetched, limit)
+    return fetched
 
 
 async def _fetch_link(
@@ -219,14 +243,22 @@ def features_from_tracks(tracks: list[Track]) -> FeatureTable | None:
 
 
 async def featurize_step(
-    fetched: FetchResult, ctx: PipelineContext, progress: ProgressCallback
+    fetched: FetchResult,
+    ctx: PipelineContext,
+    progress: ProgressCallback,
+    *,
+    prefetched: FeaturePrefetch | None = None,
 ) -> FeatureTable:
     """Fill audio features: CSV values, cache, Spotify (if available), ReccoBeats.
 
     Sources whose tracks all carry features (CSV, demo) need no network at all.
+    ``prefetched``: the lookups :func:`fetch_step` started as pages arrived (its
+    ``prefetch``), whose answers are used instead of asking again.
     """
     own = features_from_tracks(fetched.tracks)
     if own is not None:
+        if prefetched is not None:
+            prefetched.cancel()
         return own
     await progress(Progress("featurizing", done=0, total=len(fetched.tracks)))
     from bot.features.gather import gather_features
@@ -237,4 +269,5 @@ async def featurize_step(
         reccobeats=ctx.reccobeats,
         cache=ctx.feature_cache,
         progress=progress,
+        prefetched=prefetched,
     )

@@ -81,6 +81,7 @@ class FakePipeline:
         progress: ProgressCallback,
         *,
         reuse: Any = None,
+        prefetch: Any = None,
     ) -> FetchResult:
         self.seen_max_tracks.append(request.max_tracks)
         await progress(Progress("fetching", 0, self.n_tracks))
@@ -97,7 +98,12 @@ class FakePipeline:
         return fetched
 
     async def featurize_step(
-        self, fetched: FetchResult, ctx: PipelineContext, progress: ProgressCallback
+        self,
+        fetched: FetchResult,
+        ctx: PipelineContext,
+        progress: ProgressCallback,
+        *,
+        prefetched: Any = None,
     ) -> FeatureTable:
         await self._step("featurize")
         table = FeatureTable()

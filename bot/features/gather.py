@@ -28,6 +28,7 @@ from bot.models import (
 )
 
 if TYPE_CHECKING:
+    from bot.features.prefetch import FeaturePrefetch
     from bot.sources.spotify import SpotifyGateway
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ async def gather_features(
     reccobeats: ReccoBeatsClient | None,
     cache: FeatureCache | None,
     progress: ProgressCallback = no_progress,
+    prefetched: FeaturePrefetch | None = None,
 ) -> FeatureTable:
+    """``prefetched``: ReccoBeats lookups already started while the pages arrived
+    (:mod:`bot.features.prefetch`); their answers are used, only the rest is asked."""
     table = FeatureTable()
     ids = list(dict.fromkeys(t.id for t in tracks if t.id))
     total = len(ids)
@@ -123,7 +127,17 @@ async def gather_features(
                     Progress(stage="featurizing", done=min(done_ids, total), total=total)
                 )
 
-            result = await reccobeats.lookup(todo, on_batch=on_batch)
+            result = ReccoBeatsResult()
+            if prefetched is not None:
+                result = await prefetched.collect(todo)
+                await on_batch(len(result.found) + len(result.missing) + len(result.failed))
+            answered = set(result.found) | result.missing | result.failed
+            rest = [i for i in todo if i not in answered]
+            if rest:
+                more = await reccobeats.lookup(rest, on_batch=on_batch)
+                result.found.update(more.found)
+                result.missing |= more.missing
+                result.failed |= more.failed
             await _retry_by_isrc(reccobeats, tracks, result)
             completed = await asyncio.to_thread(_complete_all, result.found)
             for track_id, feats in completed.items():

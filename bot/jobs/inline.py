@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from bot.features.prefetch import start_prefetch
 from bot.jobs.cpu import cluster_step, render_step
 from bot.models import Analysis, AnalysisRequest, Progress, ProgressCallback, Rendered
 from bot.pipeline import PipelineContext, featurize_step, fetch_step
@@ -25,8 +26,13 @@ async def run_analysis(
     request: AnalysisRequest, ctx: PipelineContext, progress: ProgressCallback
 ) -> tuple[Analysis, Rendered]:
     """Fetch, featurize, cluster, render (CPU steps in ``ctx.executor`` when it is set)."""
-    fetched = await fetch_step(request, ctx, progress)
-    features = await featurize_step(fetched, ctx, progress)
+    prefetch = start_prefetch(ctx.reccobeats, ctx.spotify, ctx.feature_cache)
+    try:
+        fetched = await fetch_step(request, ctx, progress, prefetch=prefetch)
+        features = await featurize_step(fetched, ctx, progress, prefetched=prefetch)
+    finally:
+        if prefetch is not None:
+            prefetch.cancel()
     await progress(Progress("clustering", total=len(fetched.tracks)))
     analysis = await _cpu(ctx, cluster_step, fetched, features, request.k)
     await progress(Progress("rendering"))

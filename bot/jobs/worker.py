@@ -27,6 +27,7 @@ from bot import pipeline
 from bot.codecs import RawJson, decode_parts, parts_text
 from bot.config import Settings
 from bot.errors import PipelineError
+from bot.features.prefetch import FeaturePrefetch, start_prefetch
 from bot.jobs import cpu
 from bot.jobs.pool import CpuPool
 from bot.models import (
@@ -154,13 +155,30 @@ class StepRunner:
             analysis = await asyncio.to_thread(Analysis.from_dict, cp["analysis"])
         if analysis is None:
             fetched = await self._load_fetch(cp)
+            prefetch: FeaturePrefetch | None = None
             if fetched is None:
-                got = await self._fetch_phase(job_id, req, pkey, cp, progress)
+                # Features are asked for as the pages arrive (issue #16); only the features
+                # checkpoint (after the featurize step) records them, as before.
+                prefetch = start_prefetch(
+                    self.ctx.reccobeats, self.ctx.spotify, self.ctx.feature_cache
+                )
+                try:
+                    got = await self._fetch_phase(job_id, req, pkey, cp, progress, prefetch)
+                except BaseException:
+                    if prefetch is not None:
+                        prefetch.cancel()
+                    raise
                 if isinstance(got, int):
+                    if prefetch is not None:
+                        prefetch.cancel()
                     return await self._reused(job_id, got)
                 fetched = got
             _gc.freeze()  # the tracks live until the job ends
-            features = await self._featurize_phase(job_id, fetched, cp, progress)
+            try:
+                features = await self._featurize_phase(job_id, fetched, cp, progress, prefetch)
+            finally:
+                if prefetch is not None:
+                    prefetch.cancel()  # no-op when collected; a failed step leaves none running
             _gc.freeze()  # and so do the features
             await progress(Progress("clustering", message="Clustering"))
             # The worker process returns the analysis already JSON-encoded (PackedAnalysis):
@@ -195,6 +213,7 @@ class StepRunner:
         pkey: str,
         cp: dict[str, Any],
         progress: ProgressCallback,
+        prefetch: FeaturePrefetch | None = None,
     ) -> FetchResult | int:
         """Fetch (or take the stored entries of an unchanged snapshot) and commit them.
 
@@ -205,7 +224,9 @@ class StepRunner:
         readers: list[str] = []
         async with self.network:
             lookup = self._lookup(req, pkey, readers)
-            got = await pipeline.fetch_step(req, self.ctx, progress, reuse=lookup)
+            got = await pipeline.fetch_step(
+                req, self.ctx, progress, reuse=lookup, prefetch=prefetch
+            )
         if isinstance(got, Reused) and got.analysis_id is not None:
             return got.analysis_id
         fetched = got.stored if isinstance(got, Reused) else got
@@ -228,12 +249,19 @@ class StepRunner:
         return fetched
 
     async def _featurize_phase(
-        self, job_id: int, fetched: FetchResult, cp: dict[str, Any], progress: ProgressCallback
+        self,
+        job_id: int,
+        fetched: FetchResult,
+        cp: dict[str, Any],
+        progress: ProgressCallback,
+        prefetch: FeaturePrefetch | None = None,
     ) -> FeatureTable:
         if "features" in cp:
             return FeatureTable.from_dict(cp["features"])
         async with self.network:
-            features = await pipeline.featurize_step(fetched, self.ctx, progress)
+            features = await pipeline.featurize_step(
+                fetched, self.ctx, progress, prefetched=prefetch
+            )
         cp["features"] = features.to_dict()
         await self._commit(job_id, "clustering", cp)
         return features

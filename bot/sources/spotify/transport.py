@@ -38,6 +38,7 @@ from bot.config import Settings
 from bot.errors import AppAuthError, PipelineError
 from bot.models import Progress, ProgressCallback
 from bot.redact import redact
+from bot.sources.page_sink import emit_page
 from bot.sources.spotify.errors import (
     NOT_CONFIGURED_MESSAGE,
     Asked,
@@ -379,6 +380,7 @@ class SpotifyTransport:
         total = int(first_page.get("total") or 0)
         wanted = total if limit_items is None else min(total, limit_items)
         pages: dict[int, list[Any]] = {0: conv(list(first_page.get("items") or []))}
+        emit_page(pages[0])
         done = len(pages[0])
         await progress(Progress(stage="fetching", done=min(done, wanted), total=wanted))
         got_first = len(pages[0]) or PAGE_LIMIT
@@ -390,6 +392,7 @@ class SpotifyTransport:
             nonlocal done
             data = await page(offset)
             pages[offset] = conv(list(data.get("items") or []))
+            emit_page(pages[offset])
             done += len(pages[offset])
             await progress(Progress(stage="fetching", done=min(done, wanted), total=wanted))
 
