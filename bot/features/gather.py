@@ -131,8 +131,8 @@ async def gather_features(
             if prefetched is not None:
                 result = await prefetched.collect(todo)
                 await on_batch(len(result.found) + len(result.missing) + len(result.failed))
-            answered = set(result.found) | result.missing | result.failed
-            rest = [i for i in todo if i not in answered]
+            covered = set(result.found) | result.missing | result.failed
+            rest = [i for i in todo if i not in covered]
             if rest:
                 more = await reccobeats.lookup(rest, on_batch=on_batch)
                 result.found.update(more.found)
