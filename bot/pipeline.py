@@ -53,6 +53,8 @@ class PipelineContext:
     reccobeats: ReccoBeatsClient | None = None
     feature_cache: FeatureCache | None = None
     user_tokens: UserTokens | None = None
+    # (discord user id, rejected token) -> a refreshed token, after Spotify answered 401
+    refresh_user_token: Callable[[int, str], Awaitable[str | None]] | None = None
     executor: Executor | None = None
     pages: PublicPageReader | None = None
     status: SourceStatus | None = None
@@ -210,7 +212,13 @@ async def _user_gateway(request: AnalysisRequest, ctx: PipelineContext) -> Spoti
         return None
     from bot.sources.spotify import gateway_for_user
 
-    return await gateway_for_user(request.user_id, ctx.user_tokens, ctx.settings, app=ctx.spotify)
+    return await gateway_for_user(
+        request.user_id,
+        ctx.user_tokens,
+        ctx.settings,
+        app=ctx.spotify,
+        refresh_token=ctx.refresh_user_token,
+    )
 
 
 def with_parsed_link(request: AnalysisRequest) -> AnalysisRequest:

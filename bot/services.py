@@ -73,6 +73,7 @@ async def build_services(
         reccobeats=reccobeats,
         feature_cache=store.features,
         user_tokens=accounts.access_token if accounts else None,
+        refresh_user_token=accounts.refreshed_token if accounts else None,
         executor=executor,
         pages=PublicPageReader.from_settings(settings),
         status=status,

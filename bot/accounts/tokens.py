@@ -61,15 +61,20 @@ class LinkedTokens:
     def _forget(self, discord_user_id: int) -> None:
         self._playlists.pop(discord_user_id, None)
 
-    async def access_token(self, discord_user_id: int) -> str | None:
+    async def access_token(
+        self, discord_user_id: int, *, rejected: str | None = None
+    ) -> str | None:
         """A valid access token for the user, refreshed if needed; None when not linked.
 
-        Raises RelinkRequired when the refresh token is dead (tokens are then deleted).
+        ``rejected``: a token Spotify just answered 401 to (revoked or expired early): it is
+        refreshed even though it has not reached its expiry time (unless another caller
+        already replaced it). Raises RelinkRequired when the refresh token is dead (tokens
+        are then deleted).
         """
         account = await self._account(discord_user_id)
         if account is None:
             return None
-        if account.tokens.expires_at - REFRESH_MARGIN_S > self.clock():
+        if not self._stale(account, rejected):
             return account.tokens.access
         lock = self._locks.setdefault(discord_user_id, asyncio.Lock())
         async with lock:
@@ -77,7 +82,7 @@ class LinkedTokens:
             account = await self._account(discord_user_id)
             if account is None:
                 return None
-            if account.tokens.expires_at - REFRESH_MARGIN_S > self.clock():
+            if not self._stale(account, rejected):
                 return account.tokens.access
             try:
                 tokens = await self.oauth.refresh(account.tokens)
@@ -93,6 +98,14 @@ class LinkedTokens:
             self.refresh_count += 1
             await self.store.update_tokens(discord_user_id, tokens)
             return tokens.access
+
+    def _stale(self, account: LinkedAccount, rejected: str | None) -> bool:
+        expiring = account.tokens.expires_at - REFRESH_MARGIN_S <= self.clock()
+        return expiring or (rejected is not None and account.tokens.access == rejected)
+
+    async def refreshed_token(self, discord_user_id: int, rejected: str) -> str | None:
+        """A new access token after Spotify answered 401 to ``rejected`` (see access_token)."""
+        return await self.access_token(discord_user_id, rejected=rejected)
 
     async def _account(self, discord_user_id: int) -> LinkedAccount | None:
         try:

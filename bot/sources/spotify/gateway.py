@@ -27,10 +27,17 @@ UserTokens = Callable[[int], Awaitable[str | None]]
 class SpotifyGateway(CatalogReads):
     """Async façade over spotipy, one per credential (app token or a user's token)."""
 
-    def with_user_token(self, access_token: str) -> SpotifyGateway:
-        """Same settings and app knowledge, acting as the user who owns ``access_token``."""
+    def with_user_token(
+        self, access_token: str, *, refresh: Callable[[str], Awaitable[str | None]] | None = None
+    ) -> SpotifyGateway:
+        """Same settings and app knowledge, acting as the user who owns ``access_token``
+        (``refresh(rejected)``: a new token after a 401, see SpotifyTransport)."""
         return SpotifyGateway(
-            self.settings, access_token=access_token, sleep=self._sleep, _state=self._state
+            self.settings,
+            access_token=access_token,
+            sleep=self._sleep,
+            refresh=refresh,
+            _state=self._state,
         )
 
     # -- user endpoints --------------------------------------------------------------------------
@@ -120,24 +127,42 @@ class SpotifyGateway(CatalogReads):
 
 
 def user_gateway(
-    settings: Settings, access_token: str, *, app: SpotifyGateway | None = None
+    settings: Settings,
+    access_token: str,
+    *,
+    app: SpotifyGateway | None = None,
+    refresh: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> SpotifyGateway:
     """A gateway acting as the user who owns ``access_token``: built from the app's gateway
     when there is one (sharing what it learnt about the app's access), else from settings."""
     if app is not None:
-        return app.with_user_token(access_token)
-    return SpotifyGateway(settings, access_token=access_token)
+        if refresh is None:
+            return app.with_user_token(access_token)
+        return app.with_user_token(access_token, refresh=refresh)
+    return SpotifyGateway(settings, access_token=access_token, refresh=refresh)
 
 
 async def gateway_for_user(
-    user_id: int, tokens: UserTokens, settings: Settings, *, app: SpotifyGateway | None = None
+    user_id: int,
+    tokens: UserTokens,
+    settings: Settings,
+    *,
+    app: SpotifyGateway | None = None,
+    refresh_token: Callable[[int, str], Awaitable[str | None]] | None = None,
 ) -> SpotifyGateway | None:
     """The one path from a Discord user id to a gateway acting as their linked account: their
     fresh access token from ``tokens`` (None: not linked, so None here too), then
     :func:`user_gateway`. The pipeline (``ctx.user_tokens``) and
     :meth:`bot.accounts.AccountService.gateway_for` both come through here; the caller closes
-    the gateway."""
+    the gateway. ``refresh_token(user_id, rejected)``: a new token after a 401."""
     token = await tokens(user_id)
     if not token:
         return None
-    return user_gateway(settings, token, app=app)
+    refresh = None
+    if refresh_token is not None:
+        renew = refresh_token
+
+        async def refresh(rejected: str) -> str | None:
+            return await renew(user_id, rejected)
+
+    return user_gateway(settings, token, app=app, refresh=refresh)

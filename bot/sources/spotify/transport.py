@@ -212,9 +212,13 @@ class SpotifyTransport:
         *,
         access_token: str | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
+        refresh: Callable[[str], Awaitable[str | None]] | None = None,
         _state: AppState | None = None,
     ) -> None:
         self.settings = settings
+        # User tokens: ``refresh(rejected)`` gives a new access token after a 401 (the linked
+        # account's token was revoked or expired early); one refresh per call, then AuthError.
+        self._refresh = refresh
         self.request_count = 0
         self._sleep = sleep or asyncio.sleep
         self._state = _state or AppState()
@@ -316,6 +320,10 @@ class SpotifyTransport:
                     auth_retried = True  # cached app token rejected: get a fresh one
                     self._ccm.forget_token()
                     continue
+                if exc.status == 401 and self._refresh is not None and not auth_retried:
+                    auth_retried = True  # the user's token rejected: refresh before giving up
+                    if await self._use_refreshed_token():
+                        continue
                 if exc.status >= 500 and await retry_transient():
                     continue
                 if exc.status == 401 or exc.status >= 500:
@@ -333,6 +341,17 @@ class SpotifyTransport:
                 if await retry_transient():
                     continue
                 raise unreachable(request, exc) from None
+
+    async def _use_refreshed_token(self) -> bool:
+        """Swap in a refreshed user token; False when there is no new one."""
+        assert self._refresh is not None and self._user_token is not None
+        fresh = await self._refresh(self._user_token)  # RelinkRequired when the link is dead
+        if not fresh or fresh == self._user_token:
+            return False
+        log.info("Spotify refused a user token (401): refreshed it and retrying")
+        self._user_token = fresh
+        self._sp.set_auth(fresh)
+        return True
 
     async def _wait_or_raise(self, exc: HttpFailure, request: Request, attempt: int) -> None:
         """A 429: await a short Retry-After; a long one, a quota or a 4th in a row fails."""
