@@ -15,8 +15,10 @@ import logging
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from bot import render
 from bot.config import Settings, get_settings
 from bot.errors import InvalidInput, PipelineError
 from bot.jobs.cpu import cluster_step, render_step
@@ -124,7 +126,8 @@ async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, 
             _network_context(ctx)
         features = await featurize_step(fetched, ctx, _progress)
         analysis = cluster_step(fetched, features, request.k)
-        return analysis, render_step(analysis)
+        rendered = render_step(analysis)  # the Discord chart; the files get the legend too
+        return analysis, replace(rendered, png=render.render_scatter(analysis, legend=True))
     finally:
         if ctx.reccobeats is not None:
             await ctx.reccobeats.close()

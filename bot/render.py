@@ -127,21 +127,33 @@ def _title(analysis: Analysis) -> str:
 # --- scatter ---------------------------------------------------------------------------------
 
 
-def render_scatter(analysis: Analysis, *, max_bytes: int = MAX_PNG_BYTES) -> bytes:
-    """Scatter of the 2-D projection coloured by cluster; PNG ≤ ``max_bytes`` guaranteed."""
-    return _png(scatter_figure(analysis), max_bytes)
+# Without a legend the chart is landscape: a Discord embed shows an image at most ~300 px tall,
+# so a portrait chart (900×921 px at k = 3 up to 900×1,650 at k = 20 with the legend below)
+# showed only 160–210 px wide on a phone, its text far under 11 px, and made the k = 20 result
+# 2,471 px tall at 420 px wide. The Discord message lists every cluster by number already.
+LANDSCAPE_HEIGHT_IN = 4.2  # height / width = 0.7
 
 
-def scatter_figure(analysis: Analysis) -> Any:
+def render_scatter(
+    analysis: Analysis, *, legend: bool = False, max_bytes: int = MAX_PNG_BYTES
+) -> bytes:
+    """Scatter of the 2-D projection coloured by cluster; PNG ≤ ``max_bytes`` guaranteed.
+
+    ``legend=False`` (Discord): landscape, numbered discs only. ``legend=True`` (CLI files):
+    portrait, with every cluster listed below the plot."""
+    return _png(scatter_figure(analysis, legend=legend), max_bytes)
+
+
+def scatter_figure(analysis: Analysis, *, legend: bool = False) -> Any:
     """The scatter as a matplotlib Figure, laid out for a phone (see ``TEXT_PT``).
 
     Each cluster's number sits at its centre (pushed apart where centres are close, on a
-    see-through disc so the points stay visible); the legend below lists every cluster as
-    text, one line each.
+    see-through disc so the points stay visible); with ``legend`` the legend below lists every
+    cluster as text, one line each.
     """
     n = len(analysis.coords)
     k = len(analysis.clusters)
-    fig = _figure(5.6 + 0.27 * k)
+    fig = _figure(5.6 + 0.27 * k if legend else LANDSCAPE_HEIGHT_IN)
     ax = fig.add_subplot()
     size = 30 if n <= 500 else 12 if n <= 2000 else 4
     alpha = 0.8 if n <= 2000 else 0.5
@@ -184,7 +196,7 @@ def scatter_figure(analysis: Analysis) -> Any:
         fontsize=TEXT_PT,
         loc="left",
     )
-    if handles:
+    if handles and legend:
         fig.legend(
             handles=handles,
             loc="outside lower left",

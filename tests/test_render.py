@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -94,6 +95,19 @@ def test_scatter_is_a_valid_png_with_readable_size(analysis: Analysis) -> None:
     width, height = _png_size(png)
     assert width >= 600 and height >= 400
     assert len(png) <= MAX_PNG_BYTES
+
+
+@pytest.mark.parametrize("k", [3, 20])
+def test_discord_scatter_is_landscape_and_the_file_one_keeps_its_legend(k: int) -> None:
+    # Discord shows an image at most ~300 px tall: a portrait chart showed 160–210 px wide.
+    analysis = _synthetic(400, k)
+    width, height = _png_size(render_scatter(analysis))
+    assert height / width <= 0.7
+    assert scatter_figure(analysis).legends == []
+    fig = scatter_figure(analysis, legend=True)
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == k
+    width, height = _png_size(render_scatter(analysis, legend=True))
+    assert height > width and len(render_scatter(analysis, legend=True)) <= MAX_PNG_BYTES
 
 
 def test_scatter_of_ten_thousand_points_stays_under_one_megabyte() -> None:
@@ -213,7 +227,11 @@ def _long_named(analysis: Analysis) -> Analysis:
     return again
 
 
-@pytest.mark.parametrize("figure", [scatter_figure, profile_figure])
+@pytest.mark.parametrize(
+    "figure",
+    [scatter_figure, functools.partial(scatter_figure, legend=True), profile_figure],
+    ids=["scatter", "scatter-legend", "profile"],
+)
 def test_chart_text_is_readable_at_phone_width_and_never_clipped(analysis, figure) -> None:
     fig = figure(_long_named(analysis))
     width_in = fig.get_figwidth()
