@@ -74,9 +74,9 @@ class PlaylistClustersBot(commands.Bot):
             command_prefix=commands.when_mentioned_or("!"),
             intents=make_intents(),
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(
-                everyone=False, roles=False, users=True, replied_user=False
-            ),
+            # Nobody is pinged unless a send says so (issue #13): names from data (playlists,
+            # tracks, files) can't mention anyone; the requester is named per message.
+            allowed_mentions=discord.AllowedMentions.none(),
             activity=discord.Activity(type=discord.ActivityType.listening, name="/cluster"),
             tree_cls=ClustersTree,
             **client_options,

@@ -34,6 +34,7 @@ from cogs.utils.delivery import (
     MessageDestination,
     outcome_messages,
     post_ready,
+    requester_mention,
     result_messages,
 )
 from cogs.utils.errors import error_message, error_text
@@ -137,15 +138,16 @@ class ClusterCog(commands.Cog):
         if not can_post_results(channel):
             log.warning("resumed job %s: cannot post in channel %s", job_id, request.channel_id)
             return
-        mention = f"<@{request.user_id}>" if request.user_id else ""
+        mention, allowed = requester_mention(request.user_id)
         try:
             if error is not None:
-                await channel.send(f"{mention} {error_message(error)}".strip())
+                text = f"{mention} {error_message(error)}".strip()
+                await channel.send(text, allowed_mentions=allowed)
                 return
             if outcome is None:
                 return
             header = "This analysis was interrupted by a restart and has now finished."
-            await post_ready(channel, outcome_messages(outcome, header=header), mention)
+            await post_ready(channel, outcome_messages(outcome, header=header), request.user_id)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
 

@@ -356,3 +356,48 @@ async def test_an_upload_never_rewrites_the_tracks_other_members_read(tmp_path) 
     assert (a.name, a.artists, a.label, a.image_url) == ("Real name", ["Real"], None, None)
     assert (b.name, b.label, b.popularity, b.image_url) == ("Y for real", None, None, None)
     assert [t.name for t in own] == [EVIL_NAME, EVIL_NAME] and own[0].label == "evil"
+
+
+# ----------------------------------------------------------------------------- 6. mentions
+async def test_no_mentions_from_data_only_the_requester_on_a_late_post(
+    fake_discord: FakeDiscord, fake_spotify_extended: FakeSpotify, make_services, start_bot
+) -> None:
+    fake = fake_spotify_extended
+    carol = fake_discord.add_user("carol")
+    services = await make_services(spotify_settings(fake))
+    empty = fake.add_playlist(
+        [{"local": "demo tape"}], name=f"<@{carol}> @everyone <@&{fake_discord.guild_id}>"
+    )
+    pid = next(p for p in fake.playlists if not p.startswith("37i9") and p != empty.id)
+    async with start_bot(services, interaction_ttl_s=0.0):
+        it = await fake_discord.slash(
+            "cluster", {"playlist": f"https://open.spotify.com/playlist/{empty.id}"}
+        )
+        failed = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.sent(via="channel") if "no playable" in m.content],
+            SLOW,
+        )
+        it2 = await fake_discord.slash(
+            "cluster", {"playlist": f"https://open.spotify.com/playlist/{pid}", "k": 2}
+        )
+        ready = await wait_results(fake_discord, None, 2, via="channel")
+    requester = it.user_id
+    assert it2.user_id == requester
+    assert pinged(failed[0]) == {requester}
+    assert pinged(ready[0]) == {requester}
+    for m in fake_discord.messages.values():
+        assert pinged(m) <= {requester}, m.content
+        assert not pings_everyone_or_roles(m), m.content
+        if m not in (failed[0], ready[0]):
+            assert not pinged(m), m.content
+    assert f"<@{carol}>" not in failed[0].content  # the name can't even render as a mention
+
+
+async def test_allowed_mentions_are_off_bot_wide(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    services = await make_services()
+    async with start_bot(services) as bot:
+        am = bot.allowed_mentions
+    assert am is not None
+    assert am.to_dict()["parse"] == [] and not am.replied_user

@@ -119,11 +119,24 @@ async def channel_send(channel: Any, msg: OutMessage, **kwargs: Any) -> discord.
     )
 
 
-async def post_ready(channel: Any, messages: list[OutMessage], mention: str) -> None:
-    """Post results to the channel itself (interaction token too old, or a resumed job)."""
+def requester_mention(user_id: int | None) -> tuple[str, discord.AllowedMentions]:
+    """The one mention the bot means — the requester, on a result or error posted to the
+    channel when their interaction has expired — and allowed mentions that ping only them
+    (the bot's default pings nobody: names from data never mention anyone)."""
+    if not user_id:
+        return "", discord.AllowedMentions.none()
+    allowed = discord.AllowedMentions.none()
+    allowed.users = [discord.Object(id=user_id)]
+    return f"<@{user_id}>", allowed
+
+
+async def post_ready(channel: Any, messages: list[OutMessage], user_id: int | None) -> None:
+    """Post results to the channel itself (interaction token too old, or a resumed job),
+    mentioning the requester."""
+    mention, allowed = requester_mention(user_id)
     messages[0].content = f"{mention} your analysis is ready:".strip()
-    for msg in messages:
-        await channel_send(channel, msg)
+    for i, msg in enumerate(messages):
+        await channel_send(channel, msg, **({"allowed_mentions": allowed} if i == 0 else {}))
 
 
 class InteractionDestination(Destination):
@@ -187,7 +200,7 @@ class InteractionDestination(Destination):
         if not can_post_results(channel):
             log.warning("token expired and cannot post in channel %s", getattr(channel, "id", None))
             return
-        await post_ready(channel, messages, self.interaction.user.mention)
+        await post_ready(channel, messages, self.interaction.user.id)
 
     async def fail(self, text: str, *, ephemeral: bool) -> None:
         await self.throttle.close()
@@ -196,7 +209,8 @@ class InteractionDestination(Destination):
             perms = channel_permissions(channel)
             can_send = perms is None or perms.send_messages
             if isinstance(channel, discord.abc.Messageable) and can_send:
-                await channel.send(f"{self.interaction.user.mention} {text}")
+                mention, allowed = requester_mention(self.interaction.user.id)
+                await channel.send(f"{mention} {text}", allowed_mentions=allowed)
             return
         if ephemeral:
             with contextlib.suppress(discord.HTTPException):

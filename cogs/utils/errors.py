@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import PipelineError, new_incident_id
+from bot.safety import neutralize_mentions
 from cogs.utils.embeds import CONTENT, truncate
 from cogs.utils.permissions import Refusal, permission_name
 
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 def error_message(err: BaseException, *, incident_id: str | None = None) -> str:
     """What to tell the user about ``err`` (never a stack trace or a secret)."""
     if isinstance(err, PipelineError):
-        return truncate(f"⚠️ {err.user_message}", CONTENT)
+        # Messages quote data (playlist and file names): never as a mention.
+        return truncate(f"⚠️ {neutralize_mentions(err.user_message)}", CONTENT)
     incident = incident_id or new_incident_id()
     return (
         f"❌ Something went wrong on my side (incident `{incident}`). It has been logged; "
