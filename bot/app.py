@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot import __version__
 from bot.config import Settings
+from bot.safety import clamp_secret_loggers
 from bot.services import Services, build_services, close_services
 from bot.web import CallbackServer
 from cogs.utils.errors import ClustersTree
@@ -29,7 +30,14 @@ from cogs.utils.views import AnalysisCache
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ["cogs.cluster", "cogs.about", "cogs.admin", "cogs.spotify", "cogs.digest"]
+EXTENSIONS = [
+    "cogs.cluster",
+    "cogs.about",
+    "cogs.admin",
+    "cogs.spotify",
+    "cogs.digest",
+    "cogs.privacy",
+]
 # The bot is useless without these; the others (linking, digests) may fail alone.
 CORE_EXTENSIONS = frozenset({"cogs.cluster", "cogs.about", "cogs.admin"})
 
@@ -97,6 +105,7 @@ class PlaylistClustersBot(commands.Bot):
 
     # ----------------------------------------------------------------------------- start-up
     async def setup_hook(self) -> None:
+        clamp_secret_loggers()  # also when the bot is embedded without run_bot
         for ext in self.extensions_to_load:
             try:
                 await self.load_extension(ext)
@@ -216,8 +225,9 @@ async def run_bot(settings: Settings, *, configure_logging: bool = True) -> None
         discord.utils.setup_logging(
             level=getattr(logging, settings.log_level.upper(), logging.INFO)
         )
-    # spotipy logs request headers (bearer tokens) at DEBUG: never below INFO.
-    logging.getLogger("spotipy").setLevel(max(logging.INFO, logging.getLogger().level))
+    # Loggers that print secrets at DEBUG (bearer tokens, OAuth codes and states, interaction
+    # tokens) are held at INFO whatever LOG_LEVEL says (bot.safety.SECRET_LOGGERS).
+    clamp_secret_loggers()
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise SystemExit("DISCORD_TOKEN is not set.")
     services = await build_services(settings)

@@ -7,7 +7,10 @@ the CLI prints it. Nothing here may contain a secret.
 
 from __future__ import annotations
 
+import logging
 import secrets
+
+log = logging.getLogger(__name__)
 
 
 def new_incident_id() -> str:
@@ -22,11 +25,17 @@ class PipelineError(Exception):
     # Shown privately to whoever asked (README: every typed error is explained privately, also
     # quota, rate limits and Spotify outages); the only public one is JobInterrupted.
     ephemeral = True
+    #: The message is for the bot's operator (it names settings, paths, the database): members
+    #: see :attr:`member_text` and an incident id instead (:func:`member_message`), and the
+    #: operator's log gets the message.
+    for_operator = False
+    member_text = "Something is wrong on the bot's side."
 
     def __init__(self, user_message: str, *, detail: str | None = None) -> None:
         super().__init__(user_message)
         self.user_message = user_message
         self.detail = detail
+        self.incident_id: str | None = None
 
 
 class InvalidLink(PipelineError):
@@ -99,9 +108,22 @@ class AuthError(PipelineError):
 
 class AppAuthError(AuthError):
     """The bot's own Spotify app credentials are missing or rejected: every request fails the
-    same way until the operator fixes them (digests are not paused for it)."""
+    same way until the operator fixes them (digests are not paused for it). The message names
+    the settings, so it is the operator's: members see :attr:`member_text` and an incident id."""
 
     code = "app_auth"
+    for_operator = True
+    member_text = (
+        "The bot's connection to Spotify isn't working, so it can't read playlists for anyone "
+        "right now. Attaching an Exportify CSV (https://exportify.net) still works."
+    )
+
+    def __init__(
+        self, user_message: str, *, detail: str | None = None, member_text: str | None = None
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        if member_text is not None:
+            self.member_text = member_text
 
 
 class RelinkRequired(AuthError):
@@ -150,3 +172,20 @@ class StorageError(PipelineError):
     """The database failed (disk full, locked, corrupt): not the user's doing."""
 
     code = "storage"
+    for_operator = True
+    member_text = "The bot couldn't read or save its data just now; please try again later."
+
+
+def member_message(err: PipelineError) -> str:
+    """What a member is told about ``err``: its message, or — for an operator's error — a plain
+    sentence and an incident id, the message itself logged once under that id."""
+    if not err.for_operator:
+        return err.user_message
+    if err.incident_id is None:
+        err.incident_id = new_incident_id()
+        detail = f" ({err.detail})" if err.detail else ""
+        log.error("Incident %s: %s%s", err.incident_id, err.user_message, detail)
+    return (
+        f"{err.member_text} The bot's owner can look it up in the logs "
+        f"(incident `{err.incident_id}`)."
+    )

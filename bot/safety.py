@@ -103,6 +103,28 @@ def md_link_url(url: str | None) -> str | None:
     return url.replace("(", "%28").replace(")", "%29")
 
 
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_OUR_IMG = re.compile(r'<img src="([^"]*)" alt="" width="(\d+)" />')
+
+
+def safe_report_md(text: str) -> str:
+    """A stored report.md made safe to open, whatever version wrote it: the only raw HTML a
+    report holds is its cover ``<img>`` tags; each is kept only as ``<img src="https://…">``
+    with a plain https URL (re-escaped), any other ``<`` is escaped. Idempotent."""
+    kept: list[str] = []
+
+    def img(m: re.Match[str]) -> str:
+        ours = _OUR_IMG.fullmatch(m.group(0))
+        url = https_url(html.unescape(ours.group(1))) if ours else None
+        if ours is None or url is None:
+            return ""
+        kept.append(f'<img src="{html_attr(url)}" alt="" width="{ours.group(2)}" />')
+        return f"\x00{len(kept) - 1}\x00"
+
+    out = _IMG_TAG.sub(img, text.replace("\x00", "")).replace("<", "&lt;")
+    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], out)
+
+
 # --- Discord mentions -------------------------------------------------------------------------
 
 # What Discord parses as a mention: @everyone, @here, <@id>, <@!id>, <@&role>.
@@ -131,7 +153,8 @@ def neutralize_mentions(text: str | None) -> str:
 #:   (``?code=…&state=…``) in a modal submission and each interaction's token;
 #: * ``aiosqlite``: every statement with its parameters at DEBUG (OAuth ``state`` values);
 #: * ``spotipy``: request headers (bearer tokens) at DEBUG.
-SECRET_LOGGERS = ("discord.gateway", "aiosqlite", "spotipy")
+#: * ``discord.webhook``: interaction webhook URLs, which carry the interaction's token.
+SECRET_LOGGERS = ("discord.gateway", "discord.webhook", "aiosqlite", "spotipy")
 
 
 def clamp_secret_loggers(names: Iterable[str] = SECRET_LOGGERS) -> None:
@@ -144,7 +167,7 @@ def clamp_secret_loggers(names: Iterable[str] = SECRET_LOGGERS) -> None:
 # --- Secret files -----------------------------------------------------------------------------
 
 
-class UnsafeSecretFile(Exception):
+class UnsafeSecretFile(PermissionError):
     """A secret file others can read, whose mode this process cannot change."""
 
 
@@ -210,3 +233,12 @@ def audience(
     if user_id in requesters:
         return "requester"
     return None
+
+
+def safe_export(name: str, data: bytes) -> bytes:
+    """A stored export as served: ``tracks.csv`` formula-escaped, ``report.md`` HTML-safe."""
+    if name.endswith(".csv"):
+        return escape_csv_text(data.decode("utf-8")).encode("utf-8")
+    if name.endswith(".md"):
+        return safe_report_md(data.decode("utf-8")).encode("utf-8")
+    return data

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot.config import Settings
 from bot.errors import StorageError
+from bot.safety import ensure_private_file
 from storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def _read_or_create_key_file(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        ensure_private_file(path)  # a key others can read is tightened to 0600, or refused
         return path.read_bytes().strip()
     key = Fernet.generate_key()
     with os.fdopen(fd, "wb") as fh:

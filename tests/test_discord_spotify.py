@@ -175,13 +175,15 @@ async def test_link_through_the_web_callback_updates_the_discord_message(
 
 
 async def test_link_without_a_spotify_app_says_so(
-    fake_discord: FakeDiscord, make_services, start_bot
+    fake_discord: FakeDiscord, make_services, start_bot, caplog
 ) -> None:
     services = await make_services()  # no SPOTIFY_CLIENT_ID
     async with start_bot(services, extensions=EXT):
         it = await fake_discord.slash("spotify link")
         [msg] = await fake_discord.wait_response(it)
-        assert msg.ephemeral and "SPOTIFY_CLIENT_ID" in msg.text
+        # The setting is named in the operator's log only (issue #13), under the incident id.
+        assert msg.ephemeral and "linking isn't set up" in msg.text
+        assert "SPOTIFY_CLIENT_ID" not in msg.text and "SPOTIFY_CLIENT_ID" in caplog.text
         services.accounts = None
         it = await fake_discord.slash("spotify status")
         [msg] = await fake_discord.wait_response(it)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from typing import Any
 
@@ -401,3 +402,192 @@ async def test_allowed_mentions_are_off_bot_wide(
         am = bot.allowed_mentions
     assert am is not None
     assert am.to_dict()["parse"] == [] and not am.replied_user
+
+
+# ----------------------------------------------------------------------------- 7. errors
+async def test_a_storage_error_shows_members_an_incident_id_not_the_path(
+    fake_discord: FakeDiscord, make_services, start_bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from storage.db import _storage_error
+
+    services = await make_services()
+    path = str(services.db.path)
+
+    async def broken(*args: Any, **kwargs: Any) -> int:
+        raise _storage_error(sqlite3.OperationalError("database is locked"), services.db.path)
+
+    services.store.jobs.create = broken  # type: ignore[method-assign]
+    att = fake_discord.add_attachment("p.csv", exportify_csv(30))
+    with caplog.at_level(logging.INFO):
+        async with start_bot(services):
+            it = await fake_discord.slash("cluster", {"k": 2}, attachments={"csv": att})
+            msg = await fake_discord.wait_for(
+                lambda: next((m for m in fake_discord.responses(it) if m.content), None)
+            )
+    seen = all_text(fake_discord.responses(it))
+    assert path not in seen and "database" not in seen.lower() and "sqlite" not in seen
+    [incident] = re.findall(r"incident `?([0-9a-f]{8})", msg.content)
+    assert incident in caplog.text and path in caplog.text
+
+
+async def test_bot_wide_credential_failures_do_not_name_settings_in_servers(
+    fake_discord: FakeDiscord,
+    fake_spotify_extended: FakeSpotify,
+    make_services,
+    start_bot,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake, spotify_client_secret="wrong"))
+    pid = next(p for p in fake.playlists if not p.startswith("37i9"))
+    with caplog.at_level(logging.INFO):
+        async with start_bot(services):
+            it = await fake_discord.slash(
+                "cluster", {"playlist": f"https://open.spotify.com/playlist/{pid}"}
+            )
+            msg = await fake_discord.wait_for(
+                lambda: next(
+                    (m for m in fake_discord.responses(it) if "incident" in m.content), None
+                ),
+                SLOW,
+            )
+    seen = all_text(fake_discord.responses(it))
+    assert "SPOTIFY_" not in seen and "CLIENT" not in seen.upper().replace("CLIENTS", "")
+    [incident] = re.findall(r"incident `?([0-9a-f]{8})", msg.content)
+    assert incident in caplog.text and "SPOTIFY_CLIENT_ID" in caplog.text
+
+
+# ----------------------------------------------------------------------------- 8. logs
+async def test_debug_logs_hold_no_oauth_code_state_or_interaction_token(
+    fake_discord: FakeDiscord, fake_spotify: FakeSpotify, make_services, start_bot, caplog
+) -> None:
+    services = await make_services(spotify_settings(fake_spotify))
+    code, state = "AQBsecretCODE123456", "secretSTATE987654"
+    pasted = f"http://127.0.0.1:8080/spotify/callback?code={code}&state={state}"
+    root = logging.getLogger()
+    saved = root.level
+    try:
+        root.setLevel(logging.DEBUG)
+        for name in ("discord.gateway", "discord.webhook", "aiosqlite", "spotipy"):
+            logging.getLogger(name).setLevel(logging.NOTSET)  # as at a fresh start
+        with caplog.at_level(logging.DEBUG):
+            async with start_bot(services):
+                url = await services.accounts.start_link(int(fake_discord.owner_user["id"]))
+                real_state = re.search(r"state=([^&]+)", url).group(1)  # type: ignore[union-attr]
+                it = await fake_discord.slash("cluster", {"playlist": pasted})
+                await fake_discord.wait_response(it)
+    finally:
+        root.setLevel(saved)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged  # DEBUG logging was on
+    assert code not in logged and state not in logged and real_state not in logged
+    assert it.token not in logged
+
+
+def test_a_world_readable_key_file_is_tightened_when_the_bot_reads_it(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+    import stat
+
+    from cryptography.fernet import Fernet
+
+    from bot.config import Settings
+    from storage.accounts import key_file_path, load_cipher
+
+    settings = Settings(_env_file=None, database_path=tmp_path / "bot.sqlite3")  # type: ignore[call-arg]
+    key = key_file_path(settings)
+    assert key is not None
+    key.write_bytes(Fernet.generate_key() + b"\n")
+    os.chmod(key, 0o644)
+    with caplog.at_level(logging.WARNING):
+        load_cipher(settings)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert "0644" in caplog.text
+
+
+def test_a_key_file_that_cannot_be_tightened_stops_start_up_with_a_clear_line(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from cryptography.fernet import Fernet
+
+    from bot import safety
+    from bot.config import Settings
+    from bot.startup import StartupError, check_encryption_key
+    from storage.accounts import key_file_path
+
+    settings = Settings(_env_file=None, database_path=tmp_path / "bot.sqlite3")  # type: ignore[call-arg]
+    key = key_file_path(settings)
+    assert key is not None
+    key.write_bytes(Fernet.generate_key() + b"\n")
+    os.chmod(key, 0o644)
+
+    def refuse(path: object, mode: int) -> None:  # a file owned by another user
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(safety.os, "chmod", refuse)
+    with pytest.raises(StartupError, match=r"chmod 600"):
+        check_encryption_key(settings)
+
+
+# ----------------------------------------------------------------------------- served files
+def test_stored_exports_are_served_safe() -> None:
+    from bot.safety import safe_export
+
+    old_md = (
+        b'| <img src="https://i.scdn.co/a.jpg" onerror="alert(1)" alt="" width="50" /> | x |\n'
+        b'| <img src="https://i.scdn.co/ok.jpg" alt="" width="50" /> | <script>y</script> |\n'
+    )
+    md = safe_export("report.md", old_md).decode()
+    assert "onerror" not in md and "<script" not in md
+    assert '<img src="https://i.scdn.co/ok.jpg" alt="" width="50" />' in md
+    assert safe_export("report.md", md.encode()).decode() == md  # idempotent
+    csv_text = safe_export(
+        "tracks.csv", f'cluster,track\n1,"{EVIL_NAME.replace(chr(34), chr(34) * 2)}"\n'.encode()
+    )
+    assert list(csv.reader(io.StringIO(csv_text.decode())))[1] == ["1", "'" + EVIL_NAME]
+
+
+# ----------------------------------------------------------------------------- /privacy
+async def test_privacy_show_and_delete(fake_discord: FakeDiscord, make_services, start_bot) -> None:
+    from storage.accounts import TokenSet
+
+    alice = int(fake_discord.owner_user["id"])
+    bob = fake_discord.add_user("bob")
+    services = await make_services()
+    mine = await store_demo_analysis(services, fake_discord, 3)
+    theirs = await store_demo_analysis(services, fake_discord, 3, user_id=bob)
+    await services.accounts.store.save_account(
+        alice,
+        spotify_user_id="alice",
+        display_name="Alice S",
+        tokens=TokenSet("a", "r", 9e9),
+        scopes=["playlist-read-private"],
+    )
+    att = fake_discord.add_attachment("secret songs.csv", exportify_csv(40))
+    async with start_bot(services):
+        it = await fake_discord.slash("cluster", {"k": 2}, attachments={"csv": att})
+        await results(fake_discord, it, 2)
+        show = await fake_discord.slash("privacy show")
+        [shown] = await fake_discord.wait_response(show)
+        ask = await fake_discord.slash("privacy delete")
+        [question] = await fake_discord.wait_response(ask)
+        [delete_id] = [c for c in fake_discord.custom_ids(question)
+                       if fake_discord.find_component(question, c).get("style") == 4]  # fmt: skip
+        asked = question.content
+        click = await fake_discord.click(question, delete_id)
+        done = await fake_discord.wait_for(lambda: "Deleted" in question.content and question)
+        left = {r.id for r in await services.store.analyses.recent(limit=50)}
+        uploads = await services.db.fetchall("SELECT id FROM playlists WHERE id LIKE 'csv:%'")
+        jobs = await services.db.fetchall("SELECT id FROM jobs WHERE user_id = ?", (alice,))
+        linked = await services.accounts.status(alice)
+    assert shown.ephemeral and "Analyses you asked for:** 2" in shown.content
+    assert "Alice S" in shown.content and "Uploaded CSV files among them:** 1" in shown.content
+    assert question.ephemeral and "can't be undone" in asked
+    assert click.response_type == 7 and "Deleted" in done.content
+    assert mine not in left and theirs in left and len(left) == 1
+    assert not uploads and not jobs and not linked

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import requests
 
 from bot.config import Settings
-from bot.errors import AuthError, SpotifyUnavailable
+from bot.errors import AppAuthError, SpotifyUnavailable
 from bot.sources.spotify.errors import Asked, HttpFailure, Request, status_error, unreachable
 from bot.sources.spotify.transport import new_session, post_form
 from storage.accounts import TokenSet
@@ -79,9 +79,11 @@ def consent_error_message(error: str) -> str:
 
 def require_client_id(settings: Settings) -> str:
     if not settings.spotify_client_id:
-        raise AuthError(
+        raise AppAuthError(
             "Spotify account linking is not set up on this bot: the owner must set "
-            "SPOTIFY_CLIENT_ID (see the README, 'Linking Spotify accounts')."
+            "SPOTIFY_CLIENT_ID (see the README, 'Linking Spotify accounts').",
+            member_text="Spotify account linking isn't set up on this bot. You can still "
+            "attach an Exportify CSV (https://exportify.net) of a playlist.",
         )
     return settings.spotify_client_id
 

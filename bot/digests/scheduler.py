@@ -35,6 +35,7 @@ from bot.errors import (
     SpotifyUnavailable,
     StorageError,
     TooLarge,
+    member_message,
 )
 from bot.models import Analysis, AnalysisRequest
 from storage.db import Database
@@ -259,7 +260,7 @@ class DigestScheduler:
         try:
             schedule = Schedule.of(sub)
         except DigestError as err:
-            await self._pause(sub, err.user_message)
+            await self._pause(sub, member_message(err))
             return False
         if not await self.subs.claim(sub.id, sub.next_run_at, iso(schedule.next_after(now))):
             return None
@@ -350,19 +351,19 @@ class DigestScheduler:
             if not manual and iso(retry) < sub.next_run_at:
                 await self.subs.set_next_run(sub.id, iso(retry))
             await self.subs.record_run(sub.id, run_at=now, status="waiting: job limit reached")
-            return RunResult("skipped", f"Skipped for now: {err.user_message}")
+            return RunResult("skipped", f"Skipped for now: {member_message(err)}")
         except TRANSIENT_ERRORS as err:
             log.info("digest %s skipped (%s)", sub.id, err.code)
-            await self.subs.record_run(sub.id, run_at=now, status=f"skipped: {err.user_message}")
-            return RunResult("skipped", f"Skipped: {err.user_message}")
+            await self.subs.record_run(sub.id, run_at=now, status=f"skipped: {member_message(err)}")
+            return RunResult("skipped", f"Skipped: {member_message(err)}")
         except PipelineError as err:  # empty / too small / bad k: say it once, retry next slot
-            status = f"skipped: {err.user_message}"
+            status = f"skipped: {member_message(err)}"
             if status != sub.last_status or manual:
                 await self._post(
-                    DigestMessage("skipped", sub, text=err.user_message, manual=manual)
+                    DigestMessage("skipped", sub, text=member_message(err), manual=manual)
                 )
             await self.subs.record_run(sub.id, run_at=now, status=status)
-            return RunResult("skipped", f"Skipped: {err.user_message}")
+            return RunResult("skipped", f"Skipped: {member_message(err)}")
 
         analysis: Analysis = outcome.analysis
         analysis_id: int = outcome.analysis_id

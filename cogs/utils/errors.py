@@ -14,7 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.errors import PipelineError, new_incident_id
+from bot.errors import PipelineError, member_message, new_incident_id
 from bot.safety import neutralize_mentions
 from cogs.utils.embeds import CONTENT, truncate
 from cogs.utils.permissions import Refusal, permission_name
@@ -26,6 +26,8 @@ def error_message(err: BaseException, *, incident_id: str | None = None) -> str:
     """What to tell the user about ``err`` (never a stack trace or a secret)."""
     if isinstance(err, PipelineError):
         # Messages quote data (playlist and file names): never as a mention.
+        if err.for_operator:  # settings, paths: the operator's log only
+            return truncate(f"❌ {member_message(err)}", CONTENT)
         return truncate(f"⚠️ {neutralize_mentions(err.user_message)}", CONTENT)
     incident = incident_id or new_incident_id()
     return (

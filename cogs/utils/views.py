@@ -24,6 +24,7 @@ import discord
 
 from bot.errors import PipelineError
 from bot.models import ARTEFACTS, Analysis
+from bot.safety import safe_export
 from cogs.utils import embeds as E
 from cogs.utils.errors import answer_error
 
@@ -238,6 +239,8 @@ class DownloadButton(
         data = await bot_of(interaction).services.store.analyses.file(self.analysis_id, name)
         if data is None:
             raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
+        # Files stored by older versions were not escaped: served safe whatever wrote them.
+        data = await asyncio.to_thread(safe_export, name, data)
         if len(data) > E.MAX_FILE_BYTES:
             raise PipelineError(f"{name} is larger than Discord's 10 MiB file limit.")
         filename = f"analysis-{self.analysis_id}-{name}"

@@ -47,7 +47,7 @@ EDITORIAL_MESSAGE = (
     "Exportify CSV (https://exportify.net)."
 )
 NOT_CONFIGURED_MESSAGE = (
-    "Spotify isn't set up on this bot (no SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET)."
+    "Spotify isn't set up on this bot, so it can't read playlists."
     " Attach an Exportify CSV (https://exportify.net) instead, or ask the bot owner."
 )
 APP_SUSPENDED_MESSAGE = (
@@ -256,7 +256,7 @@ def _token_error(failure: HttpFailure, asked: Asked) -> PipelineError:
             detail=description,
         )
     if error in ("invalid_client", "unauthorized_client") or status == 401:
-        return AuthError(
+        return AppAuthError(
             "Spotify rejected this bot's client id. The bot owner should check "
             "SPOTIFY_CLIENT_ID and that the redirect URI is registered in the Spotify app.",
             detail=f"{error}: {description}",
