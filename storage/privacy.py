@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from storage.jobs import ACTIVE_STATES
+from storage.jobs import ACTIVE_STATES, IN_ACTIVE
 from storage.repository import Repository
 
 
@@ -36,11 +36,6 @@ class MemberData:
     jobs: int = 0
     active_jobs: int = 0
     digests: int = 0
-
-
-# ``state IN (:s0, :s1, …)``: the active job states, as named parameters.
-_IN_ACTIVE_NAMED = "IN (" + ", ".join(f":s{i}" for i in range(len(ACTIVE_STATES))) + ")"
-_ACTIVE_NAMED = {f"s{i}": s for i, s in enumerate(ACTIVE_STATES)}
 
 
 def _upload_pattern(user_id: int) -> str:
@@ -73,15 +68,16 @@ class PrivacyRepository(Repository):
 
     async def about(self, user_id: int) -> MemberData:
         """Counts of what is stored about ``user_id``."""
+        u, p = user_id, _upload_pattern(user_id)
         row = await self.db.fetchone(
             "SELECT"
-            " (SELECT count(*) FROM analyses WHERE requested_by = :u),"
-            " (SELECT count(*) FROM analyses WHERE requested_by = :u AND guild_id IS NULL),"
-            " (SELECT count(*) FROM analyses WHERE requested_by = :u AND playlist_id LIKE :p),"
-            " (SELECT count(*) FROM jobs WHERE user_id = :u),"
-            f" (SELECT count(*) FROM jobs WHERE user_id = :u AND state {_IN_ACTIVE_NAMED}),"
-            " (SELECT count(*) FROM digest_subscriptions WHERE created_by = :u)",
-            {"u": user_id, "p": _upload_pattern(user_id), **_ACTIVE_NAMED},
+            " (SELECT count(*) FROM analyses WHERE requested_by = ?),"
+            " (SELECT count(*) FROM analyses WHERE requested_by = ? AND guild_id IS NULL),"
+            " (SELECT count(*) FROM analyses WHERE requested_by = ? AND playlist_id LIKE ?),"
+            " (SELECT count(*) FROM jobs WHERE user_id = ?),"
+            f" (SELECT count(*) FROM jobs WHERE user_id = ? AND state {IN_ACTIVE}),"
+            " (SELECT count(*) FROM digest_subscriptions WHERE created_by = ?)",
+            (u, u, u, p, u, u, *ACTIVE_STATES, u),
         )
         assert row is not None
         return MemberData(*(int(v) for v in row))
@@ -92,31 +88,30 @@ class PrivacyRepository(Repository):
         Refuses nothing itself: the caller checks ``about().active_jobs`` first (a running job
         would write the analysis back)."""
         before = await self.about(user_id)
-        params = {"u": user_id, "p": _upload_pattern(user_id), "r": f"user:{int(user_id)}"}
+        u, p, reader = user_id, _upload_pattern(user_id), f"user:{int(user_id)}"
+        # Their Liked Songs snapshots (ids "liked:<spotify id>"), found from their analyses.
+        liked = await self.db.fetchall(
+            "SELECT DISTINCT playlist_id FROM analyses WHERE requested_by = ?"
+            " AND playlist_id LIKE 'liked:%'",
+            (u,),
+        )
+        mine = "SELECT id FROM analyses WHERE requested_by = ?"
         async with self.db.transaction() as conn:
-            mine = "SELECT id FROM analyses WHERE requested_by = :u"
             # Rows that point at the member's analyses but are not theirs lose the pointer.
             await conn.execute(
-                f"UPDATE jobs SET analysis_id = NULL WHERE analysis_id IN ({mine})", params
+                f"UPDATE jobs SET analysis_id = NULL WHERE analysis_id IN ({mine})", (u,)
             )
             await conn.execute(
                 "UPDATE digest_subscriptions SET last_analysis_id = NULL"
                 f" WHERE last_analysis_id IN ({mine})",
-                params,
+                (u,),
             )
-            # Their Liked Songs snapshots (ids "liked:<spotify id>") and uploads.
-            liked = await conn.execute_fetchall(
-                "SELECT DISTINCT playlist_id FROM analyses WHERE requested_by = :u"
-                " AND playlist_id LIKE 'liked:%'",
-                params,
-            )
-            await conn.executemany(
-                "DELETE FROM playlists WHERE id = ?", [(r["playlist_id"],) for r in liked]
-            )
-            await conn.execute("DELETE FROM playlists WHERE id LIKE :p", params)
+            for r in liked:
+                await conn.execute("DELETE FROM playlists WHERE id = ?", (r["playlist_id"],))
+            await conn.execute("DELETE FROM playlists WHERE id LIKE ?", (p,))
             await conn.execute(
-                "DELETE FROM snapshot_readers WHERE reader = :r OR playlist_id LIKE :p", params
+                "DELETE FROM snapshot_readers WHERE reader = ? OR playlist_id LIKE ?", (reader, p)
             )
-            await conn.execute("DELETE FROM analyses WHERE requested_by = :u", params)
-            await conn.execute("DELETE FROM jobs WHERE user_id = :u", params)
+            await conn.execute("DELETE FROM analyses WHERE requested_by = ?", (u,))
+            await conn.execute("DELETE FROM jobs WHERE user_id = ?", (u,))
         return before

@@ -440,7 +440,9 @@ async def test_bot_wide_credential_failures_do_not_name_settings_in_servers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = fake_spotify_extended
-    services = await make_services(spotify_settings(fake, spotify_client_secret="wrong"))
+    # Public pages off: with them on, the playlist would be read from its public page instead.
+    settings = spotify_settings(fake, spotify_client_secret="wrong", spotify_public_pages=False)
+    services = await make_services(settings)
     pid = next(p for p in fake.playlists if not p.startswith("37i9"))
     with caplog.at_level(logging.INFO):
         async with start_bot(services):
