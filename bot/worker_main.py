@@ -73,6 +73,9 @@ def worker_main(settings: Settings, argv: list[str]) -> int:
         )
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    from bot.safety import clamp_secret_loggers
+
+    clamp_secret_loggers()  # spotipy's bearer tokens, statement parameters: never at DEBUG
     asyncio.run(
         run_worker(settings, concurrency=args.concurrency, stalled_after_s=args.stalled_after)
     )
