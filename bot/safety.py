@@ -10,7 +10,6 @@ Pure helpers, no discord import (the pipeline and storage use them too):
 * :func:`neutralize_mentions`: text from data (playlist, track, file names) never forms a
   Discord mention.
 * :func:`clamp_secret_loggers`: loggers that print secrets at DEBUG are held at INFO.
-* :func:`ensure_private_file`: a secret file readable by others is tightened to 0600, or refused.
 * :func:`reader_may_reuse`: whether a stored read of a playlist may serve another requester.
 """
 
@@ -20,11 +19,8 @@ import csv
 import html
 import io
 import logging
-import os
 import re
-import stat
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -162,35 +158,6 @@ def clamp_secret_loggers(names: Iterable[str] = SECRET_LOGGERS) -> None:
     root = logging.getLogger().getEffectiveLevel()
     for name in names:
         logging.getLogger(name).setLevel(max(logging.INFO, root))
-
-
-# --- Secret files -----------------------------------------------------------------------------
-
-
-class UnsafeSecretFile(PermissionError):
-    """A secret file others can read, whose mode this process cannot change."""
-
-
-def ensure_private_file(path: Path) -> bool:
-    """Make sure only the owner can read ``path`` (a key file). Returns True when it was
-    tightened to 0600 (and logs a warning); raises UnsafeSecretFile when that is impossible."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if not mode & 0o077:
-        return False
-    try:
-        os.chmod(path, 0o600)
-    except OSError as exc:
-        raise UnsafeSecretFile(
-            f"The key file {path} can be read by other users (mode {mode:04o}) and I can't "
-            f"change that ({exc.strerror or exc}). Run `chmod 600 {path}` as its owner, then "
-            "start the bot again."
-        ) from None
-    log.warning(
-        "The key file %s could be read by other users (mode %04o); changed it to 0600.",
-        path,
-        mode,
-    )
-    return True
 
 
 # --- Who may reuse a stored read --------------------------------------------------------------

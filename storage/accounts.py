@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,6 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bot.config import Settings
 from bot.errors import StorageError
-from bot.safety import ensure_private_file
 from storage.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,32 @@ def key_file_path(settings: Settings) -> Path | None:
     if str(db_path) == ":memory:":
         return None
     return db_path.with_name(db_path.name + ".key")
+
+
+class UnsafeSecretFile(PermissionError):
+    """A secret file others can read, whose mode this process cannot change."""
+
+
+def ensure_private_file(path: Path) -> bool:
+    """Make sure only the owner can read ``path`` (a key file). Returns True when it was
+    tightened to 0600 (and logs a warning); raises UnsafeSecretFile when that is impossible."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return False
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise UnsafeSecretFile(
+            f"The key file {path} can be read by other users (mode {mode:04o}) and I can't "
+            f"change that ({exc.strerror or exc}). Run `chmod 600 {path}` as its owner, then "
+            "start the bot again."
+        ) from None
+    log.warning(
+        "The key file %s could be read by other users (mode %04o); changed it to 0600.",
+        path,
+        mode,
+    )
+    return True
 
 
 def _read_or_create_key_file(path: Path) -> bytes:

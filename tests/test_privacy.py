@@ -517,9 +517,9 @@ def test_a_key_file_that_cannot_be_tightened_stops_start_up_with_a_clear_line(
 
     from cryptography.fernet import Fernet
 
-    from bot import safety
     from bot.config import Settings
     from bot.startup import StartupError, check_encryption_key
+    from storage import accounts
     from storage.accounts import key_file_path
 
     settings = Settings(_env_file=None, database_path=tmp_path / "bot.sqlite3")  # type: ignore[call-arg]
@@ -531,7 +531,7 @@ def test_a_key_file_that_cannot_be_tightened_stops_start_up_with_a_clear_line(
     def refuse(path: object, mode: int) -> None:  # a file owned by another user
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(safety.os, "chmod", refuse)
+    monkeypatch.setattr(accounts.os, "chmod", refuse)
     with pytest.raises(StartupError, match=r"chmod 600"):
         check_encryption_key(settings)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import safety as S
+from storage import accounts as A
 
 EVIL = '=HYPERLINK("http://evil.example/x","click")'
 
@@ -130,11 +131,11 @@ def test_a_world_readable_key_file_is_tightened(
     key = tmp_path / "bot.sqlite3.key"
     key.write_bytes(b"k\n")
     os.chmod(key, 0o644)
-    with caplog.at_level(logging.WARNING, logger="bot.safety"):
-        assert S.ensure_private_file(key) is True
+    with caplog.at_level(logging.WARNING, logger="storage.accounts"):
+        assert A.ensure_private_file(key) is True
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert "0644" in caplog.text and str(key) in caplog.text
-    assert S.ensure_private_file(key) is False  # already private: nothing to do
+    assert A.ensure_private_file(key) is False  # already private: nothing to do
 
 
 def test_a_key_file_that_cannot_be_tightened_is_refused(
@@ -147,9 +148,9 @@ def test_a_key_file_that_cannot_be_tightened_is_refused(
     def refuse(path: object, mode: int) -> None:  # a file owned by another user
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(S.os, "chmod", refuse)
-    with pytest.raises(S.UnsafeSecretFile, match=r"chmod 600 .*bot\.sqlite3\.key"):
-        S.ensure_private_file(key)
+    monkeypatch.setattr(A.os, "chmod", refuse)
+    with pytest.raises(A.UnsafeSecretFile, match=r"chmod 600 .*bot\.sqlite3\.key"):
+        A.ensure_private_file(key)
 
 
 def test_reader_may_reuse() -> None:
