@@ -274,3 +274,41 @@ async def test_page_buttons_answer_in_time_when_spotify_is_slow(
         await fake_discord.wait_for(lambda: "Page 2/" in page.text)
     assert click2.response_type == 7  # still edited in place, just without 💚 marks
     assert "💚" not in page.text
+
+
+async def test_downloaded_report_carries_the_clickers_own_liked_marks(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    """report.md is rendered per click: the 💚 column is the clicker's, never anyone else's."""
+    from tests.test_discord_app import CORE, StubAccounts
+
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    analysis = await services.store.analyses.get(aid)
+    rep = analysis.clusters[0].representative_ids[0]
+    owner = int(fake_discord.owner_user["id"])
+    other = fake_discord.add_user("bob")
+
+    class Accounts(StubAccounts):
+        async def liked_among(self, user_id, ids):
+            return {rep} & set(ids) if user_id == owner else set()
+
+    services.accounts = Accounts({owner, int(other)})
+    async with start_bot(services, extensions=CORE):
+        it = await fake_discord.slash("clusters show", {"id": aid})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        docs = []
+        for user in (owner, other):
+            dl = await fake_discord.click(first, f"pc:dl:{aid}:md", user_id=user)
+            docs.append(
+                await fake_discord.wait_for(
+                    lambda dl=dl: next((m for m in fake_discord.responses(dl) if m.files), None)
+                )
+            )
+    mine, theirs = (d.files[0].data.decode() for d in docs)
+    assert all(d.ephemeral and d.files[0].filename.endswith("report.md") for d in docs)
+    [row] = [line for line in mine.splitlines() if "💚" in line and "track/" in line]
+    assert rep in row
+    assert "💚" not in theirs

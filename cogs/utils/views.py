@@ -16,12 +16,14 @@ failure into an ephemeral message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
+from bot import render
 from bot.errors import PipelineError
 from bot.models import ARTEFACTS, Analysis
 from bot.safety import safe_export
@@ -236,6 +238,10 @@ class DownloadButton(
 
     async def act(self, interaction: discord.Interaction) -> None:
         name = FILES[self.kind][0]
+        filename = f"analysis-{self.analysis_id}-{name}"
+        if self.kind == "md":
+            await self._send_report(interaction, filename)
+            return
         data = await bot_of(interaction).services.store.analyses.file(self.analysis_id, name)
         if data is None:
             raise PipelineError(f"The {name} of analysis #{self.analysis_id} is not stored.")
@@ -243,8 +249,26 @@ class DownloadButton(
         data = await asyncio.to_thread(safe_export, name, data)
         if len(data) > E.MAX_FILE_BYTES:
             raise PipelineError(f"{name} is larger than Discord's 10 MiB file limit.")
-        filename = f"analysis-{self.analysis_id}-{name}"
         await interaction.response.send_message(file=E.text_file(data, filename), ephemeral=True)
+
+    async def _send_report(self, interaction: discord.Interaction, filename: str) -> None:
+        """report.md rendered for whoever clicks: the 💚 column holds the clicker's own saved
+        tracks (one member's data, so the stored report has none and nobody else's show)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)  # the look-up may take s
+        analysis = await load_analysis(interaction, self.analysis_id)
+        liked = await liked_for(
+            bot_of(interaction),
+            interaction.user.id,
+            render.report_track_ids(analysis),
+            timeout_s=5,  # deferred above, so not bound by the 3-second acknowledgement
+        )
+        # A copy without the requester's stored marks (the cached analysis is shared).
+        mine = dataclasses.replace(analysis, liked=[])
+        text = await asyncio.to_thread(render.render_markdown, mine, liked=liked)
+        data = text.encode("utf-8")
+        if len(data) > E.MAX_FILE_BYTES:
+            raise PipelineError("report.md is larger than Discord's 10 MiB file limit.")
+        await interaction.followup.send(file=E.text_file(data, filename), ephemeral=True)
 
 
 class SaveButton(
