@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.digests import DigestScheduler, Schedule
-from bot.digests.scheduler import public_reason
+from bot.digests.messages import public_reason
 from bot.errors import (
     AppAuthError,
     AuthError,

@@ -8,6 +8,15 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.digests.changes import DigestChanges
 from bot.digests.schedule import DigestError, Schedule
+from bot.errors import (
+    AuthError,
+    EditorialPlaylist,
+    InvalidLink,
+    NotFound,
+    NotOwner,
+    PipelineError,
+    TooLarge,
+)
 from storage.digests import Subscription
 
 if TYPE_CHECKING:
@@ -65,3 +74,23 @@ class RunResult:
     status: RunStatus
     message: str
     analysis_id: int | None = None
+
+
+def public_reason(err: PipelineError) -> str:
+    """Why a digest was paused, worded for a post the whole server reads (errors speak to
+    the member who asked: "your linked account", "attach the CSV here")."""
+    if isinstance(err, NotFound):
+        return "Spotify can't find this playlist any more (it was deleted or made private)."
+    if isinstance(err, EditorialPlaylist):
+        return "it is one of Spotify's own editorial playlists, which apps can't read."
+    if isinstance(err, InvalidLink):
+        return "its link doesn't point to a Spotify playlist or album."
+    if isinstance(err, TooLarge):
+        return "the playlist has grown past the number of tracks this bot analyses."
+    if isinstance(err, NotOwner | AuthError):
+        return (
+            "the bot can't read this playlist any more: it is private, or not owned by (or "
+            "shared with) the linked Spotify account of the member who set up the digest, "
+            "and Spotify only lets the bot read those. That member can `/spotify link` again."
+        )
+    return err.user_message

@@ -9,6 +9,11 @@ and reports it once to the guild; transient errors (rate limits, Spotify outages
 the next slot; a full job queue for the subscriber (LimitReached) retries five minutes later; a
 playlist that is empty or too small to cluster is said once in the channel and retried at
 each slot.
+
+Why one module of ~490 lines: the loop, the compare-and-set claim, a run and its pause/retry
+handling, and the /digest command back end (subscribe, resume, run now) all act on the same
+subscription row and the same in-flight run map; split apart, each half would have to reach
+into the other's state. Pure parts live beside it (schedule, changes, messages).
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.digests.changes import DigestChanges, summarize_changes
-from bot.digests.messages import DestinationGone, DigestMessage, Poster, RunResult
+from bot.digests.messages import (
+    DestinationGone,
+    DigestMessage,
+    Poster,
+    RunResult,
+    public_reason,
+)
 from bot.digests.schedule import DigestError, Schedule
 from bot.errors import (
     AppAuthError,
@@ -72,26 +83,6 @@ TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
 # The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
 # rather than tomorrow, but never later than the next slot.
 RETRY_SOON_S = 300.0
-
-
-def public_reason(err: PipelineError) -> str:
-    """Why a digest was paused, worded for a post the whole server reads (errors speak to
-    the member who asked: "your linked account", "attach the CSV here")."""
-    if isinstance(err, NotFound):
-        return "Spotify can't find this playlist any more (it was deleted or made private)."
-    if isinstance(err, EditorialPlaylist):
-        return "it is one of Spotify's own editorial playlists, which apps can't read."
-    if isinstance(err, InvalidLink):
-        return "its link doesn't point to a Spotify playlist or album."
-    if isinstance(err, TooLarge):
-        return "the playlist has grown past the number of tracks this bot analyses."
-    if isinstance(err, NotOwner | AuthError):
-        return (
-            "the bot can't read this playlist any more: it is private, or not owned by (or "
-            "shared with) the linked Spotify account of the member who set up the digest, "
-            "and Spotify only lets the bot read those. That member can `/spotify link` again."
-        )
-    return err.user_message
 
 
 class Clock(Protocol):
