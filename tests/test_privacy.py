@@ -488,22 +488,31 @@ async def test_debug_logs_hold_no_oauth_code_state_or_interaction_token(
     assert it.token not in logged
 
 
-def test_a_world_readable_key_file_is_tightened_when_the_bot_reads_it(
-    tmp_path, caplog: pytest.LogCaptureFixture
-) -> None:
+def _world_readable_key(tmp_path: Any) -> tuple[Any, Any]:
+    """Settings whose generated token key file exists with mode 0644 (readable by everyone)."""
     import os
-    import stat
 
     from cryptography.fernet import Fernet
 
     from bot.config import Settings
-    from storage.accounts import key_file_path, load_cipher
+    from storage.accounts import key_file_path
 
     settings = Settings(_env_file=None, database_path=tmp_path / "bot.sqlite3")  # type: ignore[call-arg]
     key = key_file_path(settings)
     assert key is not None
     key.write_bytes(Fernet.generate_key() + b"\n")
     os.chmod(key, 0o644)
+    return settings, key
+
+
+def test_a_world_readable_key_file_is_tightened_when_the_bot_reads_it(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import stat
+
+    from storage.accounts import load_cipher
+
+    settings, key = _world_readable_key(tmp_path)
     with caplog.at_level(logging.WARNING):
         load_cipher(settings)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -513,20 +522,10 @@ def test_a_world_readable_key_file_is_tightened_when_the_bot_reads_it(
 def test_a_key_file_that_cannot_be_tightened_stops_start_up_with_a_clear_line(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
-    from cryptography.fernet import Fernet
-
-    from bot.config import Settings
     from bot.startup import StartupError, check_encryption_key
     from storage import accounts
-    from storage.accounts import key_file_path
 
-    settings = Settings(_env_file=None, database_path=tmp_path / "bot.sqlite3")  # type: ignore[call-arg]
-    key = key_file_path(settings)
-    assert key is not None
-    key.write_bytes(Fernet.generate_key() + b"\n")
-    os.chmod(key, 0o644)
+    settings, _ = _world_readable_key(tmp_path)
 
     def refuse(path: object, mode: int) -> None:  # a file owned by another user
         raise PermissionError(1, "Operation not permitted")
