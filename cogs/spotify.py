@@ -3,6 +3,11 @@
 Thin Discord layer over :class:`bot.accounts.AccountService`. Every reply is ephemeral: the
 authorize link is personal (its ``state`` is bound to the user who asked).
 
+A member whose link the bot had to drop (Spotify refused to renew it) is told once, privately:
+in the reply to ``/spotify status`` or ``/spotify link``, else as an ephemeral followup when any
+of their next slash commands completes (:meth:`SpotifyCog.tell_relink_notice`). A posted link
+gets a public reply, so its notice waits for their next command.
+
 Two callback modes (see the README, "Linking Spotify accounts"):
 
 * ``PUBLIC_BASE_URL`` set: Spotify redirects to the bot's web server (:mod:`bot.web`, started
@@ -22,7 +27,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.accounts import STATE_TTL, AccountService
+from bot.accounts import STATE_TTL, AccountService, relink_notice_text
 from bot.app import PlaylistClustersBot
 from bot.errors import PipelineError
 from cogs.utils.errors import answer_error
@@ -210,19 +215,51 @@ class SpotifyCog(
         except discord.HTTPException as exc:
             log.info("could not update the /spotify link message: %s", exc)
 
+    # --- the relink notice -------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: object
+    ) -> None:
+        await self.tell_relink_notice(interaction)
+
+    async def tell_relink_notice(self, interaction: discord.Interaction) -> None:
+        """After any slash command of a member whose link was dropped: tell them once, in an
+        ephemeral followup only they see. Sent after the command's own answer (a followup
+        sent while a deferred reply still shows "thinking…" would take its place and its
+        public visibility); when it can't be sent (token expired) it waits for the next one."""
+        accounts = self.accounts
+        done = (
+            discord.InteractionResponseType.channel_message,
+            discord.InteractionResponseType.deferred_channel_message,
+        )
+        if accounts is None or interaction.response.type not in done:
+            return  # nothing to follow up (a modal was opened, or no answer at all)
+        try:
+            notice = await accounts.take_relink_notice(interaction.user.id)
+        except PipelineError:
+            log.warning("could not read the relink notice of a member", exc_info=True)
+            return
+        if notice is None:
+            return
+        try:
+            await interaction.followup.send(relink_notice_text(notice), ephemeral=True)
+        except discord.HTTPException as exc:
+            log.info("relink notice not delivered (%s); it waits for the next command", exc)
+            await accounts.return_relink_notice(notice)
+
     # --- commands ---------------------------------------------------------------------------
     @app_commands.command(name="link", description="Link your Spotify account (private reply)")
     async def link(self, interaction: discord.Interaction) -> None:
         accounts = self._linking()
-        try:
-            current = await accounts.status(interaction.user.id)
-        except PipelineError:
-            current = None  # unreadable link: it was deleted, link again below
+        current = await accounts.status(interaction.user.id)
         url = await accounts.start_link(interaction.user.id)  # may raise: the tree answers
         text = link_instructions(
             url, web_callback=accounts.web_callback, redirect_uri=accounts.redirect_uri
         )
-        if current is not None:
+        notice = await accounts.take_relink_notice(interaction.user.id)
+        if notice is not None:  # they are linking again: why, without "link again"
+            text = relink_notice_text(notice, linking=True) + "\n\n" + text
+        elif current is not None:
             name = current.get("display_name") or current.get("spotify_user_id") or "?"
             text = (
                 f"You're already linked as **{discord.utils.escape_markdown(name)}**; "
@@ -240,7 +277,10 @@ class SpotifyCog(
     async def status(self, interaction: discord.Interaction) -> None:
         accounts = self._linking()
         info = await accounts.status(interaction.user.id)  # may raise: the tree answers
-        if info is None:
+        notice = await accounts.take_relink_notice(interaction.user.id) if info is None else None
+        if notice is not None:
+            text = relink_notice_text(notice)
+        elif info is None:
             text = "You haven't linked a Spotify account. Use `/spotify link` to link one."
         else:
             text = status_text(info)
@@ -250,12 +290,15 @@ class SpotifyCog(
     async def unlink(self, interaction: discord.Interaction) -> None:
         accounts = self._linking()
         self._pending.pop(interaction.user.id, None)
+        notice = await accounts.take_relink_notice(interaction.user.id)
         if await accounts.unlink(interaction.user.id):
             text = (
                 "Unlinked: your Spotify tokens were deleted from this bot. To also revoke its "
                 "access on Spotify's side, remove the app at "
                 "<https://www.spotify.com/account/apps/>."
             )
+        elif notice is not None:  # the link was already dropped: say why, once
+            text = relink_notice_text(notice)
         else:
             text = "You had no linked Spotify account, so there was nothing to delete."
         await interaction.response.send_message(text, ephemeral=True)

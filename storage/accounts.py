@@ -1,4 +1,5 @@
-"""Linked Spotify accounts and pending OAuth states (tables ``linked_accounts``, ``oauth_states``).
+"""Linked Spotify accounts, pending OAuth states and relink notices (tables ``linked_accounts``,
+``oauth_states``, ``relink_notices``).
 
 Secrets never reach the database in clear text: the token JSON ``{access, refresh,
 expires_at}`` and the PKCE code verifier are Fernet-encrypted (AES-128-CBC + HMAC-SHA256)
@@ -140,6 +141,16 @@ class LinkedAccount:
 
 
 @dataclass
+class RelinkNotice:
+    """A member's link the bot had to drop, to be told once (``reason``: expired | unreadable;
+    ``created_at``: when, ISO UTC)."""
+
+    discord_user_id: int
+    reason: str
+    created_at: str
+
+
+@dataclass
 class PendingState:
     state: str
     discord_user_id: int
@@ -209,25 +220,31 @@ class AccountStore:
         tokens: TokenSet,
         scopes: list[str],
     ) -> None:
-        """Insert or replace the user's link (a new link starts a new ``linked_at``)."""
+        """Insert or replace the user's link (a new link starts a new ``linked_at``); a
+        pending relink notice is moot then and goes."""
         now = utcnow()
-        await self.db.execute(
-            "INSERT INTO linked_accounts (discord_user_id, spotify_user_id, display_name, "
-            "token_blob, scopes, linked_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(discord_user_id) DO UPDATE SET spotify_user_id = excluded.spotify_user_id,"
-            " display_name = excluded.display_name, token_blob = excluded.token_blob,"
-            " scopes = excluded.scopes, linked_at = excluded.linked_at,"
-            " updated_at = excluded.updated_at",
-            (
-                discord_user_id,
-                spotify_user_id,
-                display_name,
-                self.cipher.encrypt(tokens.to_json()),
-                " ".join(scopes),
-                now,
-                now,
-            ),
-        )
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM relink_notices WHERE discord_user_id = ?", (discord_user_id,)
+            )
+            await conn.execute(
+                "INSERT INTO linked_accounts (discord_user_id, spotify_user_id, display_name, "
+                "token_blob, scopes, linked_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(discord_user_id) DO UPDATE SET"
+                " spotify_user_id = excluded.spotify_user_id, display_name = excluded.display_name,"
+                " token_blob = excluded.token_blob,"
+                " scopes = excluded.scopes, linked_at = excluded.linked_at,"
+                " updated_at = excluded.updated_at",
+                (
+                    discord_user_id,
+                    spotify_user_id,
+                    display_name,
+                    self.cipher.encrypt(tokens.to_json()),
+                    " ".join(scopes),
+                    now,
+                    now,
+                ),
+            )
 
     async def update_tokens(self, discord_user_id: int, tokens: TokenSet) -> None:
         await self.db.execute(
@@ -261,6 +278,7 @@ class AccountStore:
         )
 
     async def delete_account(self, discord_user_id: int) -> bool:
+        """The member's link, pending states and relink notice gone (unlink, /privacy delete)."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
                 "DELETE FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,)
@@ -268,4 +286,54 @@ class AccountStore:
             await conn.execute(
                 "DELETE FROM oauth_states WHERE discord_user_id = ?", (discord_user_id,)
             )
+            await conn.execute(
+                "DELETE FROM relink_notices WHERE discord_user_id = ?", (discord_user_id,)
+            )
             return cur.rowcount > 0
+
+    # --- relink_notices -----------------------------------------------------------------
+    async def drop_account(self, discord_user_id: int, reason: str) -> None:
+        """Delete a link that stopped working and leave the member a notice, in one
+        transaction (a crash never loses the link without the notice). A notice already
+        pending or shown is replaced: this is a new event."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,)
+            )
+            await conn.execute(
+                "DELETE FROM oauth_states WHERE discord_user_id = ?", (discord_user_id,)
+            )
+            await conn.execute(
+                "INSERT INTO relink_notices (discord_user_id, reason, created_at, shown_at)"
+                " VALUES (?, ?, ?, NULL) ON CONFLICT(discord_user_id) DO UPDATE SET"
+                " reason = excluded.reason, created_at = excluded.created_at, shown_at = NULL",
+                (discord_user_id, reason, utcnow()),
+            )
+
+    async def claim_notice(self, discord_user_id: int) -> RelinkNotice | None:
+        """The member's pending notice, marked shown (compare-and-set: one caller gets it);
+        None when there is none. :meth:`release_notice` when it could not be delivered."""
+        row = await self.db.fetchone(
+            "SELECT discord_user_id, reason, created_at FROM relink_notices"
+            " WHERE discord_user_id = ? AND shown_at IS NULL",
+            (discord_user_id,),
+        )
+        if row is None:
+            return None
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE relink_notices SET shown_at = ? WHERE discord_user_id = ?"
+                " AND created_at = ? AND shown_at IS NULL",
+                (utcnow(), discord_user_id, row["created_at"]),
+            )
+            if cur.rowcount != 1:
+                return None
+        return RelinkNotice(int(row["discord_user_id"]), row["reason"], row["created_at"])
+
+    async def release_notice(self, notice: RelinkNotice) -> None:
+        """A claimed notice could not be delivered: pending again (unless replaced since)."""
+        await self.db.execute(
+            "UPDATE relink_notices SET shown_at = NULL WHERE discord_user_id = ?"
+            " AND created_at = ?",
+            (notice.discord_user_id, notice.created_at),
+        )

@@ -25,9 +25,10 @@ from bot.accounts import (
     LinkError,
     NotLinked,
     redirect_uri_for,
+    relink_notice_text,
     uses_web_callback,
 )
-from bot.errors import RateLimited, RelinkRequired, SpotifyUnavailable, StorageError
+from bot.errors import RateLimited, SpotifyUnavailable, StorageError
 from storage.accounts import key_file_path
 from storage.db import Database
 from tests.fakes.spotify_api import FakeSpotify
@@ -247,17 +248,29 @@ async def test_concurrent_callers_share_one_refresh(
     assert token_posts(fake_spotify) == 2
 
 
-async def test_invalid_grant_deletes_tokens_and_asks_to_relink(
+async def test_invalid_grant_drops_the_link_and_leaves_one_notice(
     accounts: AccountService, fake_spotify: FakeSpotify, clock: Clock, db: Database
 ) -> None:
+    """invalid_grant (6-month expiry, app removed): the member is no longer linked (reads go
+    on as the app's) and one relink notice waits for them; a new link clears it."""
     await link(fake_spotify, accounts)
     fake_spotify.revoke_user("alice")
     clock.offset = 3600
-    with pytest.raises(RelinkRequired, match="/spotify link"):
-        await accounts.access_token(USER)
+    assert await accounts.access_token(USER) is None
     row = await db.fetchone("SELECT count(*) FROM linked_accounts")
     assert row[0] == 0
     assert await accounts.access_token(USER) is None
+    assert await accounts.take_relink_notice(USER + 1) is None  # nobody else's
+    notice = await accounts.take_relink_notice(USER)
+    assert notice is not None and notice.reason == "expired"
+    assert "/spotify link" in relink_notice_text(notice)
+    assert await accounts.take_relink_notice(USER) is None  # told once
+    await accounts.return_relink_notice(notice)  # delivery failed: pending again
+    assert await accounts.take_relink_notice(USER) is not None
+    await accounts.return_relink_notice(notice)
+    clock.offset = 0
+    await link(fake_spotify, accounts)  # linked again: nothing left to tell
+    assert await accounts.take_relink_notice(USER) is None
 
 
 async def test_refresh_outage_keeps_the_link(
@@ -349,9 +362,10 @@ async def test_configured_key_is_used_and_a_changed_key_asks_to_relink(
     )
     rotated = AccountService(db, other)
     try:
-        with pytest.raises(RelinkRequired, match="encryption key changed"):
-            await rotated.access_token(USER)
+        assert await rotated.access_token(USER) is None  # dropped, with a notice
         assert await rotated.status(USER) is None
+        notice = await rotated.take_relink_notice(USER)
+        assert notice is not None and "encryption key" in relink_notice_text(notice)
     finally:
         await rotated.close()
     # key rotation: new key first, old key still decrypts

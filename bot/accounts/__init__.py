@@ -2,8 +2,8 @@
 
 * :mod:`.oauth` — scopes, PKCE, redirect URIs, the accounts service's token endpoint (through
   the Spotify transport and its one status mapper);
-* :mod:`.tokens` — stored links: fresh access tokens (refresh, ``invalid_grant``), status,
-  unlinking;
+* :mod:`.tokens` — stored links: fresh access tokens (refresh, ``invalid_grant`` → the link
+  dropped with a one-time relink notice), status, unlinking;
 * :mod:`.link` — the ``/spotify link`` flow (state, code exchange, allow-list check);
 * :mod:`.service` — :class:`AccountService`: all of the above plus Spotify as the user
   (their playlists, Liked Songs, 💚 marks, saving clusters).
@@ -24,6 +24,7 @@ from bot.accounts.oauth import (
     uses_web_callback,
 )
 from bot.accounts.service import PLAYLISTS_CACHE_S, AccountService
+from bot.accounts.tokens import relink_notice_text
 from bot.errors import LinkError, NotLinked
 
 __all__ = [
@@ -42,5 +43,6 @@ __all__ = [
     "consent_error_message",
     "make_pkce_pair",
     "redirect_uri_for",
+    "relink_notice_text",
     "uses_web_callback",
 ]

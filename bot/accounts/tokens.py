@@ -1,9 +1,12 @@
 """Linked accounts at rest: fresh access tokens on demand, link status, unlinking.
 
 :meth:`LinkedTokens.access_token` refreshes a token about to expire, one refresh at a time per
-user; an ``invalid_grant`` (refresh token older than 6 months, or access revoked) deletes the
-dead tokens and raises :class:`bot.errors.RelinkRequired`. Tokens are stored Fernet-encrypted
-(:mod:`storage.accounts`).
+user. A link that stopped working — ``invalid_grant`` (refresh token older than 6 months, or the
+member removed the app) or tokens that can no longer be decrypted — is dropped and the member
+left a relink notice (:meth:`storage.accounts.AccountStore.drop_account`); from then on they
+are simply not linked (reads fall back to the app and public pages), and the notice tells them
+once, privately, what happened and how to link again (:func:`relink_notice_text`, shown by the
+Spotify cog on their next command). Tokens are stored Fernet-encrypted (:mod:`storage.accounts`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ from bot.accounts.oauth import (
     TokenEndpoint,
 )
 from bot.config import Settings
-from bot.errors import RelinkRequired
 from bot.models import PlaylistMeta
 from bot.sources.spotify.errors import InvalidGrant
-from storage.accounts import AccountStore, LinkedAccount, UndecryptableTokens, load_cipher
+from storage.accounts import (
+    AccountStore,
+    LinkedAccount,
+    RelinkNotice,
+    UndecryptableTokens,
+    load_cipher,
+)
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,36 @@ log = logging.getLogger(__name__)
 def parse_time(iso: str) -> datetime:
     dt = datetime.fromisoformat(iso)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+#: Why a link was dropped (``relink_notices.reason``).
+EXPIRED = "expired"  # Spotify refused the refresh token: invalid_grant
+UNREADABLE = "unreadable"  # the stored tokens can't be decrypted: the key changed
+
+
+def relink_notice_text(notice: RelinkNotice, *, linking: bool = False) -> str:
+    """What the member is told, once and privately, after their link was dropped (``linking``:
+    as the opening of their ``/spotify link`` reply, without the advice to link again)."""
+    when = parse_time(notice.created_at)
+    stamp = f"<t:{int(when.timestamp())}:f>"
+    if notice.reason == UNREADABLE:
+        why = (
+            f"your stored Spotify link couldn't be read any more on {stamp} (the bot's owner "
+            "changed its token encryption key), so I removed it."
+        )
+    else:
+        why = (
+            f"Spotify stopped accepting your link on {stamp}, so I removed it. Spotify ends a "
+            "link 6 months after you approve it, or at once when you remove the app at "
+            "<https://www.spotify.com/account/apps/>."
+        )
+    if linking:
+        return f"🔗 Your previous Spotify link ended: {why}"
+    return (
+        f"🔗 **Your Spotify account is no longer linked**: {why} Until you link again, your "
+        "Liked Songs, 💚 marks and *Save as playlist* don't work and your playlists are read "
+        f"as anyone's (public ones still work). {RELINK_HINT}"
+    )
 
 
 class LinkedTokens:
@@ -68,8 +106,8 @@ class LinkedTokens:
 
         ``rejected``: a token Spotify just answered 401 to (revoked or expired early): it is
         refreshed even though it has not reached its expiry time (unless another caller
-        already replaced it). Raises RelinkRequired when the refresh token is dead (tokens
-        are then deleted).
+        already replaced it). A dead refresh token (``invalid_grant``) drops the link and
+        leaves the member a notice: None, as for a member who never linked.
         """
         account = await self._account(discord_user_id)
         if account is None:
@@ -87,14 +125,14 @@ class LinkedTokens:
             try:
                 tokens = await self.oauth.refresh(account.tokens)
             except InvalidGrant as exc:
-                await self.store.delete_account(discord_user_id)
-                self._forget(discord_user_id)
-                log.info("Spotify link of Discord user %s expired or was revoked", discord_user_id)
-                raise RelinkRequired(
-                    "Your Spotify link has expired or was revoked (Spotify ends links 6 months "
-                    f"after you approve them). {RELINK_HINT}",
-                    detail=exc.detail,
-                ) from None
+                await self._drop(discord_user_id, EXPIRED)
+                log.info(
+                    "Spotify link of Discord user %s expired or was revoked (%s); the member "
+                    "will be told on their next command",
+                    discord_user_id,
+                    exc.detail or exc.code,
+                )
+                return None
             self.refresh_count += 1
             await self.store.update_tokens(discord_user_id, tokens)
             return tokens.access
@@ -108,15 +146,31 @@ class LinkedTokens:
         return await self.access_token(discord_user_id, rejected=rejected)
 
     async def _account(self, discord_user_id: int) -> LinkedAccount | None:
+        """The member's link; None when not linked, or when its tokens can no longer be
+        decrypted (the encryption key changed): then it is dropped with a notice."""
         try:
             return await self.store.get_account(discord_user_id)
         except UndecryptableTokens:
-            await self.store.delete_account(discord_user_id)
-            self._forget(discord_user_id)
-            raise RelinkRequired(
-                "Your stored Spotify link can no longer be read (the bot's token encryption "
-                f"key changed). {RELINK_HINT}"
-            ) from None
+            await self._drop(discord_user_id, UNREADABLE)
+            log.warning(
+                "The stored Spotify link of Discord user %s can't be decrypted (was "
+                "TOKEN_ENCRYPTION_KEY changed?); dropped it, the member will be told",
+                discord_user_id,
+            )
+            return None
+
+    async def _drop(self, discord_user_id: int, reason: str) -> None:
+        await self.store.drop_account(discord_user_id, reason)
+        self._forget(discord_user_id)
+
+    async def take_relink_notice(self, discord_user_id: int) -> RelinkNotice | None:
+        """The member's pending relink notice, now marked shown (None: nothing to tell).
+        Whoever takes it tells the member privately, or gives it back with
+        :meth:`return_relink_notice` when that failed."""
+        return await self.store.claim_notice(discord_user_id)
+
+    async def return_relink_notice(self, notice: RelinkNotice) -> None:
+        await self.store.release_notice(notice)
 
     async def status(self, discord_user_id: int) -> dict[str, Any] | None:
         """Link details (no secrets), None when not linked."""

@@ -252,7 +252,7 @@ class JobQueue:
             return ""
         try:
             token = await self.ctx.user_tokens(request.user_id)
-        except PipelineError:  # e.g. RelinkRequired: the fetch step will say so to this user
+        except PipelineError:  # e.g. storage trouble: keep this member's job to themselves
             return f"|as={request.user_id}"
         return f"|as={request.user_id}" if token else ""
 
