@@ -14,11 +14,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from bot import warm_start
 from bot.errors import InvalidInput, TooSmall
 from bot.features.matrix import FeatureMatrix
 from bot.models import Analysis, Cluster, FetchResult, Track
@@ -304,19 +305,27 @@ class Fit:
     silhouette: float | None
 
 
-def fit(fm: FeatureMatrix, k: int | None, seed: int = 0) -> Fit:
+def fit(
+    fm: FeatureMatrix, k: int | None, seed: int = 0, previous: Mapping[str, int] | None = None
+) -> Fit:
     """Validate, choose/fit k, and renumber clusters by size (largest first).
 
     Non-finite values never reach k-means (they count as 0, the scaled median). Tracks that
     all have the same features make one cluster, whatever k was asked for; a given k larger
     than the number of distinct tracks gives fewer, non-empty clusters (``Fit.k`` is the
     number of clusters actually found).
+
+    ``previous``: the previous analysis's assignment (track id → cluster; digests): k-means
+    starts from those clusters and the result is numbered like them (:func:`_fit_like`).
     """
     X = np.nan_to_num(fm.X, nan=0.0, posinf=0.0, neginf=0.0)
     n = X.shape[0]
     validate(n, k)
     if distinct_rows(X) < 2:
         labels, score = np.zeros(n, dtype=int), None
+    elif previous and (like := _fit_like(X, fm.ids, k, previous, seed)) is not None:
+        labels, score = like  # numbered like the previous clusters, not by size
+        return Fit(k=len(set(labels.tolist())), labels=labels, silhouette=score)
     elif k is None:
         _, labels, score = choose_k(X, seed)
     else:
@@ -324,6 +333,31 @@ def fit(fm: FeatureMatrix, k: int | None, seed: int = 0) -> Fit:
         score = silhouette(X, labels, seed)
     labels = _renumber(labels, fm.ids)
     return Fit(k=len(set(labels.tolist())), labels=labels, silhouette=score)
+
+
+def _fit_like(
+    X: np.ndarray,
+    ids: list[str],
+    k: int | None,
+    previous: Mapping[str, int],
+    seed: int,
+) -> tuple[np.ndarray, float | None] | None:
+    """k-means started from the previous clusters, numbered like them (see
+    :mod:`bot.warm_start`); None when none of their tracks is left. Auto k keeps the previous
+    k unless :func:`choose_k` says the playlist changed shape (``warm_start.keeps_shape``;
+    then its own fit is used, numbered like the previous clusters)."""
+    start = warm_start.previous_centres(X, ids, previous)
+    if start is None:
+        return None
+    if k is None:
+        auto_k, labels, score = choose_k(X, seed)
+        if not warm_start.keeps_shape(start.k, auto_k, start.shared):
+            return warm_start.number_like(labels, ids, previous), score
+        labels = warm_start.warm_labels(X, start, min(start.k, distinct_rows(X, start.k)), seed)
+        labels = merge_small(X, labels, min_cluster_size(X.shape[0]))
+    else:
+        labels = warm_start.warm_labels(X, start, min(k, distinct_rows(X, limit=k)), seed)
+    return warm_start.number_like(labels, ids, previous), silhouette(X, labels, seed)
 
 
 def _renumber(labels: np.ndarray, ids: list[str]) -> np.ndarray:
@@ -595,6 +629,7 @@ def analyze(
     fm: FeatureMatrix,
     k: int | None,
     seed: int = 0,
+    previous: Mapping[str, int] | None = None,
 ) -> Analysis:
     """Cluster ``fm`` and assemble the :class:`Analysis` for ``fetched``'s tracks.
 
@@ -610,11 +645,17 @@ def analyze(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _analyze(fetched, fm, k, seed)
+        return _analyze(fetched, fm, k, seed, previous)
 
 
-def _analyze(fetched: FetchResult, fm: FeatureMatrix, k: int | None, seed: int) -> Analysis:
-    result = fit(fm, k, seed)
+def _analyze(
+    fetched: FetchResult,
+    fm: FeatureMatrix,
+    k: int | None,
+    seed: int,
+    previous: Mapping[str, int] | None = None,
+) -> Analysis:
+    result = fit(fm, k, seed, previous)
     X = np.nan_to_num(fm.X, nan=0.0, posinf=0.0, neginf=0.0)
     ids = np.array(fm.ids)
     names = name_clusters(fm, result.labels, result.k)

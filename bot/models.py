@@ -6,7 +6,7 @@ results can be stored in SQLite, sent to a worker process, and rebuilt without r
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -40,9 +40,18 @@ PART_SIZE = 500
 METHOD_VERSION = "m2"  # m2: ranked features, gap+BIC auto k, true words (issue #12)
 
 
-def params_key(k: int | None) -> str:
-    """Stable key of the analysis parameters (storage dedupe): method version + k."""
-    return f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
+def params_key(k: int | None, previous: Mapping[str, int] | None = None) -> str:
+    """Stable key of the analysis parameters (storage dedupe): method version + k, and
+    ``:warm`` for a digest's run (``previous`` given, even empty: a first digest).
+
+    Digest analyses are warm-started from the previous digest (bot.warm_start) and are not
+    shared with ``/cluster`` (nor the reverse: a digest taking a fresh ``/cluster`` analysis of
+    the new snapshot would lose its steady clusters). The key carries no hash of the previous
+    assignment on purpose: a digest of an unchanged snapshot must find the previous digest's
+    own analysis (made from the one before it) and reuse it, without clustering again.
+    """
+    key = f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
+    return key if previous is None else key + ":warm"
 
 
 @dataclass(frozen=True)
@@ -339,6 +348,9 @@ class AnalysisRequest:
     ``demo``: the bundled real playlist mix (no network).
     ``ref``: ``link`` parsed, set once by :func:`bot.pipeline.with_parsed_link` (the queue
     does it on submit) and carried from there to the fetch step, stored jobs included.
+    ``previous_clusters``: a digest's previous assignment (track id → cluster index; empty for
+    a first digest, None for anything else): the clustering starts from those clusters and
+    numbers its own like them (bot.warm_start).
     """
 
     link: str | None = None
@@ -353,6 +365,7 @@ class AnalysisRequest:
     max_tracks: int | None = None  # None: settings.max_playlist_tracks
     origin: JobOrigin = "interaction"
     ref: SpotifyRef | None = None
+    previous_clusters: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -70,7 +70,7 @@ class AnalysisRepository(Repository):
         """
         now = self._now()
         analysis.created_at = analysis.created_at or now
-        pkey = params_key or default_params_key(request.k)
+        pkey = params_key or default_params_key(request.k, request.previous_clusters)
         src = analysis.source
         async with self.db.transaction() as conn:
             cur = await conn.execute(

@@ -113,7 +113,12 @@ class FakePipeline:
         return table
 
     def cluster_step(
-        self, fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
+        self,
+        fetched: FetchResult,
+        features: FeatureTable,
+        k: int | None,
+        seed: int = 0,
+        previous: dict[str, int] | None = None,
     ) -> Analysis:
         self.calls["cluster"] += 1
         if "cluster" in self.errors:

@@ -8,8 +8,10 @@ the end, which also uses the fake Spotify server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -720,19 +722,31 @@ async def _real_queue(tmp_path: Path, fake) -> tuple[Database, object]:
     return database, queue
 
 
+@contextlib.asynccontextmanager
+async def real_digests(tmp_path: Path, fake) -> AsyncIterator[SimpleNamespace]:
+    """A DigestScheduler on the real queue (:func:`_real_queue`), posting to a Recorder, its
+    ManualClock at 2026-11-23 06:00 UTC; everything closed at the end."""
+    database, queue = await _real_queue(tmp_path, fake)
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 6, 0))
+    sched = DigestScheduler(database, queue, poster=poster, clock=clock)
+    try:
+        yield database, queue, poster, clock, sched
+    finally:
+        await sched.close()
+        await queue.close()  # type: ignore[attr-defined]
+        await database.close()
+
+
 async def test_digests_of_a_changing_playlist_through_the_real_queue(
     tmp_path: Path, fake_spotify_extended
 ) -> None:
     """Alice's real 60-track playlist, digested daily: then 8 tracks removed and 12 added
     (snapshot changes), then nothing changed (snapshot reused: no refetch, no clustering)."""
     fake = fake_spotify_extended
-    database, queue = await _real_queue(tmp_path, fake)
-    poster = Recorder()
-    clock = ManualClock(utc(2026, 11, 23, 6, 0))
-    sched = DigestScheduler(database, queue, poster=poster, clock=clock)
     pid = fake.alice_playlist
     playlist = fake.playlists[pid]
-    try:
+    async with real_digests(tmp_path, fake) as (database, _, poster, clock, sched):
         sub = await sched.subscribe(
             guild_id=GUILD,
             channel_id=CHANNEL,
@@ -774,10 +788,6 @@ async def test_digests_of_a_changing_playlist_through_the_real_queue(
         assert fake.count(f"/v1/playlists/{pid}/items") == 0  # not refetched
         assert (await database.fetchone("SELECT count(*) FROM analyses"))[0] == analyses[0]
         assert poster.kinds() == ["digest", "digest", "unchanged"]
-    finally:
-        await sched.close()
-        await queue.close()
-        await database.close()
 
 
 async def test_unreadable_playlist_through_the_real_queue_pauses(
@@ -785,12 +795,8 @@ async def test_unreadable_playlist_through_the_real_queue_pauses(
 ) -> None:
     """Development mode: a playlist alice does not own answers 403 → NotOwner → paused."""
     fake = fake_spotify
-    database, queue = await _real_queue(tmp_path, fake)
-    poster = Recorder()
-    clock = ManualClock(utc(2026, 11, 23, 6, 0))
-    sched = DigestScheduler(database, queue, poster=poster, clock=clock)
     other = next(p for p in fake.playlists.values() if p.owner_id == "tidytuesday")
-    try:
+    async with real_digests(tmp_path, fake) as (_, _, poster, clock, sched):
         sub = await sched.subscribe(
             guild_id=GUILD,
             channel_id=CHANNEL,
@@ -807,7 +813,3 @@ async def test_unreadable_playlist_through_the_real_queue_pauses(
         assert poster.kinds() == ["paused"]
         clock.set(utc(2026, 11, 24, 7, 0))
         assert await sched.tick() == []
-    finally:
-        await sched.close()
-        await queue.close()
-        await database.close()

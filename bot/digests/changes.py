@@ -6,10 +6,10 @@ Pure computation on :class:`bot.models.Analysis` values; the digest cog renders 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.models import Analysis, Track
+from bot.warm_start import match_sets
 
 
 @dataclass(frozen=True)
@@ -109,28 +109,9 @@ def _members(analysis: Analysis) -> list[set[str]]:
     return sets
 
 
-def match_clusters(
-    previous: Sequence[set[str]], current: Sequence[set[str]]
-) -> dict[int, tuple[int, float]]:
-    """Pair current clusters (by position) with previous ones: Hungarian assignment maximising
-    the total Jaccard overlap of members. Returns ``{current_pos: (previous_pos, jaccard)}``;
-    pairs with no common member are left out (the cluster is new / vanished)."""
-    if not previous or not current:
-        return {}
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    overlap = np.zeros((len(current), len(previous)))
-    for i, cur in enumerate(current):
-        for j, prev in enumerate(previous):
-            union = len(cur | prev)
-            overlap[i, j] = len(cur & prev) / union if union else 0.0
-    rows, cols = linear_sum_assignment(overlap, maximize=True)
-    return {
-        int(i): (int(j), float(overlap[i, j]))
-        for i, j in zip(rows, cols, strict=True)
-        if overlap[i, j] > 0
-    }
+# Pair current clusters with previous ones by shared tracks (Hungarian assignment on Jaccard
+# overlap): the same matching numbers a warm-started digest's clusters (bot.warm_start).
+match_clusters = match_sets
 
 
 def _track_change(

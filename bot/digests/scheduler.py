@@ -297,13 +297,16 @@ class DigestScheduler:
                     )
                 return RunResult("failed", "The digest failed with an internal error.")
 
-    def _request(self, sub: Subscription) -> AnalysisRequest:
+    def _request(self, sub: Subscription, previous: Analysis | None = None) -> AnalysisRequest:
         """The job for one digest run.
 
         ``user_id`` = the subscriber: their linked Spotify account (if any) reads the playlist,
         which is what makes their own private playlists work in Development Mode.
         ``origin="digest"``: the scheduler awaits and posts it itself, and the /cluster cog leaves
-        digest jobs alone; one interrupted by a restart is simply superseded by the next slot."""
+        digest jobs alone; one interrupted by a restart is simply superseded by the next slot.
+        ``previous_clusters``: the last posted digest's assignment, so the clustering starts
+        from its clusters and keeps their numbers (bot.warm_start); empty for a first digest
+        (its analysis is still a digest's: see :func:`bot.models.params_key`)."""
         return AnalysisRequest(
             link=sub.playlist_ref,
             k=sub.k,
@@ -311,12 +314,16 @@ class DigestScheduler:
             guild_id=sub.guild_id,
             channel_id=sub.channel_id,
             origin="digest",
+            previous_clusters=dict(previous.assignments) if previous is not None else {},
         )
 
     async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:
         now = iso(self.clock.now())
+        previous: Analysis | None = None
+        if sub.last_analysis_id is not None:
+            previous = await self.analyses.get(sub.last_analysis_id)
         try:
-            handle = await self.queue.submit(self._request(sub))
+            handle = await self.queue.submit(self._request(sub, previous))
             outcome = await handle.result()
         except BOT_WIDE_ERRORS as err:
             log.error(
@@ -359,18 +366,15 @@ class DigestScheduler:
         analysis: Analysis = outcome.analysis
         analysis_id: int = outcome.analysis_id
         snapshot = analysis.source.snapshot_id
-        previous: Analysis | None = None
         changes: DigestChanges | None = None
         unchanged = sub.last_analysis_id is not None and (
             analysis_id == sub.last_analysis_id
             or (snapshot is not None and snapshot == sub.last_snapshot_id)
         )
-        if not unchanged and sub.last_analysis_id is not None:
-            previous = await self.analyses.get(sub.last_analysis_id)
-            if previous is not None:
-                changes = summarize_changes(previous, analysis)
-                # Edited (e.g. reordered) but the same tracks in the same clusters: say so briefly.
-                unchanged = not changes.has_changes
+        if not unchanged and previous is not None:
+            changes = summarize_changes(previous, analysis)
+            # Edited (e.g. reordered) but the same tracks in the same clusters: say so briefly.
+            unchanged = not changes.has_changes
 
         since = sub.last_posted_at or sub.last_run_at
         if unchanged:

@@ -18,16 +18,22 @@ from bot.sources.normalise import first_of_each
 
 
 def cluster_step(
-    fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
+    fetched: FetchResult,
+    features: FeatureTable,
+    k: int | None,
+    seed: int = 0,
+    previous: dict[str, int] | None = None,
 ) -> Analysis:
-    """CPU: build the matrix, choose k, cluster, describe, project to 2-D. Picklable."""
+    """CPU: build the matrix, choose k, cluster, describe, project to 2-D. Picklable.
+
+    ``previous``: a digest's previous assignment, to start from (``clustering.fit``)."""
     from bot.clustering import analyze
     from bot.features.matrix import build_matrix
 
     tracks, skipped = first_of_each(fetched.tracks, fetched.skipped)
     clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
     fm = build_matrix(tracks, features.values, features.sources)
-    analysis = analyze(clean, fm, k, seed)
+    analysis = analyze(clean, fm, k, seed, previous)
     analysis.created_at = datetime.now(UTC).isoformat(timespec="seconds")
     return analysis
 
@@ -62,10 +68,14 @@ class PackedAnalysis:
 
 
 def cluster_packed_step(
-    fetched: FetchResult, features: FeatureTable, k: int | None, seed: int = 0
+    fetched: FetchResult,
+    features: FeatureTable,
+    k: int | None,
+    seed: int = 0,
+    previous: dict[str, int] | None = None,
 ) -> PackedAnalysis:
     """:func:`cluster_step`, returned packed (see :class:`PackedAnalysis`). Picklable."""
-    analysis = cluster_step(fetched, features, k, seed)
+    analysis = cluster_step(fetched, features, k, seed, previous)
     return PackedAnalysis(encode_parts(analysis), pickle.dumps(analysis, pickle.HIGHEST_PROTOCOL))
 
 
@@ -99,7 +109,11 @@ def pickle_inputs(
 
 
 def cluster_pickled_step(
-    head: bytes, tracks: list[bytes], features: list[bytes], k: int | None
+    head: bytes,
+    tracks: list[bytes],
+    features: list[bytes],
+    k: int | None,
+    previous: dict[str, int] | None = None,
 ) -> PackedAnalysis:
     """:func:`cluster_packed_step` of :func:`pickle_inputs` output. Picklable."""
     # Our own bot process made these bytes (pickle_inputs).
@@ -110,7 +124,7 @@ def cluster_pickled_step(
         values, sources = pickle.loads(blob)
         table.values.update(values)
         table.sources.update(sources)
-    return cluster_packed_step(fetched, table, k)
+    return cluster_packed_step(fetched, table, k, 0, previous)
 
 
 def render_packed_step(blob: bytes) -> Rendered:

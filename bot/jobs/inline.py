@@ -34,7 +34,9 @@ async def run_analysis(
         if prefetch is not None:
             prefetch.cancel()
     await progress(Progress("clustering", total=len(fetched.tracks)))
-    analysis = await _cpu(ctx, cluster_step, fetched, features, request.k)
+    analysis = await _cpu(
+        ctx, cluster_step, fetched, features, request.k, 0, request.previous_clusters
+    )
     await progress(Progress("rendering"))
     rendered = await _cpu(ctx, render_step, analysis)
     await progress(Progress("done"))

@@ -127,7 +127,8 @@ def source_key(request: AnalysisRequest) -> str:
 
 
 def dedupe_key(request: AnalysisRequest) -> str:
-    return f"{source_key(request)}|{params_key(request.k)}|max={request.max_tracks or ''}"
+    params = params_key(request.k, request.previous_clusters)
+    return f"{source_key(request)}|{params}|max={request.max_tracks or ''}"
 
 
 class JobQueue:

@@ -147,7 +147,7 @@ class StepRunner:
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )
-        pkey = params_key(req.k)
+        pkey = params_key(req.k, req.previous_clusters)
         cp = dict(checkpoint)
         packed: cpu.PackedAnalysis | None = None
         analysis = None
@@ -184,7 +184,9 @@ class StepRunner:
             # The worker process returns the analysis already JSON-encoded (PackedAnalysis):
             # the bot process decodes it part by part in a thread and stores the text as is.
             inputs = await asyncio.to_thread(cpu.pickle_inputs, fetched, features)
-            packed = await self.pool.run(cpu.cluster_pickled_step, *inputs, req.k)
+            packed = await self.pool.run(
+                cpu.cluster_pickled_step, *inputs, req.k, req.previous_clusters
+            )
             analysis = await asyncio.to_thread(decode_parts, packed.parts, on_part=_gc.freeze)
             text = await asyncio.to_thread(parts_text, packed.parts)
             cp = {"fetch": cp.get("fetch"), "analysis": RawJson(text)}
