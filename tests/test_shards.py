@@ -55,14 +55,20 @@ async def test_sharded_bot_identifies_its_shards_and_answers_another_process_but
 ) -> None:
     """A message sent by one bot process; its persistent button clicked on a process that
     runs shard 1 of 2 (AutoShardedBot): the DynamicItem carries the analysis id and the
-    database is shared, so the other process answers it."""
+    database is shared, so the other process answers it. The fake Discord sends a guild's
+    events only to the connection of the guild's shard, as Discord does."""
     from bot import app
-    from tests.fakes.discord_fixtures import store_demo_analysis
+    from bot.models import AnalysisRequest
+    from tests.fakes.discord_fixtures import demo_outcome
 
+    guild, channel = fake_discord.add_guild("Shard one", shard=1, shard_count=2)
     services = await make_services(shard_count=2, shard_ids="1")
-    aid = await store_demo_analysis(services, fake_discord, 2)
+    analysis, rendered = demo_outcome(2)
+    owner = int(fake_discord.owner_user["id"])
+    request = AnalysisRequest(demo=True, k=2, user_id=owner, guild_id=guild, channel_id=channel)
+    aid = await services.store.analyses.save(analysis, rendered, request)
     async with start_bot(services, manage_services=False):  # "process A", not sharded
-        it = await fake_discord.slash("clusters show", {"id": aid})
+        it = await fake_discord.slash("clusters show", {"id": aid}, channel_id=channel)
         [first, *_] = await fake_discord.wait_for(
             lambda: [m for m in fake_discord.responses(it) if m.embeds]
         )
@@ -75,6 +81,8 @@ async def test_sharded_bot_identifies_its_shards_and_answers_another_process_but
         assert isinstance(app.make_bot(services), app.ShardedPlaylistClustersBot)
         dl = await fake_discord.click(first, f"pc:dl:{aid}:md")
         [doc] = await fake_discord.wait_response(dl)
+        with pytest.raises(RuntimeError, match="for this guild"):  # shard 0's guild: not here
+            await fake_discord.slash("about")
     assert doc.ephemeral and doc.files[0].filename.endswith("report.md")
 
 

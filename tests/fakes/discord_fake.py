@@ -363,6 +363,10 @@ class FakeDiscord:
                 self._channel(self.other_channel_id, "music"),
             ],
         }
+        # Every guild the bot is in, by id: the default one above, plus add_guild()'s. A
+        # bot that IDENTIFYs with a shard gets only its shard's guilds, and guild events
+        # go only to the connection of that shard (Discord's rule: (guild_id >> 22) % count).
+        self.guilds: dict[int, dict[str, Any]] = {self.guild_id: self.guild}
         self.users: dict[int, dict] = {int(self.owner_user["id"]): self.owner_user}
         self.member_roles: dict[int, list[int]] = {
             self.app_id: [self.bot_role_id],
@@ -384,6 +388,7 @@ class FakeDiscord:
         self.intents: int | None = None
         # Gateway
         self._sockets: list[web.WebSocketResponse] = []
+        self._socket_shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
         self._seq = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -413,11 +418,11 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def _channel(self, cid: int, name: str) -> dict:
+    def _channel(self, cid: int, name: str, guild_id: int | None = None) -> dict:
         return {
             "id": str(cid),
             "type": 0,
-            "guild_id": str(self.guild_id),
+            "guild_id": str(guild_id or self.guild_id),
             "name": name,
             "position": 0,
             "permission_overwrites": [],
@@ -429,10 +434,48 @@ class FakeDiscord:
         }
 
     def channel(self, cid: int) -> dict:
-        for c in self.guild["channels"]:
-            if int(c["id"]) == cid:
-                return c
+        for guild in self.guilds.values():
+            for c in guild["channels"]:
+                if int(c["id"]) == cid:
+                    return c
         raise KeyError(cid)
+
+    def guild_of(self, channel_id: int) -> dict:
+        """The guild a channel belongs to."""
+        return self.guilds[int(self.channel(channel_id)["guild_id"])]
+
+    def _gid(self, channel_id: int) -> str:
+        """The id of a channel's guild (the default guild for a channel it does not know)."""
+        try:
+            return str(self.channel(channel_id)["guild_id"])
+        except KeyError:
+            return str(self.guild_id)
+
+    def add_guild(
+        self, name: str, *, shard: int | None = None, shard_count: int | None = None
+    ) -> tuple[int, int]:
+        """Another guild the bot is in (same owner and members, channels #general and #music),
+        with an id on ``shard`` of ``shard_count`` when given. Returns (guild id, #general id).
+        """
+        gid = self.snow()
+        if shard is not None and shard_count:
+            while (gid >> 22) % shard_count != shard:
+                gid += 1 << 22  # far above the counter: never handed out again
+        general = self.snow()
+        self.guilds[gid] = {
+            "id": str(gid),
+            "name": name,
+            "owner_id": self.owner_user["id"],
+            "roles": [
+                self._role(gid, "@everyone", P["view_channel"] | P["send_messages"]),
+                self._role(self.bot_role_id, "Playlist Clusters", DEFAULT_BOT_PERMS, managed=True),
+            ],
+            "channels": [
+                self._channel(general, "general", gid),
+                self._channel(self.snow(), "music", gid),
+            ],
+        }
+        return gid, general
 
     def add_user(self, name: str, *, bot: bool = False, manage_guild: bool = False) -> int:
         """Add a guild member; returns the user id."""
@@ -470,11 +513,11 @@ class FakeDiscord:
 
     def permissions(self, channel_id: int, uid: int) -> int:
         return compute_permissions(
-            self.guild, self.channel(channel_id), uid, self.member_roles.get(uid, [])
+            self.guild_of(channel_id), self.channel(channel_id), uid, self.member_roles.get(uid, [])
         )
 
-    def guild_create_payload(self) -> dict:
-        g = dict(self.guild)
+    def guild_create_payload(self, guild: dict | None = None) -> dict:
+        g = dict(guild or self.guild)
         g.update(
             {
                 "unavailable": False,
@@ -605,7 +648,10 @@ class FakeDiscord:
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:
                     self.identifies += 1
-                    self.identified_shards.append(data["d"].get("shard"))
+                    shard = data["d"].get("shard")
+                    self.identified_shards.append(shard)
+                    if shard:
+                        self._socket_shards[ws] = (int(shard[0]), int(shard[1]))
                     self.intents = data["d"].get("intents")
                     if not self.message_content_allowed and (self.intents or 0) & (1 << 15):
                         await ws.close(code=4014, message=b"Disallowed intent(s).")
@@ -617,17 +663,24 @@ class FakeDiscord:
         finally:
             if ws in self._sockets:
                 self._sockets.remove(ws)
+            self._socket_shards.pop(ws, None)
         return ws
 
     async def _send_event(self, ws: web.WebSocketResponse, name: str, data: dict) -> None:
         self._seq += 1
         await ws.send_json({"op": 0, "t": name, "s": self._seq, "d": data})
 
+    def _serves(self, ws: web.WebSocketResponse, guild_id: int) -> bool:
+        """Whether the connection ``ws`` receives ``guild_id``'s events (its shard's guilds)."""
+        shard = self._socket_shards.get(ws)
+        return shard is None or (guild_id >> 22) % shard[1] == shard[0]
+
     async def _send_ready(self, ws: web.WebSocketResponse) -> None:
+        guilds = [g for gid, g in self.guilds.items() if self._serves(ws, gid)]
         ready = {
             "v": 10,
             "user": self.bot_user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": g["id"], "unavailable": True} for g in guilds],
             "session_id": f"session-{self.snow()}",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.app_id), "flags": 0},
@@ -636,17 +689,21 @@ class FakeDiscord:
             "user_settings": {},
             "presences": [],
             "geo_ordered_rtc_regions": [],
-            "shard": [0, 1],
+            "shard": list(self._socket_shards.get(ws, (0, 1))),
         }
         await self._send_event(ws, "READY", ready)
-        await self._send_event(ws, "GUILD_CREATE", self.guild_create_payload())
+        for guild in guilds:
+            await self._send_event(ws, "GUILD_CREATE", self.guild_create_payload(guild))
         await self._notify()
 
     async def dispatch(self, name: str, data: dict) -> None:
-        """Send a gateway DISPATCH event to every connected bot."""
-        if not self._sockets:
-            raise RuntimeError("no bot is connected to the fake gateway")
-        for ws in list(self._sockets):
+        """Send a gateway DISPATCH event to every connected bot (a guild's event: to the
+        connections of its shard only)."""
+        gid = int(data["guild_id"]) if data.get("guild_id") else None
+        targets = [ws for ws in self._sockets if gid is None or self._serves(ws, gid)]
+        if not targets:
+            raise RuntimeError("no bot is connected to the fake gateway (for this guild)")
+        for ws in targets:
             await self._send_event(ws, name, data)
 
     @property
@@ -690,7 +747,7 @@ class FakeDiscord:
         msg: dict[str, Any] = {
             "id": str(mid),
             "channel_id": str(channel_id),
-            "guild_id": str(self.guild_id),
+            "guild_id": self._gid(channel_id),
             "author": author,
             "content": content,
             "timestamp": _iso(),
@@ -714,7 +771,7 @@ class FakeDiscord:
             msg["message_reference"] = {
                 "message_id": str(reference),
                 "channel_id": str(channel_id),
-                "guild_id": str(self.guild_id),
+                "guild_id": self._gid(channel_id),
             }
         return msg
 
@@ -762,7 +819,7 @@ class FakeDiscord:
             "id": str(fi.id),
             "type": fi.type,
             "user": user,
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": self._gid(fi.channel_id)},
         }
         if fi.type == 2:
             meta["name"] = fi.data.get("name", "")
@@ -842,13 +899,14 @@ class FakeDiscord:
         self.by_token[token] = fi
         member = self._member(uid)
         member["permissions"] = str(self.permissions(cid, uid))
+        gid = self._gid(cid)
         payload = {
             "id": str(iid),
             "application_id": str(self.app_id),
             "type": itype,
             "data": data,
-            "guild_id": str(self.guild_id),
-            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "guild_id": gid,
+            "guild": {"id": gid, "locale": "en-US", "features": []},
             "channel_id": str(cid),
             "channel": self.channel(cid),
             "member": member,
@@ -858,7 +916,7 @@ class FakeDiscord:
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "authorizing_integration_owners": {"0": gid},
             "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,
         }
