@@ -35,7 +35,9 @@ async def run_worker(
     try:
         async with app.open_async():
             await ensure_schema(app, url)
-            reaper = asyncio.create_task(retry_stalled(app, stop, stalled_after_s))
+            reaper = asyncio.create_task(
+                retry_stalled(app, stop, stalled_after_s, services.db)  # type: ignore[arg-type]
+            )
             try:
                 await app.run_worker_async(
                     queues=[QUEUE_NAME],

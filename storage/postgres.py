@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -305,14 +305,71 @@ class PostgresDatabase:
             raise _storage_error(exc, self.path) from exc
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one write statement in its own transaction; returns the new row's id (or 0)."""
-        async with self.transaction() as conn:
-            result = await conn.execute(sql, params)
-            return result.lastrowid or 0
+        """Run one write statement (atomic on its own: no BEGIN/COMMIT round trips, one
+        round trip instead of three); returns the new row's id (or 0)."""
+        try:
+            async with self.pool.acquire() as conn:
+                result = await PgConnection(self, conn).execute(sql, params)
+        except _pg_errors() as exc:
+            raise _storage_error(exc, self.path) from exc
+        return result.lastrowid or 0
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
+
+    # --- between processes: session locks and notifications --------------------------------
+    @asynccontextmanager
+    async def session_lock(self, kind: int, key: int) -> AsyncIterator[bool]:
+        """Try the advisory lock (``kind``, ``key``) on a pooled connection held for the
+        block; yields whether it was taken. PostgreSQL releases it when that connection
+        ends, so a killed process holds nothing: a held lock means a live holder."""
+        async with self.pool.acquire() as conn:
+            got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", kind, key))
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute("SELECT pg_advisory_unlock($1, $2)", kind, key)
+
+    async def lock_held(self, kind: int, key: int) -> bool:
+        """Whether some session holds the advisory lock (``kind``, ``key``) now."""
+        return bool(
+            await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2"
+                " AND granted AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()))",
+                kind,
+                key,
+            )
+        )
+
+    def _channel(self, channel: str) -> str:
+        # Notifications are per database; a schema of its own (tests) gets its own channel.
+        return f"{self.schema}.{channel}" if self.schema else channel
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """``NOTIFY channel, payload`` (delivered to every listening process at once)."""
+        await self.pool.execute("SELECT pg_notify($1, $2)", self._channel(channel), payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Any]:
+        """Call ``callback(payload)`` for each notification on ``channel``, on a connection
+        of its own; returns the coroutine function that stops listening."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url)
+
+        def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            callback(payload)
+
+        await conn.add_listener(self._channel(channel), deliver)
+
+        async def stop() -> None:
+            if not conn.is_closed():
+                await conn.close()
+
+        return stop
 
 
 def _pg_errors() -> tuple[type[BaseException], ...]:

@@ -48,19 +48,22 @@ def _settings(url: str, **extra) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-def _worker(url: str, tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
+def _worker(
+    url: str, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    environ = dict(os.environ)
+    environ.update(
         DATABASE_URL=url,
         WORKER_PROCESSES="0",
         DATABASE_PATH=str(tmp_path / "unused.sqlite3"),
         PYTHONPATH=str(ROOT),
         DISCORD_TOKEN="",
+        **(env or {}),
     )
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "worker", *args],
         cwd=tmp_path,
-        env=env,
+        env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -194,3 +197,78 @@ async def test_a_restarted_bot_follows_its_shards_unfinished_jobs(database_url, 
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
+
+
+async def test_progress_counts_reach_the_bot_process_through_the_database(
+    database_url, tmp_path, fake_spotify_extended
+):
+    """A worker process reads a 150-track playlist page by page (slowly): the bot process's
+    progress callback gets the tracks fetched so far out of the total, published by the
+    worker as notifications through PostgreSQL, not only the stage names of the jobs row."""
+    from bot.app import close_services
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    fake.add_user("bob", "Bob")
+    playlist = fake.add_playlist(fake.track_ids()[:150], name="Bob's mix", owner_id="bob")
+    fake.latency = 0.4  # each page arrives after the last one was published
+    spotify = spotify_settings(fake)
+    names = (
+        "spotify_client_id",
+        "spotify_client_secret",
+        "spotify_api_base",
+        "spotify_accounts_base",
+        "reccobeats_base",
+        "spotify_web_base",
+    )
+    env = {n.upper(): str(getattr(spotify, n)) for n in names}
+    env["SPOTIFY_CLIENT_SECRET"] = spotify.spotify_client_secret.get_secret_value()
+    worker = _worker(database_url, tmp_path, env=env)
+    services = await _services(database_url)
+    try:
+        events: list = []
+
+        async def progress(event):
+            events.append((event.stage, event.done, event.total))
+
+        link = f"https://open.spotify.com/playlist/{playlist.id}"
+        handle = await services.queue.submit(AnalysisRequest(link=link, k=3, user_id=1), progress)
+        await asyncio.wait_for(handle.result(), 120)
+    finally:
+        await close_services(services)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    counted = [e for e in events if e[0] == "fetching" and e[1] is not None]
+    assert counted and all(total == 150 for _s, _d, total in counted), events
+    assert [d for _s, d, _t in counted] == sorted(d for _s, d, _t in counted)
+    assert events[0][0] == "queued" and events[-1][0] == "done"
+
+
+async def test_a_job_whose_worker_is_alive_is_not_run_twice(database_url, tmp_path):
+    """Heartbeats come late on a loaded machine, so a live worker's job can look stalled and
+    be handed to a second worker. The first worker holds the job's run lock (a session
+    advisory lock, gone with its connection if it is killed): the second one leaves it."""
+    from bot.app import build_services, close_services
+    from bot.jobs.distributed import RUN_LOCK, _run_job
+    from storage.postgres import PostgresDatabase
+
+    bot = await _services(database_url)
+    worker = await build_services(_settings(database_url), embedded_queue=True)
+    live = await PostgresDatabase(database_url).open(migrate=False)
+    try:
+        handle = await bot.queue.submit(AnalysisRequest(demo=True, k=3, user_id=1))
+        async with live.session_lock(RUN_LOCK, handle.job_id) as mine:
+            assert mine and await worker.db.lock_held(RUN_LOCK, handle.job_id)
+            await _run_job(worker.queue, handle.job_id)  # the retried task, elsewhere
+            job = await worker.store.jobs.get(handle.job_id)
+            assert job.state == "queued" and job.attempts == 0  # left to its live worker
+        assert not await worker.db.lock_held(RUN_LOCK, handle.job_id)
+        await _run_job(worker.queue, handle.job_id)  # its worker gone: now it runs, once
+        outcome = await asyncio.wait_for(handle.result(), 60)
+        job = await worker.store.jobs.get(handle.job_id)
+        assert job.state == "done" and job.attempts == 1
+        assert job.analysis_id == outcome.analysis_id
+    finally:
+        await live.close()
+        await close_services(worker)
+        await close_services(bot)

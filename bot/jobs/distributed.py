@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 import zlib
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,9 +55,20 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "analyse"
 QUEUE_NAME = "analyses"
-POLL_S = 0.5  # how often a bot process reads the rows of the jobs it waits for
-STALLED_AFTER_S = 15.0  # a worker silent this long is dead: its jobs are retried
+# A bot process learns of each step from the worker's notification (PROGRESS_CHANNEL) at once;
+# it also reads the rows of the jobs it waits for this often, in case a notification was lost
+# (its listening connection dropped): a fallback, so it can be slow.
+POLL_S = 2.0
+STALLED_AFTER_S = 15.0  # a worker silent this long may be dead: its jobs are retried
 HEARTBEAT_S = 3.0
+# Workers publish progress (stage, tracks done of total) with NOTIFY on this channel: it goes
+# through the database to every bot process, and the one following the job edits the reply.
+PROGRESS_CHANNEL = "pc_job_progress"
+COUNTS_EVERY_S = 0.5  # counts within one stage are published at most this often per job
+# Session advisory lock (RUN_LOCK, job id) held by the worker running a job: the lock dies
+# with the worker's connection (kill -9), so "held" means a live worker still runs it.
+RUN_LOCK = zlib.crc32(b"playlist-clusters:job-run") & 0x7FFFFFFF
+_ORDER = {s: i for i, s in enumerate((*ACTIVE_STATES, "done", "failed"))}
 
 _MESSAGES = {
     "queued": "Queued",
@@ -125,6 +138,9 @@ class DistributedQueue:
         self._subscribers: dict[int, list[ProgressCallback]] = {}
         self._closing = False
         self._opened: Any = None
+        self._wake: dict[int, asyncio.Event] = {}  # job id -> set by its notifications
+        self._notified: dict[int, Progress] = {}  # job id -> its latest notified progress
+        self._unlisten: Any = None
 
     async def start(self) -> None:
         """Open the queue, and follow again the unfinished /cluster and link jobs of this
@@ -133,6 +149,8 @@ class DistributedQueue:
         self._opened = self.app.open_async()
         await self._opened.__aenter__()
         await ensure_schema(self.app, self.url)
+        pg: PostgresDatabase = self.store.db  # type: ignore[assignment]  # Store types SQLite
+        self._unlisten = await pg.listen(PROGRESS_CHANNEL, self._on_notification)
         for job in await self.store.jobs.unfinished():
             if job.request.origin != "digest" and self._serves(job.guild_id):
                 log.info("following job %d again (state %s)", job.id, job.state)
@@ -146,11 +164,34 @@ class DistributedQueue:
             return True
         return ((guild_id or 0) >> 22) % count in ids
 
+    def _on_notification(self, payload: str) -> None:
+        """A worker's progress for some job: wake its follower if this process has one."""
+        try:
+            data = json.loads(payload)
+            job_id = int(data["job"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable progress notification ignored")
+            return
+        wake = self._wake.get(job_id)
+        if wake is None:
+            return  # another process's job
+        if data.get("stage") in _ORDER:
+            self._notified[job_id] = Progress(
+                cast(Stage, data["stage"]),
+                done=data.get("done"),
+                total=data.get("total"),
+                message=data.get("message"),
+            )
+        wake.set()
+
     async def close(self) -> None:
         self._closing = True
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        if self._unlisten is not None:
+            await self._unlisten()
+            self._unlisten = None
         if self._opened is not None:
             await self._opened.__aexit__(None, None, None)
             self._opened = None
@@ -217,26 +258,42 @@ class DistributedQueue:
     async def _follow(
         self, job_id: int, request: AnalysisRequest, future: asyncio.Future[JobOutcome]
     ) -> None:
-        last = "queued"
+        """Follow a job until its row says done or failed: woken by the worker's
+        notifications (which also carry the counts), else every POLL_S."""
+        shown = Progress("queued")
         outcome: JobOutcome | None = None
         error: PipelineError | None = None
+        wake = self._wake.setdefault(job_id, asyncio.Event())
         try:
             while True:
-                job = await self.store.jobs.get(job_id)
+                wake.clear()  # before the read: a notification after it wakes the next wait
+                job = await self.store.db.fetchone(
+                    "SELECT state, analysis_id, error_code, error_message FROM jobs WHERE id = ?",
+                    (job_id,),
+                )
                 if job is None:
                     error = JobFailed("job_lost", "This analysis was lost. Please ask again.")
                     break
-                if job.state != last:
-                    last = job.state
-                    stage = cast(Stage, job.state)  # a jobs row holds a Stage
-                    await self._emit(job_id, Progress(stage, message=_message(job)))
-                if job.state == "done" and job.analysis_id is not None:
-                    outcome = await self._outcome(job.analysis_id)
+                notified = self._notified.pop(job_id, None)
+                if job["state"] == "done" and job["analysis_id"] is not None:
+                    outcome = await self._outcome(job["analysis_id"])
+                    await self._emit(job_id, Progress("done", message="Done"))
                     break
-                if job.state == "failed":
-                    error = JobFailed(job.error_code or "failed", job.error_message or "Failed.")
+                if job["state"] == "failed":
+                    error = JobFailed(
+                        job["error_code"] or "failed", job["error_message"] or "Failed."
+                    )
+                    await self._emit(job_id, Progress("failed", message=error.user_message))
                     break
-                await asyncio.sleep(POLL_S)
+                # The row's state unless a notification is as recent (it adds the counts).
+                event = Progress(cast(Stage, job["state"]), message=_message(job["state"]))
+                if notified is not None and _ORDER[notified.stage] >= _ORDER[event.stage]:
+                    event = notified
+                if (event.stage, event.done, event.total) != (shown.stage, shown.done, shown.total):
+                    shown = event
+                    await self._emit(job_id, event)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), POLL_S)
         except asyncio.CancelledError:
             if not future.done():
                 future.set_exception(JobInterrupted())
@@ -247,6 +304,8 @@ class DistributedQueue:
             self._watchers.pop(job_id, None)
             self._futures.pop(job_id, None)
             self._subscribers.pop(job_id, None)
+            self._wake.pop(job_id, None)
+            self._notified.pop(job_id, None)
         if outcome is not None:
             future.set_result(outcome)
         elif error is not None:
@@ -273,17 +332,24 @@ def _key_lock(key: str) -> int:
     return zlib.crc32(key.encode()) - 2**31
 
 
-def _message(job: Any) -> str:
-    if job.state == "done":
-        return "Done"
-    if job.state == "failed":
-        return job.error_message or "Failed"
-    return _MESSAGES.get(job.state, job.state)
+def _message(state: str) -> str:
+    return _MESSAGES.get(state, state)
 
 
 # --- worker side -----------------------------------------------------------------------------
 async def _run_job(queue: JobQueue, job_id: int) -> None:
-    """Run (or resume) one job from its last committed checkpoint; a finished one is skipped."""
+    """Run (or resume) one job from its last committed checkpoint; a finished one is skipped,
+    and so is one that a live worker still runs (its run lock is held: a heartbeat that was
+    late under load, not a dead worker)."""
+    pg: PostgresDatabase = queue.store.db  # type: ignore[assignment]  # Store types SQLite
+    async with pg.session_lock(RUN_LOCK, job_id) as mine:
+        if not mine:
+            log.warning("job %s is still running in a live worker: not run twice", job_id)
+            return
+        await _run_locked(queue, pg, job_id)
+
+
+async def _run_locked(queue: JobQueue, pg: PostgresDatabase, job_id: int) -> None:
     store = queue.store
     job = await store.jobs.get(job_id)
     if job is None or job.state not in ACTIVE_STATES:
@@ -295,25 +361,61 @@ async def _run_job(queue: JobQueue, job_id: int) -> None:
         return
     if attempt > MAX_ATTEMPTS:
         await store.jobs.fail(job_id, "crashed", "This analysis kept crashing and was stopped.")
+        await _publish(pg, job_id, None)
         return
-
-    async def progress(event: Progress) -> None:  # states reach the bot through the table
-        return None
-
+    publisher = ProgressPublisher(pg, job_id)
     try:
-        await queue.runner.run(job_id, job.request, job.checkpoint, progress)
+        await queue.runner.run(job_id, job.request, job.checkpoint, publisher)
     except PipelineError as exc:
         log.info("job %d failed: %s", job_id, exc.code)
         await store.jobs.fail(job_id, exc.code, exc.user_message)
+    finally:
+        await _publish(pg, job_id, None)  # the row has its end state: read it now
 
 
-async def retry_stalled(app: Any, stop: asyncio.Event, stalled_after_s: float) -> None:
-    """Jobs whose worker stopped sending heartbeats (killed) go back to the queue."""
+class ProgressPublisher:
+    """The runner's progress callback in a worker: each new stage at once, counts within a
+    stage at most every COUNTS_EVERY_S, as a NOTIFY that the following bot process reads."""
+
+    def __init__(self, pg: PostgresDatabase, job_id: int, clock: Any = time.monotonic) -> None:
+        self.pg, self.job_id, self.clock = pg, job_id, clock
+        self._stage: str | None = None
+        self._at = 0.0
+
+    async def __call__(self, event: Progress) -> None:
+        now = self.clock()
+        if event.stage == self._stage and now - self._at < COUNTS_EVERY_S:
+            return
+        self._stage, self._at = event.stage, now
+        await _publish(self.pg, self.job_id, event)
+
+
+async def _publish(pg: PostgresDatabase, job_id: int, event: Progress | None) -> None:
+    data: dict[str, Any] = {"job": job_id}
+    if event is not None:
+        data.update(stage=event.stage, done=event.done, total=event.total)
+    try:
+        await pg.notify(PROGRESS_CHANNEL, json.dumps(data))
+    except Exception:  # progress is advisory: the row still says how the job is
+        log.debug("progress notification for job %d failed", job_id, exc_info=True)
+
+
+async def retry_stalled(
+    app: Any, stop: asyncio.Event, stalled_after_s: float, pg: PostgresDatabase | None = None
+) -> None:
+    """Jobs whose worker stopped sending heartbeats (killed) go back to the queue, unless
+    their run lock (``pg``) shows the worker alive."""
     while not stop.is_set():
         with contextlib.suppress(Exception):
             for job in await app.job_manager.get_stalled_jobs(
                 queue=QUEUE_NAME, seconds_since_heartbeat=stalled_after_s
             ):
+                job_id = int(job.task_kwargs.get("job_id", 0))
+                if pg is not None and job_id and await pg.lock_held(RUN_LOCK, job_id):
+                    # Heartbeats late (a loaded machine) but the worker's connection lives:
+                    # retrying would run the job twice (seen: 52 analyses for 50 jobs).
+                    log.info("job %s: heartbeat late but its worker is alive", job.id)
+                    continue
                 log.warning("job %s stalled (its worker died): retrying", job.id)
                 await app.job_manager.retry_job(job)
         with contextlib.suppress(TimeoutError):
