@@ -132,6 +132,7 @@ def _env(url: str, tmp: Path) -> dict[str, str]:
 
 
 def _start_postgres(tmp: Path) -> str:
+    tmp.chmod(0o755)  # .ci/postgres runs the server as the postgres user when we are root
     out = subprocess.run(
         [str(ROOT / ".ci" / "postgres"), "start", str(tmp / "pg")],
         check=True,
@@ -184,7 +185,6 @@ async def _orchestrate(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
 
     tmp = Path(tempfile.mkdtemp(prefix="pc-scale-"))
-    tmp.chmod(0o755)  # .ci/postgres runs the server as the postgres user when we are root
     own_pg = not os.environ.get("TEST_DATABASE_URL")
     base = os.environ.get("TEST_DATABASE_URL") or _start_postgres(tmp)
     name = "bench_" + uuid.uuid4().hex[:10]
