@@ -48,22 +48,35 @@ TABLE_ALIGN = "|:---|:---|:---|:---|:---|---:|:---|:---|"
 
 
 # --- charts: shared ----------------------------------------------------------------------------
-# Discord shows an image about 400 px wide on a phone. Text must be >= 11 px at that width:
-# a font of ``pt`` points in a figure ``w`` inches wide shows at pt * 400 / (72 * w) px.
-PHONE_WIDTH_PX = 400
+# Text must be >= 11 px where a member sees it. Discord shows an embed image at most 308 px wide
+# on a 420-px phone (../shared/tools/render_messages.py: 420 - 68 avatar gutter - 12 right - 4
+# colour bar - 28 padding) and at most 300 px tall, so a figure ``w`` x ``h`` inches shows
+# min(308, 300 * w / h) px wide and a ``pt``-point font at pt * shown / (72 * w) px. A 6-inch
+# figure showed its 12-pt text at 8.6 px; the Discord charts are 4.5 inches wide:
+# 12 * 308 / (72 * 4.5) = 11.4 px. The CLI's chart (with its legend) is a file opened full
+# screen, ~400 px wide on a phone: 6 inches, 12 * 400 / (72 * 6) = 11.1 px.
+EMBED_IMAGE_PX = (308, 300)  # (width, max height) of an embed image at 420 px
+PHONE_SCREEN_PX = 400  # an image opened full screen on a phone
 MIN_PHONE_TEXT_PX = 11
-FIG_WIDTH_IN = 6.0
-TEXT_PT = 12.0  # 12 * 400 / (72 * 6) = 11.1 px on a phone
-TITLE_PT = 13.0
-TITLE_CHARS = 44  # characters per title line at TITLE_PT in FIG_WIDTH_IN
-LEGEND_CHARS = 52  # characters per legend line at TEXT_PT
+FIG_WIDTH_IN = 4.5  # the charts posted to Discord
+FILE_FIG_WIDTH_IN = 6.0  # the CLI's scatter with its legend
+TEXT_PT = 12.0
+TITLE_CHARS = 36  # characters per title line at TEXT_PT in FIG_WIDTH_IN
+LEGEND_CHARS = 52  # characters per legend line at TEXT_PT in FILE_FIG_WIDTH_IN
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # after every 10 colours, the next shape
-DPIS = (150, 120, 96, 72, 56, 42)
+DPIS = (200, 150, 120, 96, 72, 56, 42)
 
 
-def phone_px(points: float, fig_width_in: float = FIG_WIDTH_IN) -> float:
-    """Height in pixels of ``points``-sized text when the figure is shown 400 px wide."""
-    return points * PHONE_WIDTH_PX / (72 * fig_width_in)
+def embed_width_px(width_in: float, height_in: float) -> float:
+    """How wide Discord shows a ``width_in`` x ``height_in`` figure as an embed image on a
+    420-px phone (it fits the image in 308 x 300 px)."""
+    max_w, max_h = EMBED_IMAGE_PX
+    return min(float(max_w), max_h * width_in / height_in)
+
+
+def phone_px(points: float, fig_width_in: float, shown_px: float) -> float:
+    """Height in pixels of ``points``-sized text when the figure is shown ``shown_px`` wide."""
+    return points * shown_px / (72 * fig_width_in)
 
 
 def drawable(text: str) -> str:
@@ -110,28 +123,29 @@ def _png(fig: Any, max_bytes: int, dpis: tuple[int, ...] = DPIS) -> bytes:
     return png  # pragma: no cover - 42 dpi of a 6-inch-wide figure is far below 1 MB
 
 
-def _figure(height_in: float) -> Any:
+def _figure(height_in: float, width_in: float = FIG_WIDTH_IN) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(FIG_WIDTH_IN, height_in), layout="constrained")
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _title(analysis: Analysis) -> str:
+def _title(analysis: Analysis, chars: int = TITLE_CHARS, lines: int = 1) -> str:
+    """ "Clusters in <playlist>" (one line on the Discord charts: the message names it in full)."""
     name = drawable(analysis.source.name) or "this playlist"
-    return _wrap(f"Clusters in {name}", TITLE_CHARS, 2)
+    return _wrap(f"Clusters in {name}", chars, lines)
 
 
 # --- scatter ---------------------------------------------------------------------------------
 
 
-# Without a legend the chart is landscape: a Discord embed shows an image at most ~300 px tall,
+# Without a legend the chart is landscape: a Discord embed shows an image at most 300 px tall,
 # so a portrait chart (900×921 px at k = 3 up to 900×1,650 at k = 20 with the legend below)
 # showed only 160–210 px wide on a phone, its text far under 11 px, and made the k = 20 result
 # 2,471 px tall at 420 px wide. The Discord message lists every cluster by number already.
-LANDSCAPE_HEIGHT_IN = 4.2  # height / width = 0.7
+LANDSCAPE_HEIGHT_IN = 0.7 * FIG_WIDTH_IN  # shown 308 × 216 px at 420 px
 
 
 def render_scatter(
@@ -139,8 +153,8 @@ def render_scatter(
 ) -> bytes:
     """Scatter of the 2-D projection coloured by cluster; PNG ≤ ``max_bytes`` guaranteed.
 
-    ``legend=False`` (Discord): landscape, numbered discs only. ``legend=True`` (CLI files):
-    portrait, with every cluster listed below the plot."""
+    ``legend=False`` (Discord): landscape, 4.5 inches, numbered discs only. ``legend=True``
+    (CLI files): portrait, 6 inches, with every cluster listed below the plot."""
     return _png(scatter_figure(analysis, legend=legend), max_bytes)
 
 
@@ -153,7 +167,12 @@ def scatter_figure(analysis: Analysis, *, legend: bool = False) -> Any:
     """
     n = len(analysis.coords)
     k = len(analysis.clusters)
-    fig = _figure(5.6 + 0.27 * k if legend else LANDSCAPE_HEIGHT_IN)
+    if legend:
+        fig = _figure(5.6 + 0.27 * k, FILE_FIG_WIDTH_IN)
+        chars, title = LEGEND_CHARS, _title(analysis, LEGEND_CHARS - 8, 2)
+    else:
+        fig = _figure(LANDSCAPE_HEIGHT_IN)
+        chars, title = TITLE_CHARS + 3, _title(analysis)
     ax = fig.add_subplot()
     size = 30 if n <= 500 else 12 if n <= 2000 else 4
     alpha = 0.8 if n <= 2000 else 0.5
@@ -182,20 +201,16 @@ def scatter_figure(analysis: Analysis, *, legend: bool = False) -> Any:
     ax.set_yticks([])
     ax.grid(False)
     proj = analysis.projection or {}
-    ax.set_xlabel(
-        _wrap(drawable(proj.get("x_label", "component 1")), LEGEND_CHARS, 2), fontsize=TEXT_PT
-    )
+    ax.set_xlabel(_wrap(drawable(proj.get("x_label", "component 1")), chars, 2), fontsize=TEXT_PT)
+    # the y label runs along the plot's height (~70% of its width in the landscape chart)
+    ylabel_chars = chars - 8 if legend else int(0.7 * chars)
     ax.set_ylabel(
-        _wrap(drawable(proj.get("y_label", "component 2")), LEGEND_CHARS - 8, 2), fontsize=TEXT_PT
+        _wrap(drawable(proj.get("y_label", "component 2")), ylabel_chars, 2), fontsize=TEXT_PT
     )
     subtitle = f"{n} tracks · {k} cluster{'s' if k != 1 else ''}"
-    if analysis.split_by:
+    if analysis.split_by and legend:  # the Discord message says it in words, the file not
         subtitle += f" · {analysis.split_by}"
-    ax.set_title(
-        _title(analysis) + "\n" + _wrap(subtitle, LEGEND_CHARS, 2),
-        fontsize=TEXT_PT,
-        loc="left",
-    )
+    ax.set_title(title + "\n" + _wrap(subtitle, chars, 2), fontsize=TEXT_PT, loc="left")
     if handles and legend:
         fig.legend(
             handles=handles,
@@ -298,7 +313,12 @@ PROFILE_FEATURES: dict[str, str] = {
     "popularity": "popular",
     "duration_min": "long",
 }
-PROFILE_MAX = 8  # columns: the features that differ most between the clusters
+PROFILE_MAX = 7  # columns: the features that differ most between the clusters
+
+
+def profile_height_in(k: int) -> float:
+    """The profile's height: ~1.9 in of titles and column names, 0.4 in a cluster's row."""
+    return 1.9 + 0.4 * k
 
 
 def render_profile(analysis: Analysis, *, max_bytes: int = MAX_PNG_BYTES) -> bytes:
@@ -346,15 +366,11 @@ def profile_figure(analysis: Analysis) -> Any:
         features = [features[i] for i in keep]
         levels = {i: [v[j] for j in keep] for i, v in levels.items()}
     k, m = len(clusters), max(1, len(features))
-    fig = _figure(2.3 + 0.42 * k)
+    fig = _figure(profile_height_in(k))
     fig.suptitle(
         _title(analysis)
         + "\n"
-        + _wrap(
-            "each cluster against the playlist average (line): bar right = more, left = less",
-            LEGEND_CHARS,
-            2,
-        ),
+        + _wrap("bar right = more than the playlist average (line), left = less", TITLE_CHARS, 2),
         fontsize=TEXT_PT,
         x=0.02,
         ha="left",
@@ -387,7 +403,7 @@ def profile_figure(analysis: Analysis) -> Any:
         label.set_rotation_mode("anchor")
     ax.set_yticks(
         range(k),
-        [_short(f"{c.index + 1} · {_name_words(c)}", 22) for c in clusters],
+        [_wrap(f"{c.index + 1} · {_name_words(c)}", 16, 2) for c in clusters],
         fontsize=TEXT_PT,
     )
     ax.tick_params(axis="y", length=0)
