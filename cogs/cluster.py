@@ -93,7 +93,7 @@ class ClusterCog(commands.Cog):
             if request.user_id is not None:
                 ids = E.representative_ids(outcome.analysis)
                 liked = await V.liked_for(self.bot, request.user_id, ids)
-            header = "♻️ Unchanged since the last analysis — reused it." if outcome.reused else None
+            header = "♻️ Unchanged since last time: reused." if outcome.reused else None
             await dest.deliver(outcome_messages(outcome, liked=liked, header=header))
             return outcome.analysis_id
         except PipelineError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bot import errors as err
@@ -24,15 +25,26 @@ def _within_limits(msgs) -> None:
         validate_message(payload, m.files)
 
 
+CLUSTER_HEADING = re.compile(r"^\*\*(?P<name>\d+ · .*)\*\*$")
+
+
 def cluster_fields(msgs) -> list[dict]:
-    """Every cluster of a result: one embed field each, named "<number> · …"."""
-    return [
-        f
-        for m in msgs
-        for e in m.embeds
-        for f in e.get("fields", [])
-        if f["name"].split(" ")[0].isdigit()
-    ]
+    """Every cluster of a result, read back from its embeds (stored dicts or discord.Embed):
+    {"name": its bold heading "<number> · …", "value": its track lines}."""
+    out: list[dict] = []
+    for m in msgs:
+        for e in m.embeds:
+            text = e.get("description") if isinstance(e, dict) else e.description
+            lines = (text or "").splitlines()
+            if not lines or not CLUSTER_HEADING.match(lines[0]):
+                continue  # the overview, a digest's changes
+            for line in lines:
+                heading = CLUSTER_HEADING.match(line)
+                if heading:
+                    out.append({"name": heading["name"], "value": ""})
+                else:
+                    out[-1]["value"] = (out[-1]["value"] + "\n" + line).strip("\n")
+    return out
 
 
 async def wait_results(fake: FakeDiscord, source, k: int, *, via: str | None = None):

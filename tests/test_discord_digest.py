@@ -22,6 +22,7 @@ from bot.errors import NotOwner
 from tests.fakes.discord_fake import EPHEMERAL, DiscordError, FakeDiscord, Sent
 from tests.manual_clock import ManualClock
 from tests.test_digests import ScriptedQueue, _by_playlist, _snapshot
+from tests.test_discord_cluster import cluster_fields
 
 LINK = "https://open.spotify.com/playlist/3S03NWbWkrR1e7DPH9rf9Z?si=abc"
 PLAYLIST_ID = "3S03NWbWkrR1e7DPH9rf9Z"
@@ -189,7 +190,7 @@ async def test_scheduled_digests_post_clusters_changes_and_no_change_line(env: A
     assert "First digest" in first[0].text and "3 clusters" in first[0].text
     assert [f.filename for f in first[0].files][:1] == ["clusters.png"]
     assert len(first) == 1  # the whole digest in one message, controls under it
-    assert [len(e.get("fields", [])) for e in first[0].embeds] == [0, 3]  # overview + clusters
+    assert len(first[0].embeds) == 2 and len(cluster_fields(first)) == 3  # overview + clusters
     assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(first[0]))
     assert env.queue.requests[0].k == 3 and env.queue.requests[0].user_id is not None
 
@@ -350,7 +351,7 @@ async def test_real_pipeline_digest_is_posted_once(
 
         posts = _channel_posts(fake_discord, fake_discord.other_channel_id)
         assert posts and posts[0].content.startswith("📬 **Daily digest** · Alice")
-        assert len(posts) == 1 and len(posts[0].embeds[-1]["fields"]) == 4
+        assert len(posts) == 1 and len(cluster_fields(posts)) == 4
         everywhere = fake_discord.sent(via="channel")
         assert len(everywhere) == len(posts)  # nothing else, nowhere else
         assert not any("your analysis is ready" in m.content for m in everywhere)
@@ -431,7 +432,7 @@ async def test_digest_leaves_out_a_scatter_over_the_file_limit(env: Any) -> None
     await env.sched.settle()
     posts = _channel_posts(fake, fake.other_channel_id)
     assert posts, "the digest was not posted"
-    assert len(posts) == 1 and len(posts[0].embeds[-1]["fields"]) == 3
+    assert len(posts) == 1 and len(cluster_fields(posts)) == 3
     assert all(not m.files for m in posts)
     assert "image" not in posts[0].embeds[0]
     assert any(cid.startswith("pc:browse:") for cid in fake.custom_ids(posts[-1]))

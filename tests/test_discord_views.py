@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.fakes.discord_fake import FakeDiscord, validate_message
 from tests.fakes.discord_fixtures import store_demo_analysis
+from tests.test_discord_cluster import cluster_fields
 
 
 def _within_limits(msgs) -> None:
@@ -26,7 +27,7 @@ async def test_show_reposts_a_stored_analysis_with_scatter_and_components(
     assert [f.filename for f in first.files][:1] == ["clusters.png"]
     assert f"Stored analysis #{aid}" in first.text
     assert len(msgs) == 1
-    fields = [f["name"] for m in msgs for e in m.embeds for f in e.get("fields", [])]
+    fields = [f["name"] for f in cluster_fields(msgs)]
     assert [n.split(" · ")[0] for n in fields] == ["1", "2", "3", "4"]
     assert f"pc:browse:{aid}:0" in fake_discord.custom_ids(first)
     assert {f"pc:dl:{aid}:md", f"pc:dl:{aid}:csv"} <= set(fake_discord.custom_ids(first))

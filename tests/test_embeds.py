@@ -15,6 +15,7 @@ from cogs.utils.errors import error_message
 from cogs.utils.progress import Throttle
 from tests.fakes.discord_fake import FakeDiscord, FakeFile, validate_message
 from tests.fakes.discord_fixtures import demo_outcome
+from tests.test_discord_cluster import cluster_fields
 
 
 def synthetic(k: int, per_cluster: int = 30, *, long: int = 400) -> Analysis:
@@ -74,16 +75,11 @@ def _payload(msg) -> dict:
     }
 
 
-def cluster_fields(msgs) -> list:
-    """Every cluster of a result: one embed field each, named "<number> · …"."""
-    return [f for m in msgs for e in m.embeds for f in e.fields if f.name.split(" ")[0].isdigit()]
-
-
 @pytest.mark.parametrize("k", [1, 2, 12, 20, 30, 80])
 def test_any_number_of_long_clusters_fits_discord_limits(k: int) -> None:
     analysis = synthetic(k)
     msgs = result_messages(analysis, b"\x89PNG" + b"0" * 100)
-    names = [f.name for f in cluster_fields(msgs)]
+    names = [f["name"] for f in cluster_fields(msgs)]
     assert [n.split(" ")[0] for n in names] == [str(i + 1) for i in range(k)]  # none dropped
     if k <= 20:
         assert len(msgs) <= 2
@@ -105,16 +101,19 @@ def test_twelve_clusters_show_three_linked_tracks_each_in_one_message() -> None:
     fields = cluster_fields(msgs)
     assert len(fields) == 12
     for c, f in zip(analysis.clusters, fields, strict=True):
-        assert f.value.count("open.spotify.com/track/") == min(3, c.size)
-        assert f.name.endswith(f"· {c.size} tracks")
+        assert f["value"].count("open.spotify.com/track/") == min(3, c.size)
+        assert f["name"].endswith(f"· {c.size} tracks")
 
 
 def test_markdown_is_escaped_and_liked_marked() -> None:
     analysis = synthetic(1, long=5)
     first = analysis.clusters[0].representative_ids[0]
     by_id = analysis.track_by_id()
-    _, value = E.cluster_field(analysis.clusters[0], by_id, {first}, tracks=5)
-    line = value.splitlines()[0]
+    block = E.cluster_block(analysis.clusters[0], by_id, {first}, tracks=5)
+    heading, *lines = block.splitlines()
+    assert heading.startswith("**1 · ") and heading.endswith("**")
+    value = "\n".join(lines)
+    line = lines[0]
     assert "\\*NSYNC \\[Live\\]" in line
     assert line.endswith("💚")
     assert value.count("💚") == 1
@@ -139,7 +138,12 @@ def test_overview_says_it_in_plain_words() -> None:
     analysis.silhouette = 0.16
     e = E.overview_embed(analysis)
     assert "Sound from ReccoBeats for all 90 tracks" in e.description
-    assert "90 duplicates, 3 local files, 1 podcast episode skipped" in e.description
+    assert "90 duplicates, 3 local files, 1 other skipped" in e.description  # one line
+    analysis.skipped = {"local": 3, "duplicate": 90}
+    assert "90 duplicates, 3 local files skipped" in E.overview_embed(analysis).description
+    analysis.skipped = dict.fromkeys(E.SKIPPED_WORDS, 123_456)
+    line = E.skipped_sentence(analysis.skipped)
+    assert line and E.text_em(line) <= E.LINE_EM and "skipped" in line
     assert "overlap somewhat" in e.description and "0.16" not in e.description
     analysis.coverage = {"reccobeats": 88}
     assert "for 88 of 90 tracks" in E.overview_embed(analysis).description
@@ -231,8 +235,7 @@ async def test_twelve_long_clusters_pass_the_fake_discord(
         await fake_discord.wait_for(done)
     assert fake_discord.errors == []
     msgs = [m for m in fake_discord.responses(it) if m.embeds]
-    fields = [f for m in msgs for e in m.embeds for f in e.get("fields", [])]
-    assert len(fields) == 12 and len(msgs) == 1
+    assert len(cluster_fields(msgs)) == 12 and len(msgs) == 1
 
 
 def test_discord_file_helper() -> None:

@@ -49,8 +49,9 @@ def result_messages(
     profile: bytes | None = None,
 ) -> list[OutMessage]:
     """The messages to post for an analysis (one for most, at most two for k ≤ 20): the
-    scatter on the first, the sound profile under the cluster list when k is small, the
-    browse/download controls under the last message, below the clusters."""
+    scatter on the first, the sound profile under the cluster list while it reads on a phone
+    (k ≤ 6; else the Profile button sends it), the browse/download controls under the last
+    message, below the clusters."""
     with_image = bool(png) and len(png or b"") <= E.MAX_FILE_BYTES
     with_profile = bool(profile) and len(profile or b"") <= E.MAX_FILE_BYTES
     batches = E.analysis_embeds(
@@ -65,10 +66,10 @@ def result_messages(
     out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
     if with_image and png is not None:
         out[0].files = [E.scatter_file(png)]
-    profile_url = f"attachment://{E.PROFILE_NAME}"
-    if profile and out[-1].embeds[-1].image.url == profile_url:
+    inline = out[-1].embeds[-1].image.url == f"attachment://{E.PROFILE_NAME}"
+    if profile and inline:
         out[-1].files.append(E.scatter_file(profile, E.PROFILE_NAME))
-    out[-1].view = V.result_view(analysis)
+    out[-1].view = V.result_view(analysis, profile=not inline)  # else a button sends it
     return out
 
 

@@ -4,7 +4,8 @@ Every function here returns payloads that respect Discord's limits for ANY input
 and 6,000 characters per message, title 256, description 4,096, 25 fields, field name 256 /
 value 1,024, footer 2,048, author 256. :func:`analysis_embeds` lays a result out for a phone:
 the overview + scatter, then every cluster as one field (heading, 3–5 tracks on one phone line
-each), in one message (two at most for k ≤ 20); README "What a result looks like".
+each, under its bold heading in a shared description), in one message (two at most for k ≤
+20); README "What a result looks like".
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import discord
 
+from bot import render
 from bot.models import ARTEFACTS, Analysis, Cluster, Track
 from bot.sources.link_reader import public_page_note
 from storage.analyses import AnalysisListing
@@ -48,9 +50,7 @@ COLOURS = [
 ]
 SCATTER_NAME = ARTEFACTS.png
 PROFILE_NAME = ARTEFACTS.profile
-# The sound-profile chart is shown under the cluster list up to this many clusters: it is one
-# row per cluster, ~200-300 px tall on a phone, which larger k cannot afford within ~3 screens.
-PROFILE_MAX_K = 8
+PROFILE_EMOJI = "🎚️"
 LIKED = "💚"
 
 
@@ -192,21 +192,24 @@ def representatives_shown(k: int) -> int:
     return 5 if k <= 4 else 4 if k <= 8 else 3
 
 
-def cluster_field(
+def cluster_block(
     cluster: Cluster,
     by_id: dict[str, Track],
     liked: set[str],
     *,
     tracks: int,
     links: bool = True,
-) -> tuple[str, str]:
-    """(field name, field value): the heading and up to ``tracks`` representatives."""
-    lines = [
+) -> str:
+    """A cluster's lines in a shared embed description: its bold heading, then up to
+    ``tracks`` representatives. (Not a field each: at 420 px an embed field costs 10 px of
+    spacing more than a line, 200 px over 20 clusters, and the result must stay ~3 screens.)"""
+    lines = [f"**{escape(cluster_heading(cluster))}**"]
+    lines += [
         track_line(by_id[tid], liked=tid in liked, link=links)
         for tid in cluster.representative_ids[:tracks]
         if tid in by_id
     ]
-    return escape(cluster_heading(cluster)), truncate("\n".join(lines) or "—", FIELD_VALUE)
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- overview
@@ -223,7 +226,7 @@ SKIPPED_WORDS = {
 
 
 def sound_sentence(analysis: Analysis) -> str:
-    """e.g. "Sound from ReccoBeats for 97 of 99 tracks; the rest by year, popularity, length"."""
+    """e.g. "Sound from ReccoBeats for 97 of 99 tracks; 2 by year and length only"."""
     n = len(analysis.tracks)
     audio = {s: c for s, c in analysis.coverage.items() if s in SOURCE_WORDS and c}
     if not audio or analysis.feature_mode == "metadata":
@@ -234,9 +237,9 @@ def sound_sentence(analysis: Analysis) -> str:
     ]
     if len(parts) == 1 and sum(audio.values()) == n:
         return f"Sound from {parts[0].replace(' for ', ' for all ')} tracks"
-    text = "Sound from " + " and ".join(parts) + f" of {n:,} tracks"
+    text = "Sound from " + ", ".join(parts) + f" of {n:,} tracks"
     if sum(audio.values()) < n:
-        text += "; the rest by year and length only"
+        text += f"; {n - sum(audio.values()):,} by year and length only"
     return text
 
 
@@ -245,21 +248,28 @@ def separation_words(silhouette: float | None) -> str | None:
     if silhouette is None:
         return None
     if silhouette >= 0.5:
-        return "The clusters are clearly apart"
+        return "Clearly separate clusters"
     if silhouette >= 0.25:
-        return "The clusters are fairly distinct"
+        return "Fairly distinct clusters"
     if silhouette >= 0.1:
-        return "The clusters overlap somewhat"
-    return "The clusters overlap a lot: the playlist is fairly uniform"
+        return "Clusters overlap somewhat"
+    return "Clusters overlap a lot (a fairly uniform playlist)"
 
 
-def skipped_sentence(skipped: dict[str, int]) -> str | None:
+def skipped_sentence(skipped: dict[str, int], width: float = LINE_EM) -> str | None:
+    """e.g. "90 duplicates, 2 local files skipped", on one phone line: the kinds that do not
+    fit are counted together ("…, 7 other")."""
+    counts = sorted(((n, key) for key, n in skipped.items() if n), key=lambda p: (-p[0], p[1]))
     parts = []
-    for key, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
-        if n:
-            one, many = SKIPPED_WORDS.get(key, (key, key))
-            parts.append(f"{n:,} {one if n == 1 else many}")
-    return ", ".join(parts) + " skipped" if parts else None
+    for n, key in counts:
+        one, many = SKIPPED_WORDS.get(key, (key, key))
+        parts.append(f"{n:,} {one if n == 1 else many}")
+    for shown in range(len(parts), 0, -1):
+        rest = sum(n for n, _ in counts[shown:])
+        text = ", ".join(parts[:shown] + ([f"{rest:,} other"] if rest else [])) + " skipped."
+        if text_em(text) <= width or shown == 1:
+            return fit(text[:-1], width)
+    return None
 
 
 def overview_embed(
@@ -294,21 +304,29 @@ def overview_embed(
         colour=0x1DB954,
     )
     if src.owner_name:
-        embed.set_author(name=truncate(f"by {src.owner_name}", AUTHOR))
+        embed.set_author(name=truncate(fit(f"by {src.owner_name}", HEADING_EM), AUTHOR))
     if with_image:
         embed.set_image(url=f"attachment://{SCATTER_NAME}")
     return embed
 
 
-def result_hint(analysis: Analysis, label: str | None = None) -> str:
-    """The last words above the controls, naming them as they appear."""
+def profile_inline(k: int) -> bool:
+    """Whether the sound profile goes under the cluster list: while Discord shows it wide
+    enough that its text reads ≥ 11 px (an embed image fits in 308 × 300 px at 420 px, and
+    the chart grows a row a cluster: k ≤ 6). Otherwise the **Profile** button sends it."""
+    shown = render.embed_width_px(render.FIG_WIDTH_IN, render.profile_height_in(k))
+    text_px = render.phone_px(render.TEXT_PT, render.FIG_WIDTH_IN, shown)
+    return text_px >= render.MIN_PHONE_TEXT_PX
+
+
+def result_hint(analysis: Analysis, label: str | None = None, *, profile: bool = False) -> str:
+    """The last words above the controls, naming them as they appear; two phone lines at
+    most (12-px footer: ~25 em a line)."""
     if analysis.analysis_id is None:
         return "Playlist Clusters"
     label = label or f"Analysis #{analysis.analysis_id}"
-    return (
-        f"{label} · Browse a cluster below: every track, and Save as playlist. "
-        "Report and Tracks: the full lists as files."
-    )
+    files = "Report, Tracks, Profile" if profile else "Report and Tracks"
+    return f"{fit(label, 12)} · Browse a cluster: all its tracks, Save as playlist. {files}: files."
 
 
 # ----------------------------------------------------------------------------- packing
@@ -323,8 +341,8 @@ def analysis_embeds(
     with_profile: bool = False,
 ) -> list[list[discord.Embed]]:
     """The result as few messages as Discord allows (one for most, two at most for k ≤ 20):
-    ``lead`` embeds (a digest's changes), the overview + scatter, then every cluster as one
-    field (heading + 3–5 tracks) of a shared embed, the hint in the last embed's footer.
+    ``lead`` embeds (a digest's changes), the overview + scatter, then every cluster (bold
+    heading + 3–5 tracks) in shared embed descriptions, the hint in the last embed's footer.
 
     Tracks lose their links, then drop to 3 a cluster, when that is what keeps the result
     in one message (else two) of 6,000 characters."""
@@ -335,11 +353,11 @@ def analysis_embeds(
     levels = [(tracks, True), (tracks, False), (3, False)]
     packed = []
     for n_tracks, links in levels:
-        fields = [
-            cluster_field(c, by_id, liked_set, tracks=n_tracks, links=links)
+        blocks = [
+            cluster_block(c, by_id, liked_set, tracks=n_tracks, links=links)
             for c in analysis.clusters
         ]
-        packed.append(_pack([*lead, overview], fields))
+        packed.append(_pack([*lead, overview], blocks))
     # One message if any level fits in one (a second message costs a header and padding,
     # ~100 px on a phone), else the first level that fits in two, else the most compact.
     messages = next(
@@ -347,15 +365,18 @@ def analysis_embeds(
         packed[-1],
     )
     last = messages[-1][-1]
-    last.set_footer(text=truncate(result_hint(analysis, label), FOOTER))
-    if with_profile and len(analysis.clusters) <= PROFILE_MAX_K and last is not overview:
+    inline = with_profile and profile_inline(len(analysis.clusters)) and last is not overview
+    hint = result_hint(analysis, label, profile=not inline)
+    last.set_footer(text=truncate(hint, FOOTER))
+    if inline:
         last.set_image(url=f"attachment://{PROFILE_NAME}")  # what each cluster sounds like
     return messages
 
 
-def _pack(head: list[discord.Embed], fields: list[tuple[str, str]]) -> list[list[discord.Embed]]:
-    """Greedy: head embeds, then cluster fields, into messages of ≤ 10 embeds and ≤ 6,000
-    characters (footer hint included in the reserve)."""
+def _pack(head: list[discord.Embed], blocks: list[str]) -> list[list[discord.Embed]]:
+    """Greedy: head embeds, then cluster blocks into shared descriptions (≤ 4,096
+    characters each), into messages of ≤ 10 embeds and ≤ 6,000 characters (footer hint
+    included in the reserve)."""
     reserve = len(FOOTER_RESERVE)
     messages: list[list[discord.Embed]] = []
     current: list[discord.Embed] = []
@@ -367,19 +388,22 @@ def _pack(head: list[discord.Embed], fields: list[tuple[str, str]]) -> list[list
             current, size = [], 0
         current.append(e)
         size += n
-    block: discord.Embed | None = None
-    for name, value in fields:
-        n = len(name) + len(value)
-        full = block is not None and len(block.fields) >= FIELDS
+    block_embed: discord.Embed | None = None
+    for block in blocks:
+        text = truncate(block, DESCRIPTION)
+        n = len(text) + 1
+        new_embed = block_embed is None or len(block_embed.description or "") + n > DESCRIPTION
         if size + n + reserve > MAX_CHARS_PER_MESSAGE or (
-            full and len(current) >= MAX_EMBEDS_PER_MESSAGE
+            new_embed and len(current) >= MAX_EMBEDS_PER_MESSAGE
         ):
             messages.append(current)
-            current, size, block = [], 0, None
-        if block is None or len(block.fields) >= FIELDS:
-            block = discord.Embed(colour=0x1DB954)
-            current.append(block)
-        block.add_field(name=name, value=value, inline=False)
+            current, size, new_embed = [], 0, True
+        if new_embed:
+            block_embed = discord.Embed(colour=0x1DB954, description="")
+            current.append(block_embed)
+        assert block_embed is not None
+        desc = block_embed.description or ""
+        block_embed.description = f"{desc}\n{text}" if desc else text
         size += n
     if current:
         messages.append(current)

@@ -6,7 +6,8 @@ memory between the message and the click:
 
 * ``pc:browse:<aid>:<part>``        select a cluster to browse (part = which select, 25 each)
 * ``pc:page:<aid>:<cluster>:<page>:<p|n>``  previous/next page of a cluster's tracks
-* ``pc:dl:<aid>:<md|csv>``          download the markdown report / the CSV (ephemeral)
+* ``pc:dl:<aid>:<md|csv|profile>``  download the markdown report / the CSV / the sound profile
+  PNG (ephemeral)
 * ``pc:save:<aid>:<cluster>``       save a cluster as a playlist in the user's Spotify account
 
 Callbacks never raise: DynamicItem errors are only logged by discord.py, so each one turns a
@@ -39,7 +40,11 @@ log = logging.getLogger(__name__)
 # Page buttons edit their message in the callback itself (within Discord's 3 s).
 LIKED_IN_CALLBACK_TIMEOUT_S = 2.0
 
-FILES = {"md": (ARTEFACTS.markdown, "Report (.md)"), "csv": (ARTEFACTS.csv, "Tracks (.csv)")}
+FILES = {
+    "md": (ARTEFACTS.markdown, "Report", "📄"),
+    "csv": (ARTEFACTS.csv, "Tracks", "📊"),
+    "profile": (ARTEFACTS.profile, "Profile", E.PROFILE_EMOJI),
+}  # short labels: three buttons fit one row at 420 px ("Report (.md)" … wrapped to two)
 SELECT_OPTIONS = 25
 MAX_SELECTS = 3  # + 1 row of buttons = 4 of the 5 allowed action rows
 
@@ -220,13 +225,13 @@ class PageButton(
 class DownloadButton(
     Guarded,
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"pc:dl:(?P<aid>[0-9]+):(?P<kind>md|csv)",
+    template=r"pc:dl:(?P<aid>[0-9]+):(?P<kind>md|csv|profile)",
 ):
-    """Send the stored markdown report / CSV as an ephemeral attachment."""
+    """Send the stored markdown report / CSV / sound profile as an ephemeral attachment."""
 
     def __init__(self, analysis_id: int, kind: str) -> None:
-        emoji = "📄" if kind == "md" else "📊"
-        label, style = FILES[kind][1], discord.ButtonStyle.secondary
+        _, label, emoji = FILES[kind]
+        style = discord.ButtonStyle.secondary
         super().__init__(_button(f"pc:dl:{analysis_id}:{kind}", label, style, emoji=emoji))
         self.analysis_id, self.kind = analysis_id, kind
 
@@ -241,6 +246,9 @@ class DownloadButton(
         filename = f"analysis-{self.analysis_id}-{name}"
         if self.kind == "md":
             await self._send_report(interaction, filename)
+            return
+        if self.kind == "profile":
+            await self._send_profile(interaction, filename)
             return
         data = await bot_of(interaction).services.store.analyses.file(self.analysis_id, name)
         if data is None:
@@ -269,6 +277,16 @@ class DownloadButton(
         if len(data) > E.MAX_FILE_BYTES:
             raise PipelineError("report.md is larger than Discord's 10 MiB file limit.")
         await interaction.followup.send(file=E.text_file(data, filename), ephemeral=True)
+
+    async def _send_profile(self, interaction: discord.Interaction, filename: str) -> None:
+        """profile.png as stored, or drawn now for analyses stored before it existed."""
+        await interaction.response.defer(ephemeral=True, thinking=True)  # drawing takes ~1 s
+        store = bot_of(interaction).services.store
+        data = await store.analyses.file(self.analysis_id, ARTEFACTS.profile)
+        if not data:
+            analysis = await load_analysis(interaction, self.analysis_id)
+            data = await asyncio.to_thread(render.render_profile, analysis)
+        await interaction.followup.send(file=E.scatter_file(data, filename), ephemeral=True)
 
 
 class SaveButton(
@@ -350,8 +368,9 @@ def page_view(analysis_id: int, cluster: int, page: int, pages: int) -> discord.
     return view
 
 
-def result_view(analysis: Analysis) -> discord.ui.View | None:
-    """Browse select(s) + download buttons for a stored analysis (None when not stored)."""
+def result_view(analysis: Analysis, *, profile: bool = True) -> discord.ui.View | None:
+    """Browse select(s) + download buttons for a stored analysis (None when not stored);
+    ``profile``: a Profile button too (when the result does not show the sound profile)."""
     aid = analysis.analysis_id
     if aid is None:
         return None
@@ -361,4 +380,6 @@ def result_view(analysis: Analysis) -> discord.ui.View | None:
         view.add_item(BrowseSelect(aid, part, analysis))
     view.add_item(DownloadButton(aid, "md"))
     view.add_item(DownloadButton(aid, "csv"))
+    if profile:
+        view.add_item(DownloadButton(aid, "profile"))
     return view
