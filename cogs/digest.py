@@ -21,7 +21,8 @@ from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
 from bot.digests import WEEKDAYS, DestinationGone, DigestMessage, Schedule, suggest_timezones
-from bot.sources.links import SpotifyRef, parse_spotify_link
+from bot.sources.link_reader import resolve_ref
+from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
 from cogs.utils import embeds as E
 from cogs.utils.delivery import channel_send, outcome_messages
 from cogs.utils.digest_embeds import changes_embed, digest_header, list_embed, md, ts
@@ -92,7 +93,9 @@ class DigestCog(commands.Cog):
         k: app_commands.Range[int, 2, 20] | None = None,
     ) -> None:
         # Bad input raises a PipelineError: the command tree answers it privately.
-        ref = parse_spotify_link(playlist)
+        # A short link (spotify.link/…, what phones share) names no playlist: it is followed
+        # after deferring, as a redirect lookup may outlast Discord's 3 s to answer.
+        ref = None if is_short_link(playlist) else parse_spotify_link(playlist)
         schedule = Schedule.build(
             every.value, at, timezone, weekday.value if weekday is not None else None
         )
@@ -106,6 +109,8 @@ class DigestCog(commands.Cog):
                 f"**{', '.join(missing)}** there. Fix the channel permissions and try again."
             )
         await interaction.response.defer(ephemeral=True, thinking=True)
+        if ref is None:
+            ref = await resolve_ref(playlist, self.bot.services.ctx.pages)
         # A playlist that doesn't exist or can't be read is refused now, not at the first slot.
         name = await self._playlist_name(ref, interaction.user.id)
         sub = await self.scheduler.subscribe(

@@ -462,3 +462,54 @@ async def test_add_checks_the_playlist_and_names_it(
         )
         assert msg.text.startswith("✅ Digest `#")
         assert f"**{spotify.playlists[spotify.alice_playlist].name}**" in msg.text
+
+
+class _SlowShortLinks(dict):
+    """The fake short-link host's table, answering each lookup 5 s later on the fake Discord's
+    clock: past the 3 s Discord gives an interaction's first answer."""
+
+    def __init__(self, fake: FakeDiscord, links: dict[str, str]) -> None:
+        super().__init__(links)
+        self.fake = fake
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.fake.clock.advance(5.0)
+        return super().get(key, default)
+
+
+async def test_add_accepts_a_short_link_from_a_phone(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """/digest add refused spotify.link/… links (a redirect lookup could miss Discord's 3 s);
+    now it defers first, follows the link, checks the playlist and stores where it leads."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    spotify = fake_spotify_extended
+    pid = spotify.alice_playlist
+    spotify.pages.short_links = _SlowShortLinks(
+        fake_discord,
+        {
+            "Ph0ne": f"https://open.spotify.com/playlist/{pid}?si=x",
+            "NotMine": "https://open.spotify.com/playlist/0000000000000000000000",
+        },
+    )
+    services = await make_services(spotify_settings(spotify))
+    services.digests = DigestScheduler(
+        services.db, services.queue, clock=ManualClock(utc(2026, 11, 23, 7, 0))
+    )
+    async with start_bot(services):
+        options = {"playlist": "https://spotify.link/Ph0ne", "every": "daily", "at": "08:00"}
+        msg = await _reply(fake_discord, "digest add", options)
+        assert msg.ephemeral and msg.text.startswith("✅ Digest `#"), msg.text
+        assert f"**{spotify.playlists[pid].name}**" in msg.text
+        [sub] = await services.digests.subscriptions(fake_discord.guild_id)
+        assert sub.playlist_id == pid
+        assert sub.playlist_ref == f"https://open.spotify.com/playlist/{pid}"
+        assert spotify.count("/spotify.link/Ph0ne") == 1
+
+        # Where a short link leads is checked like any link; dead links are said plainly.
+        for code, expected in (("NotMine", "couldn't find that playlist"), ("Gone", "anywhere")):
+            options = {"playlist": f"spotify.link/{code}", "every": "daily", "at": "08:00"}
+            msg = await _reply(fake_discord, "digest add", options)
+            assert msg.ephemeral and expected in msg.text, msg.text
+        assert len(await services.digests.subscriptions(fake_discord.guild_id)) == 1
