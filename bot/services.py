@@ -23,6 +23,7 @@ from bot.pipeline import PipelineContext
 from bot.sources.public_page import PublicPageReader
 from bot.sources.spotify import SpotifyGateway
 from bot.sources.status import SourceStatus
+from storage.accounts import load_cipher
 from storage.backend import is_postgres_url, open_database
 from storage.db import Database
 from storage.store import Store
@@ -53,7 +54,12 @@ async def build_services(
     ``embedded_queue`` (the worker itself runs them in its own JobQueue).
     """
     db = await open_database(settings.database_url_value, settings.database_path)
-    store = Store(db, feature_cache_days=settings.feature_cache_days)
+    cipher = None  # secrets at rest: linked-account tokens, the interaction tokens of jobs
+    try:
+        cipher = load_cipher(settings)
+    except Exception:  # e.g. an invalid TOKEN_ENCRYPTION_KEY: logged below by the accounts
+        log.debug("no token cipher", exc_info=True)
+    store = Store(db, feature_cache_days=settings.feature_cache_days, cipher=cipher)
     spotify = SpotifyGateway(settings) if settings.spotify_configured else None
     status = SourceStatus()  # what each source last returned, for /about
     reccobeats = None
@@ -63,7 +69,7 @@ async def build_services(
         )
     accounts = None
     try:
-        accounts = AccountService(db, settings, app_gateway=spotify)
+        accounts = AccountService(db, settings, app_gateway=spotify, cipher=cipher)
     except Exception:  # e.g. an invalid TOKEN_ENCRYPTION_KEY: linking stays off, the bot runs
         log.warning("Spotify account linking disabled", exc_info=True)
 

@@ -32,6 +32,7 @@ from cogs.utils.delivery import (
     Destination,
     InteractionDestination,
     MessageDestination,
+    ResumedReply,
     outcome_messages,
     post_ready,
     requester_mention,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
+RESUMED = "This analysis was interrupted by a restart and has now finished."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 
 
@@ -88,6 +90,8 @@ class ClusterCog(commands.Cog):
             handle = await self.services.queue.submit(request, progress=dest.on_progress)
             job_id = handle.job_id
             self._awaited.add(job_id)
+            if not handle.shared:
+                await dest.submitted(job_id)  # what a resume needs to answer here
             outcome = await handle.result()
             liked: set[str] = set()
             if request.user_id is not None:
@@ -133,6 +137,8 @@ class ClusterCog(commands.Cog):
             return
         await self.bot.wait_until_ready()
         channel = self.bot.get_channel(request.channel_id)
+        if await self._finish_reply(job_id, request, outcome, error, channel):
+            return
         if not isinstance(channel, discord.abc.Messageable):
             return
         if not can_post_results(channel):
@@ -146,10 +152,36 @@ class ClusterCog(commands.Cog):
                 return
             if outcome is None:
                 return
-            header = "This analysis was interrupted by a restart and has now finished."
-            await post_ready(channel, outcome_messages(outcome, header=header), request.user_id)
+            await post_ready(channel, outcome_messages(outcome, header=RESUMED), request.user_id)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
+
+    async def _finish_reply(
+        self,
+        job_id: int,
+        request: AnalysisRequest,
+        outcome: JobOutcome | None,
+        error: BaseException | None,
+        channel: object,
+    ) -> bool:
+        """A resumed /cluster job whose reply's token is still valid finishes that reply
+        (instead of leaving it on its last progress line). False: post to the channel."""
+        if request.origin != "interaction":
+            return False
+        try:
+            ref = await self.services.store.jobs.reply(job_id)
+        except PipelineError:
+            log.warning("resumed job %s: its stored reply can't be read", job_id, exc_info=True)
+            return False
+        if ref is None:  # none kept, or its 15 minutes are over
+            return False
+        reply = ResumedReply(self.bot, ref, channel)
+        if error is not None:
+            ephemeral = bool(getattr(error, "ephemeral", True))
+            return await reply.fail(error_message(error), ephemeral=ephemeral)
+        if outcome is None:
+            return False
+        return await reply.deliver(outcome_messages(outcome, header=RESUMED))
 
     # --------------------------------------------------------------- /cluster
     @app_commands.command(name="cluster", description="Cluster a Spotify playlist by sound.")
@@ -168,9 +200,10 @@ class ClusterCog(commands.Cog):
         csv: discord.Attachment | None = None,
         liked: bool = False,
     ) -> None:
-        await interaction.response.defer(thinking=True)
+        deferred = await interaction.response.defer(thinking=True)
         request = await self._build_request(interaction, playlist, k, csv, liked)  # may raise
-        await self.run(InteractionDestination(self.bot, interaction), request)
+        original = deferred.message_id if deferred is not None else None
+        await self.run(InteractionDestination(self.bot, interaction, original_id=original), request)
 
     async def _build_request(
         self,

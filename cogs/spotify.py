@@ -232,8 +232,8 @@ class SpotifyCog(
             discord.InteractionResponseType.channel_message,
             discord.InteractionResponseType.deferred_channel_message,
         )
-        if accounts is None or interaction.response.type not in done:
-            return  # nothing to follow up (a modal was opened, or no answer at all)
+        if accounts is None or self.bot.closing or interaction.response.type not in done:
+            return  # nothing to follow up (a modal was opened, no answer), or shutting down
         try:
             notice = await accounts.take_relink_notice(interaction.user.id)
         except PipelineError:

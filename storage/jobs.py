@@ -1,16 +1,25 @@
-"""Persisted analysis jobs (``jobs``): state, request, checkpoint, attempts, outcome."""
+"""Persisted analysis jobs (``jobs``): state, request, checkpoint, attempts, outcome, and the
+reply a resumed job finishes (:class:`ReplyRef`, encrypted at rest)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+from cryptography.fernet import InvalidToken, MultiFernet
 
 from bot.codecs import dumps, dumps_chunked
 from bot.models import AnalysisRequest
+from storage.db import Database
 from storage.repository import Repository
+
+log = logging.getLogger(__name__)
 
 ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
 # "IN (?, ?, ...)" with one placeholder per active state (bind ACTIVE_STATES to it).
@@ -23,6 +32,21 @@ FINISH_JOB = (
     "UPDATE jobs SET state = 'done', analysis_id = ?, checkpoint_json = NULL,"
     f" request_json = {_DROP_CSV}, updated_at = ? WHERE id = ?"
 )
+
+
+@dataclass(frozen=True)
+class ReplyRef:
+    """What a resumed job needs to finish the interaction reply it was asked from: the
+    application id and interaction token (a webhook: a secret, valid 15 minutes), the
+    original response's message id and when the token expires (UTC)."""
+
+    application_id: int
+    token: str
+    message_id: int
+    expires_at: datetime
+
+    def __repr__(self) -> str:  # never print the token by accident
+        return f"ReplyRef(message_id={self.message_id}, expires_at={self.expires_at!r})"
 
 
 @dataclass
@@ -66,6 +90,19 @@ class JobRow:
 
 
 class JobRepository(Repository):
+    """``cipher``: encrypts the replies of :meth:`attach_reply` (the linked-account key,
+    :func:`storage.accounts.load_cipher`); without one, replies are not kept."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        cipher: MultiFernet | None = None,
+    ) -> None:
+        super().__init__(db, clock)
+        self.cipher = cipher
+
     async def create(self, dedupe_key: str, request: AnalysisRequest) -> int:
         """Write a queued job (with the full request, CSV text included) before it runs."""
         now = self._now()
@@ -145,3 +182,69 @@ class JobRepository(Repository):
             (value, *ACTIVE_STATES),
         )
         return int(row[0]) if row else 0
+
+    # --- the reply a resumed job finishes ---------------------------------------------------
+    async def attach_reply(
+        self, job_id: int, *, application_id: int, token: str, message_id: int, valid_s: float
+    ) -> bool:
+        """Keep, encrypted, what a resumed job needs to edit the reply ``message_id`` through
+        the interaction ``token``, usable ``valid_s`` more seconds. False: not kept (no
+        cipher, the token is already too old, or the job has ended)."""
+        if self.cipher is None or valid_s <= 0:
+            return False
+        expires = self._clock() + timedelta(seconds=valid_s)
+        # Only while the job runs: one that already ended (a reused result is quick) has been
+        # announced, and its token is not kept.
+        blob = self.cipher.encrypt(
+            json.dumps(
+                {
+                    "application_id": application_id,
+                    "token": token,
+                    "message_id": message_id,
+                    "expires_at": expires.isoformat(),
+                }
+            ).encode()
+        )
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                f"UPDATE jobs SET reply_blob = ? WHERE id = ? AND state {IN_ACTIVE}",
+                (blob, job_id, *ACTIVE_STATES),
+            )
+            return cur.rowcount == 1
+
+    async def reply(self, job_id: int) -> ReplyRef | None:
+        """The job's reply while its token is still valid; None when there is none, it has
+        expired, or it can't be decrypted any more (the key changed)."""
+        if self.cipher is None:
+            return None
+        row = await self.db.fetchone("SELECT reply_blob FROM jobs WHERE id = ?", (job_id,))
+        if row is None or row["reply_blob"] is None:
+            return None
+        try:
+            data = json.loads(self.cipher.decrypt(bytes(row["reply_blob"])))
+        except InvalidToken:
+            log.warning("the stored reply of job %d can't be decrypted (key changed?)", job_id)
+            return None
+        ref = ReplyRef(
+            application_id=int(data["application_id"]),
+            token=str(data["token"]),
+            message_id=int(data["message_id"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+        )
+        return ref if self._clock() < ref.expires_at else None
+
+    async def drop_reply(self, job_id: int) -> None:
+        """The job's end was announced: its interaction token is not kept any longer."""
+        await self.db.execute(
+            "UPDATE jobs SET reply_blob = NULL WHERE id = ? AND reply_blob IS NOT NULL", (job_id,)
+        )
+
+    async def drop_finished_replies(self) -> int:
+        """Tokens of jobs that ended while nobody announced them (a crash in between)."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET reply_blob = NULL WHERE reply_blob IS NOT NULL"
+                f" AND state NOT {IN_ACTIVE}",
+                ACTIVE_STATES,
+            )
+            return cur.rowcount

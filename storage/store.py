@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from cryptography.fernet import MultiFernet
+
 from storage.analyses import AnalysisRepository
 from storage.db import Database
 from storage.features import FeatureRepository
@@ -30,11 +32,13 @@ class Store:
         *,
         feature_cache_days: int = 90,
         clock: Callable[[], datetime] | None = None,
+        cipher: MultiFernet | None = None,
     ) -> None:
         self.db = db
         self._clock = clock or (lambda: datetime.now(UTC))
         self.analyses = AnalysisRepository(db, self._clock)
-        self.jobs = JobRepository(db, self._clock)
+        # cipher: the secrets kept with jobs (interaction tokens) are encrypted with it.
+        self.jobs = JobRepository(db, self._clock, cipher=cipher)
         self.snapshots = SnapshotRepository(db, self._clock)
         self.features = FeatureRepository(db, self._clock, days=feature_cache_days)
         self.guilds = GuildRepository(db, self._clock)

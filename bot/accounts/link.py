@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography.fernet import MultiFernet
+
 from bot.accounts.oauth import (
     STATE_RETENTION,
     STATE_TTL,
@@ -46,7 +48,8 @@ LinkListener = Callable[[int, dict[str, Any]], Awaitable[None]]
 class LinkFlow(LinkedTokens):
     """Starts and completes links. ``app_gateway``: the app's :class:`SpotifyGateway` (user
     gateways are built from it, sharing what it learnt); without it one is built from
-    ``settings`` when needed."""
+    ``settings`` when needed. ``cipher``: the key for tokens at rest (default: loaded from
+    ``settings``, :func:`storage.accounts.load_cipher`)."""
 
     def __init__(
         self,
@@ -55,8 +58,9 @@ class LinkFlow(LinkedTokens):
         *,
         app_gateway: SpotifyGateway | None = None,
         clock: Callable[[], float] = time.time,
+        cipher: MultiFernet | None = None,
     ) -> None:
-        super().__init__(db, settings, clock=clock)
+        super().__init__(db, settings, clock=clock, cipher=cipher)
         self.app_gateway = app_gateway
         self._listeners: list[LinkListener] = []
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.fernet import MultiFernet
+
 from bot.accounts.oauth import (
     CONSENT_LIFETIME,
     REFRESH_MARGIN_S,
@@ -80,11 +82,16 @@ class LinkedTokens:
     instead of sleeping)."""
 
     def __init__(
-        self, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        cipher: MultiFernet | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
-        self.store = AccountStore(db, load_cipher(settings))
+        self.store = AccountStore(db, cipher or load_cipher(settings))
         self.clock = clock
         self.oauth = TokenEndpoint(settings, clock)
         self.refresh_count = 0  # token refreshes performed (tests, diagnostics)

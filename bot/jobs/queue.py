@@ -3,7 +3,9 @@
 Every job is written to SQLite (state ``queued``, full request including CSV text) before
 anything runs. Jobs run as asyncio tasks; network steps share a semaphore, CPU steps go to the
 process pool. On start-up, jobs a previous process left unfinished are resumed from their last
-committed step and their end is announced to listeners (nobody awaits them any more).
+committed step and their end is announced to listeners (nobody awaits them any more). A job
+asked for by a slash command may carry the reply to finish (``JobRepository.attach_reply``, the
+interaction token encrypted); listeners read it while the end is announced, then it is dropped.
 """
 
 from __future__ import annotations
@@ -58,13 +60,14 @@ class JobInterrupted(PipelineError):
     """The bot shut down while the job ran; it resumes at the next start."""
 
     code = "interrupted"
-    # Public on purpose: it promises the result in this channel, where the resumed job posts it.
+    # Public on purpose: it promises the result here, where the resumed job finishes the reply
+    # (its token still valid) or posts to the channel.
     ephemeral = False
 
     def __init__(self) -> None:
         super().__init__(
             "The bot is restarting. This analysis will continue when it is back, and the "
-            "result will be posted in this channel."
+            "result will replace this message (or be posted in this channel)."
         )
 
 
@@ -171,6 +174,8 @@ class JobQueue:
         self._started = True
         try:
             pruned = await self.store.prune()
+            # Interaction tokens of jobs that ended unannounced (killed in between): not kept.
+            pruned["replies"] = await self.store.jobs.drop_finished_replies()
             log.info("storage pruned: %s", pruned)
         except PipelineError:
             log.warning("could not prune old snapshots and jobs", exc_info=True)
@@ -343,6 +348,10 @@ class JobQueue:
             await running.emit(Progress("failed", message=error.user_message))
             running.future.set_exception(error)
         await self._notify(job_id, running.request, outcome, error)
+        try:  # announced: the reply a resumed job would finish (a secret) is not kept
+            await self.store.jobs.drop_reply(job_id)
+        except PipelineError:
+            log.warning("could not drop the stored reply of job %d", job_id, exc_info=True)
 
     def _forget(self, running: _Running) -> None:
         self._running.pop(running.job_id, None)

@@ -5,6 +5,11 @@
 :class:`Destination` is where one request's progress and results go: the deferred response of
 an interaction (then the channel, once the 15-minute token is too old), or a reply to a posted
 message. :func:`post_ready` posts to a channel directly (jobs nobody awaits any more).
+
+A job resumed after a restart finishes the ``/cluster`` reply it was asked from while that
+reply's interaction token is still valid (:class:`ResumedReply`, from what
+:meth:`InteractionDestination.submitted` kept with the job, encrypted); else its result goes to
+the channel as before.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.errors import PipelineError
 from bot.models import Analysis, Progress
 from cogs.utils import embeds as E
 from cogs.utils import views as V
@@ -26,6 +32,7 @@ from cogs.utils.progress import Throttle, progress_text
 if TYPE_CHECKING:
     from bot.app import PlaylistClustersBot
     from bot.jobs import JobOutcome
+    from storage.jobs import ReplyRef
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +107,10 @@ class Destination:
     async def on_progress(self, p: Progress) -> None:
         await self.throttle.update(progress_text(p))
 
+    async def submitted(self, job_id: int) -> None:
+        """The request became job ``job_id`` (not a shared one): keep what a resumed job
+        would need to answer here, if the bot stops before the job ends."""
+
     async def _progress(self, text: str) -> None:
         raise NotImplementedError
 
@@ -144,17 +155,43 @@ class InteractionDestination(Destination):
     """Edits the deferred response, then followups; the channel once the token is too old."""
 
     def __init__(
-        self, bot: PlaylistClustersBot, interaction: discord.Interaction, *, private: bool = False
+        self,
+        bot: PlaylistClustersBot,
+        interaction: discord.Interaction,
+        *,
+        private: bool = False,
+        original_id: int | None = None,
     ) -> None:
         super().__init__(bot)
         self.interaction = interaction
         self.started = bot.clock()
         # private: the response was deferred ephemerally; followups stay ephemeral too.
         self.private = private
+        # The deferred response's message id (from the defer's callback), if known.
+        self.original_id = original_id
 
     @property
     def expired(self) -> bool:
         return self.bot.clock() - self.started >= self.bot.interaction_ttl_s
+
+    async def submitted(self, job_id: int) -> None:
+        """Keep, with the job and encrypted, what a resumed job needs to finish this reply:
+        the interaction token (a secret: never logged), the response's message id, and how
+        long the token stays valid."""
+        valid_s = self.bot.interaction_ttl_s - (self.bot.clock() - self.started)
+        try:
+            message_id = self.original_id
+            if message_id is None:
+                message_id = (await self.interaction.original_response()).id
+            await self.bot.services.store.jobs.attach_reply(
+                job_id,
+                application_id=self.interaction.application_id,
+                token=self.interaction.token,
+                message_id=message_id,
+                valid_s=valid_s,
+            )
+        except (discord.HTTPException, PipelineError) as exc:
+            log.warning("job %d: its reply can't be finished after a restart (%s)", job_id, exc)
 
     async def _progress(self, text: str) -> None:
         if not self.expired:
@@ -276,3 +313,60 @@ class MessageDestination(Destination):
         else:
             await self.message.reply(text, mention_author=False)
         await self._done_reaction("❌")
+
+
+class ResumedReply:
+    """The ``/cluster`` reply of a job resumed after a restart, finished through the
+    interaction token kept with the job (:meth:`InteractionDestination.submitted`). Each
+    method returns False when Discord refuses (token expired early, reply deleted): the
+    caller then posts to the channel instead."""
+
+    def __init__(self, bot: PlaylistClustersBot, ref: ReplyRef, channel: Any) -> None:
+        self.bot = bot
+        self.ref = ref
+        self.channel = channel
+        self.webhook = discord.Webhook.partial(ref.application_id, ref.token, client=bot)
+        # An interaction's webhook (what Interaction.followup is): ephemeral messages allowed.
+        self.webhook.type = discord.WebhookType.application
+
+    async def deliver(self, messages: list[OutMessage]) -> bool:
+        first, rest = messages[0], messages[1:]
+        try:
+            await self.webhook.edit_message(
+                self.ref.message_id,
+                content=first.content,
+                embeds=first.embeds,
+                attachments=first.files,
+                view=first.view,
+            )
+        except discord.HTTPException as exc:
+            log.info("could not finish a resumed job's reply (%s); posting to the channel", exc)
+            return False
+        for msg in rest:  # the channel, like a live reply's rest; else followups
+            if self.channel is not None and can_post_results(self.channel):
+                with contextlib.suppress(discord.HTTPException):
+                    await channel_send(self.channel, msg)
+                    continue
+            await self.webhook.send(
+                content=msg.content or discord.utils.MISSING,
+                embeds=msg.embeds,
+                files=msg.files or discord.utils.MISSING,
+                view=msg.view or discord.utils.MISSING,
+            )
+        return True
+
+    async def fail(self, text: str, *, ephemeral: bool) -> bool:
+        """The job failed: the reply says so (privately, when it is the member's mistake)."""
+        try:
+            if ephemeral:  # the public reply goes first (see errors.send_private)
+                with contextlib.suppress(discord.HTTPException):
+                    await self.webhook.delete_message(self.ref.message_id)
+                await self.webhook.send(text, ephemeral=True)
+            else:
+                await self.webhook.edit_message(
+                    self.ref.message_id, content=text, embeds=[], attachments=[], view=None
+                )
+        except discord.HTTPException as exc:
+            log.info("could not finish a resumed job's reply (%s); posting to the channel", exc)
+            return False
+        return True
