@@ -132,9 +132,10 @@ async def test_every_k_from_2_to_20_with_long_names_is_at_most_two_messages_with
 # How tall ../shared/tools/render_messages.py draws a result at 420 px, estimated from its CSS:
 # every line of text is counted (an em-width estimate per character, cogs.utils.embeds.text_em)
 # and multiplied by its line height. Calibrated against real renders of this file's dumps
-# (RESULT_DUMP_DIR, then render_messages.py --width 420; PNG heights): demo (k = 5, profile
-# shown) 1,488 px rendered / 1,487 estimated, k = 2 1,172 / 1,171, k = 12 1,659 / 1,658,
-# k = 20 2,235 / 2,235, k = 20 with the longest names 2,213 / 2,213 (chromium rounds each box).
+# (RESULT_DUMP_DIR, then render_messages.py --width 420; PNG heights), rendered / estimated:
+# demo (k = 5, profile shown) 1,488 / 1,488, k = 2 1,154 / 1,153, k = 12 1,619 / 1,619, k = 20
+# 2,195 / 2,195, longest names k = 6 1,623 / 1,623, k = 7 1,403 / 1,403, k = 20 2,213 / 2,213;
+# and k = 20 longest names with longer button labels that wrapped to two rows, 2,253 / 2,253.
 PAGE_PX = 48 + 16 + 8 + 72  # channel bar, list padding, the message box as drawn (44 + margins)
 FIRST_MESSAGE_PX = 17 + 2 + 25 + 22 + 2  # margin, padding, "X used /cluster", name line
 NEXT_MESSAGE_PX = 4  # a further message of the same author: its padding only
