@@ -326,7 +326,7 @@ def result_hint(analysis: Analysis, label: str | None = None, *, profile: bool =
         return "Playlist Clusters"
     label = label or f"Analysis #{analysis.analysis_id}"
     files = "Report, Tracks, Profile" if profile else "Report and Tracks"
-    return f"{fit(label, 12)} · Browse a cluster: all its tracks, Save as playlist. {files}: files."
+    return f"{fit(label, 12)} · Browse a cluster: every track, Save as playlist. {files}: files."
 
 
 # ----------------------------------------------------------------------------- packing
