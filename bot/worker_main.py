@@ -7,6 +7,7 @@ runs procrastinate's worker on them (:mod:`bot.jobs.distributed`). It never impo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 
@@ -53,11 +54,8 @@ async def run_worker(
         await close_services(services)
 
 
-def worker_main(settings: Settings, argv: list[str]) -> int:
-    """``python -m bot worker [--concurrency N]``; exit code 2 without DATABASE_URL."""
-    import argparse
-    import sys
-
+def worker_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m bot worker`` (compose.yaml's is checked against it)."""
     parser = argparse.ArgumentParser(prog="python -m bot worker")
     parser.add_argument("--concurrency", type=int, default=2, help="jobs run at once")
     parser.add_argument(
@@ -66,7 +64,14 @@ def worker_main(settings: Settings, argv: list[str]) -> int:
         default=STALLED_AFTER_S,
         help="seconds without a worker heartbeat before its jobs are retried elsewhere",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def worker_main(settings: Settings, argv: list[str]) -> int:
+    """``python -m bot worker [--concurrency N]``; exit code 2 without DATABASE_URL."""
+    import sys
+
+    args = worker_parser().parse_args(argv)
     if not settings.database_url_value:
         print(
             "error: python -m bot worker needs DATABASE_URL=postgresql://… (the queue lives in "
