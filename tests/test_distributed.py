@@ -272,3 +272,32 @@ async def test_a_job_whose_worker_is_alive_is_not_run_twice(database_url, tmp_pa
         await live.close()
         await close_services(worker)
         await close_services(bot)
+
+
+async def test_many_submissions_at_once_to_one_server_do_not_exhaust_the_pool(database_url):
+    """40 members ask in one server at the same instant on one bot process: every request is
+    queued (each submission holds a pooled connection while it waits for the server's lock,
+    and the holder needs more of them to count and insert)."""
+    from bot.app import close_services
+
+    services = await _services(database_url, max_jobs_per_user=0, max_jobs_per_guild=0)
+    try:
+        handles = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    services.queue.submit(
+                        AnalysisRequest(
+                            csv_text=f"Track URI\nspotify:track:{i}\n",
+                            csv_name=f"mix{i}.csv",
+                            user_id=100 + i,
+                            guild_id=7,
+                        )
+                    )
+                    for i in range(40)
+                )
+            ),
+            60,
+        )
+        assert len({h.job_id for h in handles}) == 40
+    finally:
+        await close_services(services)

@@ -141,6 +141,7 @@ class DistributedQueue:
         self._wake: dict[int, asyncio.Event] = {}  # job id -> set by its notifications
         self._notified: dict[int, Progress] = {}  # job id -> its latest notified progress
         self._unlisten: Any = None
+        self._submitting = asyncio.Lock()
 
     async def start(self) -> None:
         """Open the queue, and follow again the unfinished /cluster and link jobs of this
@@ -211,7 +212,12 @@ class DistributedQueue:
         key = dedupe_key(request)
         shared = False
         pg: PostgresDatabase = self.store.db  # type: ignore[assignment]  # Store types SQLite
-        async with pg.transaction() as conn:
+        # One submission at a time in this process: a submission waiting for a lock holds a
+        # pooled connection, and the holder needs two more for the count and the insert, so
+        # concurrent submissions to one server once took the whole pool and waited on each
+        # other forever (25 at once per process in bench.scale; 20 passed). Each takes a few
+        # milliseconds; other processes wait for the advisory locks in PostgreSQL.
+        async with self._submitting, pg.transaction() as conn:
             # Transaction-scoped advisory locks (released at commit), always in this order:
             # one creator per dedupe key, and one limit check + insert at a time per member
             # and per server across every bot process. The count and the insert run on other
