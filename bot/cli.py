@@ -165,7 +165,7 @@ def write_outputs(rendered: Rendered, out: Path) -> list[Path]:
 
 def print_table(analysis: Analysis) -> None:
     from bot.render import coverage_sentence, skipped_sentence
-    from bot.sources.link_reader import public_page_note
+    from bot.sources.link_reader import NO_LINKING, public_page_note
 
     print(f"{analysis.source.name}: {len(analysis.assignments)} tracks, k = {analysis.k}")
     print(f"{'#':>3}  {'size':>5}  description")
@@ -176,7 +176,7 @@ def print_table(analysis: Analysis) -> None:
     if skipped:
         print(skipped)
     shown = len(analysis.tracks) + sum(analysis.skipped.values())
-    note = public_page_note(analysis.source, shown, offer_linking=False)
+    note = public_page_note(analysis.source, shown, reader=NO_LINKING)
     if note:
         print(f"Note: {note}.")
 

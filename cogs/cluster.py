@@ -25,6 +25,7 @@ from bot.jobs import JobOutcome
 from bot.models import Analysis, AnalysisRequest
 from bot.safety import audience
 from bot.sources.exportify import decode_csv
+from bot.sources.link_reader import FOR_ANYONE, reader_for
 from bot.sources.links import find_short_links, find_spotify_links
 from cogs.utils import embeds as E
 from cogs.utils import views as V
@@ -98,7 +99,8 @@ class ClusterCog(commands.Cog):
                 ids = E.representative_ids(outcome.analysis)
                 liked = await V.liked_for(self.bot, request.user_id, ids)
             header = "♻️ Unchanged since last time: reused." if outcome.reused else None
-            await dest.deliver(outcome_messages(outcome, liked=liked, header=header))
+            reader = await self._reader(request.user_id)
+            await dest.deliver(outcome_messages(outcome, liked=liked, header=header, reader=reader))
             return outcome.analysis_id
         except PipelineError as err:
             await self._safe_fail(dest, error_message(err), ephemeral=err.ephemeral)
@@ -115,6 +117,19 @@ class ClusterCog(commands.Cog):
             if job_id is not None:
                 self._awaited.discard(job_id)
         return None
+
+    async def _reader(self, user_id: int | None) -> str:
+        """Who a result's partial-read note speaks to: the member who asked, as they are now
+        (linked or not, or linking not offered here). Never stored with the analysis."""
+        accounts = self.services.accounts
+        if user_id is None:
+            return FOR_ANYONE
+        linking = accounts is not None and bool(self.services.settings.spotify_client_id)
+        try:
+            linked = linking and accounts is not None and await accounts.is_linked(user_id)
+        except PipelineError:
+            return FOR_ANYONE
+        return reader_for(linking=linking, linked=linked)
 
     async def _safe_fail(self, dest: Destination, text: str, *, ephemeral: bool) -> None:
         try:
@@ -152,7 +167,10 @@ class ClusterCog(commands.Cog):
                 return
             if outcome is None:
                 return
-            await post_ready(channel, outcome_messages(outcome, header=RESUMED), request.user_id)
+            msgs = outcome_messages(
+                outcome, header=RESUMED, reader=await self._reader(request.user_id)
+            )
+            await post_ready(channel, msgs, request.user_id)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
 
@@ -181,7 +199,8 @@ class ClusterCog(commands.Cog):
             return await reply.fail(error_message(error), ephemeral=ephemeral)
         if outcome is None:
             return False
-        return await reply.deliver(outcome_messages(outcome, header=RESUMED))
+        reader = await self._reader(request.user_id)
+        return await reply.deliver(outcome_messages(outcome, header=RESUMED, reader=reader))
 
     # --------------------------------------------------------------- /cluster
     @app_commands.command(name="cluster", description="Cluster a Spotify playlist by sound.")

@@ -277,6 +277,13 @@ class AccountStore:
             updated_at=row["updated_at"],
         )
 
+    async def has_account(self, discord_user_id: int) -> bool:
+        """Whether the member is linked (nothing decrypted)."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM linked_accounts WHERE discord_user_id = ?", (discord_user_id,)
+        )
+        return row is not None
+
     async def delete_account(self, discord_user_id: int) -> bool:
         """The member's link, pending states and relink notice gone (unlink, /privacy delete)."""
         async with self.db.transaction() as conn:

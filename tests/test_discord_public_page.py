@@ -45,9 +45,9 @@ async def test_unlinked_member_posting_a_public_link_gets_clusters(
     overview = replies[0].embeds[0]
     assert "Bob's big mix" in overview["title"]
     assert (
-        "First 100 of 150 tracks, from Spotify's public page; link your account or attach an "
-        "Exportify CSV for all of them"
-    ) in overview["description"]
+        "First 100 of 150 tracks, from Spotify's public page; if it's yours, `/spotify link` "
+        "reads all of it; else attach an Exportify CSV"
+    ) in overview["description"]  # the member who posted it has no linked account
     assert "Sound from ReccoBeats for all 100 tracks" in replies[0].text
     assert len(cluster_fields(replies)) >= 2
     assert fake.count("/embed/playlist/") == 1

@@ -8,8 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.errors import EditorialPlaylist, NotOwner, TooLarge
-from bot.models import Progress
-from bot.sources.link_reader import is_public_page_read, public_page_note, read_link
+from bot.models import PlaylistMeta, Progress
+from bot.sources.link_reader import (
+    FOR_ANYONE,
+    FOR_LINKED,
+    FOR_UNLINKED,
+    NO_LINKING,
+    is_public_page_read,
+    public_page_note,
+    read_link,
+    reader_for,
+)
 from bot.sources.links import SpotifyRef
 from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
 from bot.sources.spotify import NOT_OWNER_MESSAGE, SpotifyGateway
@@ -62,11 +71,11 @@ async def test_unlinked_member_gets_the_public_page_with_the_real_count(env) -> 
     assert is_public_page_read(fetched.meta)
     assert fetched.meta.total == 150  # from the API's metadata
     assert public_page_note(fetched.meta, 100) == (
-        "first 100 of 150 tracks, from Spotify's public page; link your account or attach an "
-        "Exportify CSV for all of them"
+        "first 100 of 150 tracks, from Spotify's public page; only its owner can link for all "
+        "of them; anyone can attach an Exportify CSV"
     )
-    assert public_page_note(fetched.meta, 100, offer_linking=False).endswith(
-        "attach an Exportify CSV for all of them"
+    assert public_page_note(fetched.meta, 100, reader=NO_LINKING).endswith(
+        "; attach an Exportify CSV for all of them"
     )
     # metadata, the refused entries (403), the page
     assert fake.count(f"/v1/playlists/{pid}") == 2 and fake.count("/embed/") == 1
@@ -270,9 +279,40 @@ def test_the_overview_says_plainly_when_the_page_showed_part_of_the_playlist() -
 
     desc = overview_embed(analysis("page:abc", 1240, 98, skipped=2)).description
     assert (
-        "*First 100 of 1,240 tracks, from Spotify's public page; link your account or attach "
-        "an Exportify CSV for all of them.*"
+        "*First 100 of 1,240 tracks, from Spotify's public page; only its owner can link for "
+        "all of them; anyone can attach an Exportify CSV.*"
     ) in desc
     assert "public page" not in overview_embed(analysis("page:abc", 60, 60)).description
     assert "public page" not in overview_embed(analysis("c25hcA==", 1240, 100)).description
     assert "it shows no more" in overview_embed(analysis("page:abc", None, 100)).description
+
+
+@pytest.mark.parametrize(
+    ("reader", "says", "never"),
+    [
+        # Linked but not theirs: linking again can't help (Development Mode).
+        (FOR_LINKED, "apps read all only of what you own or collaborate on; use an Exportify "
+         "CSV", "/spotify link"),
+        (FOR_UNLINKED, "if it's yours, `/spotify link` reads all of it; else attach an "
+         "Exportify CSV", "you own"),
+        (FOR_ANYONE, "only its owner can link for all of them; anyone can attach an "
+         "Exportify CSV", "your"),
+        (NO_LINKING, "; attach an Exportify CSV for all of them", "link"),
+    ],
+)  # fmt: skip
+def test_the_partial_read_note_says_what_works_for_its_reader(
+    reader: str, says: str, never: str
+) -> None:
+    meta = PlaylistMeta(id="p" * 22, name="Big", snapshot_id="page:abc", total=1240)
+    note = public_page_note(meta, 100, reader=reader)
+    assert note is not None and note.startswith("first 100 of 1,240 tracks") and says in note
+    assert never not in note.split(";", 1)[1]
+    editorial = PlaylistMeta(id="37i9dQZF1DXcZDD7cfEKhW", name="Hits", snapshot_id="page:x")
+    note = public_page_note(editorial, 100, reader=reader)
+    assert note is not None and ("Spotify-made" in note) == (reader != NO_LINKING)
+
+
+def test_the_reader_of_a_note_is_the_member_who_asked_as_they_are() -> None:
+    assert reader_for(linking=True, linked=True) == FOR_LINKED
+    assert reader_for(linking=True, linked=False) == FOR_UNLINKED
+    assert reader_for(linking=False, linked=False) == NO_LINKING  # no Spotify app: CSV only

@@ -179,6 +179,10 @@ class LinkedTokens:
     async def return_relink_notice(self, notice: RelinkNotice) -> None:
         await self.store.release_notice(notice)
 
+    async def is_linked(self, discord_user_id: int) -> bool:
+        """Whether the member has a stored link (no refresh, nothing decrypted)."""
+        return await self.store.has_account(discord_user_id)
+
     async def status(self, discord_user_id: int) -> dict[str, Any] | None:
         """Link details (no secrets), None when not linked."""
         account = await self._account(discord_user_id)

@@ -12,7 +12,9 @@ Order (README "Spotify in 2026"):
    only lets apps read playlists they own or collaborate on, and what was tried next.
 
 A page read keeps the API's track count (``meta.total``) when the metadata answered, so the
-overview can say "first 100 of 1,240 tracks". :func:`public_page_note` words that.
+overview can say "first 100 of 1,240 tracks". :func:`public_page_note` words that, with the way
+to all of the tracks that works for whoever reads it (linking only helps a playlist's owner or
+collaborators; an Exportify CSV works for anyone).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bot.models import FetchResult, PlaylistMeta, Progress, ProgressCallback
 from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
 from bot.sources.normalise import check_total
 from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
+from bot.sources.spotify.catalog import EDITORIAL_PREFIX
 from bot.sources.spotify.errors import NOT_OWNER_MESSAGE
 from bot.sources.status import SourceStatus
 
@@ -71,20 +74,47 @@ def is_public_page_read(meta: PlaylistMeta) -> bool:
     return bool(meta.snapshot_id and meta.snapshot_id.startswith(PAGE_SNAPSHOT_PREFIX))
 
 
-def public_page_note(meta: PlaylistMeta, shown: int, *, offer_linking: bool = True) -> str | None:
+#: Who reads a partial listing's note (:func:`public_page_note`), so it says what is true for
+#: them. Worked out when the note is shown, never stored with the shared analysis.
+FOR_ANYONE = "anyone"  # no one member in particular: a digest, a stored result shown again
+FOR_UNLINKED = "unlinked"  # the member who asked has no linked account
+FOR_LINKED = "linked"  # the member who asked is linked, and their account couldn't read it all
+NO_LINKING = "no-linking"  # linking isn't offered here (the CLI, a bot without a Spotify app)
+
+# Each fits where the longest overview has room at 420 px (no extra line at k = 20: 2,392 px).
+_HOW = {
+    # Development Mode: the API reads all of a playlist only for its owner or collaborators.
+    FOR_ANYONE: "only its owner can link for all of them; anyone can attach an Exportify CSV",
+    FOR_UNLINKED: "if it's yours, `/spotify link` reads all of it; else attach an Exportify CSV",
+    FOR_LINKED: "apps read all only of what you own or collaborate on; use an Exportify CSV",
+    NO_LINKING: "attach an Exportify CSV for all of them",
+}
+# Spotify-made playlists (37i9dQZF1…): no app reads all of them, linked or not.
+_HOW_EDITORIAL = "no app reads Spotify-made playlists in full: copy it or use an Exportify CSV"
+
+
+def reader_for(*, linking: bool, linked: bool) -> str:
+    """The note's reader for the member who asked: ``linking``: the bot offers linking;
+    ``linked``: the member has a linked account."""
+    if not linking:
+        return NO_LINKING
+    return FOR_LINKED if linked else FOR_UNLINKED
+
+
+def public_page_note(meta: PlaylistMeta, shown: int, *, reader: str = FOR_ANYONE) -> str | None:
     """The overview's plain sentence when a public page listed only part of the playlist.
 
-    ``shown``: the tracks the page listed (analysed or skipped). ``offer_linking``: suggest
-    linking an account (the bot), or only an Exportify CSV (the CLI). None when the page showed
-    the whole playlist or the listing did not come from a page.
+    ``shown``: the tracks the page listed (analysed or skipped). ``reader``: who reads it
+    (:data:`FOR_ANYONE`, :data:`FOR_UNLINKED`, :data:`FOR_LINKED`, :data:`NO_LINKING`): the
+    way to all of the tracks is the one that works for them. None when the page showed the
+    whole playlist or the listing did not come from a page.
     """
     if not is_public_page_read(meta):
         return None
-    how = (
-        "link your account or attach an Exportify CSV for all of them"
-        if offer_linking
-        else "attach an Exportify CSV for all of them"
-    )
+    if meta.id.startswith(EDITORIAL_PREFIX) and reader != NO_LINKING:
+        how = _HOW_EDITORIAL
+    else:
+        how = _HOW.get(reader, _HOW[FOR_ANYONE])
     if meta.total is None:
         if shown < 100:
             return None

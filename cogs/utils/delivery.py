@@ -24,6 +24,7 @@ import discord
 
 from bot.errors import PipelineError
 from bot.models import Analysis, Progress
+from bot.sources.link_reader import FOR_ANYONE
 from cogs.utils import embeds as E
 from cogs.utils import views as V
 from cogs.utils.permissions import can_post_results, channel_permissions
@@ -54,6 +55,7 @@ def result_messages(
     lead: Sequence[discord.Embed] = (),
     label: str | None = None,
     profile: bytes | None = None,
+    reader: str = FOR_ANYONE,
 ) -> list[OutMessage]:
     """The messages to post for an analysis (one for most, at most two for k ≤ 20): the
     scatter on the first, the sound profile under the cluster list while it reads on a phone
@@ -69,6 +71,7 @@ def result_messages(
         lead=lead,
         label=label,
         with_profile=with_profile,
+        reader=reader,
     )
     out = [OutMessage(embeds=b, files=[], view=None) for b in batches]
     if with_image and png is not None:
@@ -86,14 +89,23 @@ def outcome_messages(
     liked: set[str] | frozenset[str] = frozenset(),
     header: str | None = None,
     lead: Sequence[discord.Embed] = (),
+    reader: str = FOR_ANYONE,
 ) -> list[OutMessage]:
-    """:func:`result_messages` for a finished job (its analysis gets the stored id)."""
+    """:func:`result_messages` for a finished job (its analysis gets the stored id).
+    ``reader``: who asked (:func:`bot.sources.link_reader.reader_for`), for the note of a
+    partial public-page read."""
     analysis = outcome.analysis
     if analysis.analysis_id is None:
         analysis.analysis_id = outcome.analysis_id
     rendered = outcome.rendered
     return result_messages(
-        analysis, rendered.png, liked=liked, header=header, lead=lead, profile=rendered.profile_png
+        analysis,
+        rendered.png,
+        liked=liked,
+        header=header,
+        lead=lead,
+        profile=rendered.profile_png,
+        reader=reader,
     )
 
 

@@ -19,7 +19,7 @@ import discord
 
 from bot import render
 from bot.models import ARTEFACTS, Analysis, Cluster, Track
-from bot.sources.link_reader import public_page_note
+from bot.sources.link_reader import FOR_ANYONE, public_page_note
 from storage.analyses import AnalysisListing
 
 # Discord limits
@@ -273,9 +273,14 @@ def skipped_sentence(skipped: dict[str, int], width: float = LINE_EM) -> str | N
 
 
 def overview_embed(
-    analysis: Analysis, *, header: str | None = None, with_image: bool = True
+    analysis: Analysis,
+    *,
+    header: str | None = None,
+    with_image: bool = True,
+    reader: str = FOR_ANYONE,
 ) -> discord.Embed:
-    """Playlist, size, k, where the sound came from, how well it split, skipped, scatter."""
+    """Playlist, size, k, where the sound came from, how well it split, skipped, scatter.
+    ``reader``: who the partial-read note speaks to (:func:`public_page_note`)."""
     src = analysis.source
     asked = (
         f" (you asked for {analysis.k_requested})"
@@ -283,7 +288,9 @@ def overview_embed(
         else ""
     )
     lines = [f"**{len(analysis.tracks):,} tracks** in **{analysis.k} clusters**{asked}"]
-    note = public_page_note(src, len(analysis.tracks) + sum(analysis.skipped.values()))
+    note = public_page_note(
+        src, len(analysis.tracks) + sum(analysis.skipped.values()), reader=reader
+    )
     if note:
         lines.append(f"*{note[0].upper()}{note[1:]}.*")
     lines.append(sound_sentence(analysis) + ".")
@@ -339,6 +346,7 @@ def analysis_embeds(
     lead: Sequence[discord.Embed] = (),
     label: str | None = None,
     with_profile: bool = False,
+    reader: str = FOR_ANYONE,
 ) -> list[list[discord.Embed]]:
     """The result as few messages as Discord allows (one for most, two at most for k ≤ 20):
     ``lead`` embeds (a digest's changes), the overview + scatter, then every cluster (bold
@@ -348,7 +356,7 @@ def analysis_embeds(
     in one message (else two) of 6,000 characters."""
     by_id = analysis.track_by_id()
     liked_set = set(liked) | set(analysis.liked)
-    overview = overview_embed(analysis, header=header, with_image=with_image)
+    overview = overview_embed(analysis, header=header, with_image=with_image, reader=reader)
     tracks = representatives_shown(len(analysis.clusters))
     levels = [(tracks, True), (tracks, False), (3, False)]
     packed = []
