@@ -11,7 +11,7 @@ clusters whose number changed (old "Cluster 3" is now "Cluster 1").
 
 Only the tracks' audio features reach the clustering (no playlist columns, no metadata).
 
-    python bench/digest_stability.py [--playlists 40] [--seed 0] [--csv PATH]
+    python bench/digest_stability.py [--playlists 40] [--seed 0] [--k K] [--csv PATH]
 """
 
 from __future__ import annotations
@@ -41,14 +41,16 @@ def _track(row: dict) -> Track:
     return Track(id=row["track_id"], name="", features={f: float(row[f]) for f in AUDIO_FEATURES})
 
 
-def cluster(tracks: list[Track], previous: Analysis | None = None) -> Analysis:
+def cluster(
+    tracks: list[Track], previous: Analysis | None = None, k: int | None = None
+) -> Analysis:
     table = FeatureTable(
         values={t.id: dict(t.features or {}) for t in tracks},
         sources=dict.fromkeys((t.id for t in tracks), "csv"),
     )
     fetched = FetchResult(PlaylistMeta(id="p", name="p"), tracks)
     return cluster_step(
-        fetched, table, None, 0, dict(previous.assignments) if previous is not None else None
+        fetched, table, k, 0, dict(previous.assignments) if previous is not None else None
     )
 
 
@@ -73,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--playlists", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--k", type=int, default=None, help="fixed k (default: automatic)")
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     args = ap.parse_args()
 
@@ -89,19 +92,20 @@ def main() -> None:
     t0 = time.perf_counter()
     for pid in chosen:
         tracks = [_track(r) for r in df[df["playlist_id"] == pid].to_dict("records")]
-        base = cluster(tracks)
+        base = cluster(tracks, k=args.k)
         for how in EDITS:
             edited = edit(tracks, how, pool, rng)
             kept.setdefault(how, []).append(len({t.id for t in edited} & {t.id for t in tracks}))
             for mode, prev in (("fresh", None), ("warm", base)):
-                after = cluster(edited, prev)
+                after = cluster(edited, prev, args.k)
                 moved.setdefault((how, mode), []).append(summarize_changes(base, after).moved)
                 renum.setdefault((how, mode), []).append(renumbered(base, after))
     elapsed = time.perf_counter() - t0
 
     print(
         f"{len(chosen)} real playlists of >= {MIN_TRACKS} tracks (median "
-        f"{int(np.median([sizes[p] for p in chosen]))}), auto k, audio features only; "
+        f"{int(np.median([sizes[p] for p in chosen]))}), "
+        f"{'auto k' if args.k is None else f'k = {args.k}'}, audio features only; "
         f"{elapsed:.0f} s"
     )
     print(

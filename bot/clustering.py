@@ -351,7 +351,7 @@ def _fit_like(
         return None
     if k is None:
         auto_k, labels, score = choose_k(X, seed)
-        if not warm_start.keeps_shape(start.k, auto_k, start.shared):
+        if not warm_start.keeps_shape(start.k, auto_k, start.changed):
             return warm_start.number_like(labels, ids, previous), score
         labels = warm_start.warm_labels(X, start, min(start.k, distinct_rows(X, start.k)), seed)
         labels = merge_small(X, labels, min_cluster_size(X.shape[0]))

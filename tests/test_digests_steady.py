@@ -130,10 +130,11 @@ def test_a_playlist_that_changed_shape_gets_a_new_k() -> None:
     assert len(continuing) == 2 and all(c.index == c.previous_index for c in continuing)
 
 
-def test_k_is_kept_within_one_of_auto_k_when_most_tracks_stay() -> None:
-    assert warm_start.keeps_shape(3, 2, 0.9) and warm_start.keeps_shape(3, 4, 0.9)
-    assert not warm_start.keeps_shape(3, 5, 0.9) and not warm_start.keeps_shape(4, 2, 1.0)
-    assert warm_start.keeps_shape(3, 3, 0.1) and not warm_start.keeps_shape(3, 4, 0.5)
+def test_k_follows_auto_k_only_when_the_playlist_changed_enough() -> None:
+    keeps = warm_start.keeps_shape
+    assert keeps(3, 3, 0.9)  # auto k agrees
+    assert keeps(3, 2, 0.3) and keeps(3, 4, 0.3) and not keeps(3, 4, 0.4)  # off by one
+    assert keeps(4, 2, 0.05) and not keeps(4, 2, 0.1)  # off by more after a small edit
 
 
 def test_numbering_follows_the_previous_clusters() -> None:
