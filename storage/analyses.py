@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.codecs import decode_text, dumps, encode_parts, parts_text
+from bot.codecs import decode_text, dumps, dumps_part, encode_parts, parts_text
 from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Rendered
 from bot.models import params_key as default_params_key
 from storage.jobs import FINISH_JOB
@@ -39,7 +39,7 @@ async def _result_text(analysis: Analysis, parts: list[str] | None) -> str:
     """``result_json`` of an analysis: its parts, one per line (see bot.codecs.parts_text)."""
     if parts is None:
         parts = await asyncio.to_thread(encode_parts, analysis)
-    head = dumps(analysis.head_dict())
+    head = dumps_part(analysis.head_dict())
     return await asyncio.to_thread(parts_text, [head, *parts[1:]])
 
 

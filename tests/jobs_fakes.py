@@ -125,8 +125,11 @@ class FakePipeline:
             raise self.errors["cluster"]
         return make_analysis(fetched, k or 3)
 
-    def render_step(self, analysis: Analysis) -> Rendered:
-        self.calls["render"] += 1
+    def render_step(self, analysis: Analysis, part: str = "all") -> Rendered:
+        """``calls["render"]`` counts analyses rendered: the job runner draws the "charts"
+        and the "texts" of one analysis in two calls."""
+        self.calls["render"] += part != "texts"
+        self.calls[f"render:{part}"] += 1
         return make_rendered(analysis)
 
     def install(

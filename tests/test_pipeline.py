@@ -254,7 +254,6 @@ async def test_dev_mode_link_through_linked_account_with_reccobeats(fake_spotify
 def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
     """What crosses the process boundary in pieces rebuilds exactly what cluster_step makes."""
     import json
-    import pickle
 
     from bot import codecs, pipeline
     from bot.jobs import cpu
@@ -268,20 +267,36 @@ def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
     inputs = cpu.pickle_inputs(fetched, features, chunk=50)
     assert len(inputs[1]) > 1 and len(inputs[2]) > 1  # really in pieces
     packed = cpu.cluster_pickled_step(*inputs, 4)
-    decoded = codecs.decode_parts(packed.parts)
+    assert len(packed.chunks) == 1 + 1  # the head, then 300 tracks in one piece of 500
+    called: list[int] = []
+    decoded = cpu.unpack(packed, on_part=lambda: called.append(1))
     expected = direct.to_dict()
     expected["created_at"] = decoded.created_at  # set by each run
-    assert decoded.to_dict() == expected
-    assert pickle.loads(packed.blob).to_dict() == decoded.to_dict()
+    assert decoded.to_dict() == expected and called == []
+    small = cpu.pack(decoded, chunk=50)
+    assert len(small.chunks) == 1 + 6
+    assert cpu.unpack(small, on_part=lambda: called.append(1)).to_dict() == expected
+    assert len(called) == 5  # between pieces, after the first
 
-    small = [json.dumps(p) for p in decoded.to_parts(chunk=50)]
-    assert len(small) == 1 + 6  # head + 300 tracks in parts of 50
-    called: list[int] = []
-    again = codecs.decode_parts(small, on_part=lambda: called.append(1))
+    # Two workers draw one analysis: its charts, and its texts with the JSON for storage.
+    charts, none = cpu.render_packed_step(small, "charts")
+    texts, parts = cpu.render_packed_step(small, "texts")
+    assert none == [] and parts == codecs.encode_parts(decoded)
+    assert charts.png.startswith(b"\x89PNG") and charts.profile_png.startswith(b"\x89PNG")
+    assert charts.markdown == charts.csv == "" and texts.png == texts.profile_png == b""
+    merged = cpu.merge_rendered(charts, texts)
+    whole = cpu.render_step(decoded)
+    assert (merged.markdown, merged.csv, merged.summary) == (
+        whole.markdown,
+        whole.csv,
+        whole.summary,
+    )
+    assert merged.png and merged.profile_png
+
+    again = codecs.decode_parts(parts, on_part=lambda: called.append(1))
     assert again.to_dict() == decoded.to_dict()
-    assert len(called) == 5  # between parts, after the first
-
-    text = codecs.parts_text(packed.parts)
+    text = codecs.parts_text(parts)
+    assert text.isascii()  # 1 byte per character in memory, whatever the names hold
     assert codecs.decode_text(text).to_dict() == decoded.to_dict()
     assert Analysis.from_dict(json.loads(text)).to_dict() == decoded.to_dict()
     old_format = json.dumps(decoded.to_dict())

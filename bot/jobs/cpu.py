@@ -2,18 +2,21 @@
 
 The job runner (:mod:`bot.jobs.worker`) sends these to the process pool; the CLI and tests
 call :func:`cluster_step` / :func:`render_step` inline. The ``packed``/``pickled`` variants move
-the JSON encoding and pickling into the worker process so the bot's event loop never holds
-the GIL for one big call (measurements in each docstring).
+the JSON encoding into the worker processes and cut what crosses the process boundary into
+pieces, so the bot's event loop never holds the GIL for one big call (measurements in each
+docstring).
 """
 
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from bot.codecs import encode_parts
-from bot.models import Analysis, FeatureTable, FetchResult, Rendered
+from bot.models import PART_SIZE, Analysis, FeatureTable, FetchResult, Rendered
 from bot.sources.normalise import first_of_each
 
 
@@ -38,45 +41,85 @@ def cluster_step(
     return analysis
 
 
-def render_step(analysis: Analysis) -> Rendered:
-    """CPU: scatter PNG, markdown report, CSV, JSON summary, sound profile PNG. Picklable."""
+#: What one render call draws: everything, the two charts, or the text artefacts.
+RenderPart = Literal["all", "charts", "texts"]
+
+
+def render_step(analysis: Analysis, part: RenderPart = "all") -> Rendered:
+    """CPU: scatter PNG, markdown report, CSV, JSON summary, sound profile PNG. Picklable.
+
+    ``part``: "charts" draws only the two PNGs, "texts" only the markdown, CSV and summary
+    (the other fields stay empty; :func:`merge_rendered` joins the two). The job runner draws
+    them in two workers at once: at 10,000 tracks the charts take ~0.5 s of CPU and the
+    texts ~0.2 s, which ran one after the other in one worker.
+    """
     from bot import render
 
+    charts = part != "texts"
+    texts = part != "charts"
     return Rendered(
-        png=render.render_scatter(analysis),
-        markdown=render.render_markdown(analysis),
-        csv=render.render_csv(analysis),
-        summary=render.summary(analysis),
-        profile_png=render.render_profile(analysis),
+        png=render.render_scatter(analysis) if charts else b"",
+        markdown=render.render_markdown(analysis) if texts else "",
+        csv=render.render_csv(analysis) if texts else "",
+        summary=render.summary(analysis) if texts else {},
+        profile_png=render.render_profile(analysis) if charts else b"",
+    )
+
+
+def merge_rendered(charts: Rendered, texts: Rendered) -> Rendered:
+    """One Rendered from a "charts" and a "texts" :func:`render_step`."""
+    return Rendered(
+        png=charts.png,
+        markdown=texts.markdown,
+        csv=texts.csv,
+        summary=texts.summary,
+        profile_png=charts.profile_png,
     )
 
 
 @dataclass
 class PackedAnalysis:
-    """An Analysis as it leaves the worker process, ready for the bot process to store.
+    """An Analysis as it crosses a process boundary: pickled in pieces (:func:`pack`).
 
-    A 10,000-track Analysis pickled back whole took ~80 ms to unpickle (one call holding the
-    GIL, stalling the event loop), then ~180 ms more to encode as JSON for the checkpoint and
-    again for storage. Here the worker does the encoding: ``parts`` is the JSON text of each
-    item of ``Analysis.to_parts()`` (decoded part by part, off the loop, by
-    :func:`bot.codecs.decode_parts`) and ``blob`` the pickled Analysis for
-    :func:`render_packed_step` (bytes cross the process boundary in one cheap copy).
+    One 10,000-track Analysis pickled whole took ~55 ms to unpickle, one call holding the GIL
+    (an event-loop stall when the bot process does it). ``chunks[0]`` is the analysis without
+    its per-track tables, then each chunk holds ``PART_SIZE`` tracks' rows of each table, so
+    :func:`unpack` in a thread never holds the GIL for more than a few ms at a time. Our own
+    processes make and read these bytes (never anything received from outside).
     """
 
-    parts: list[str]
-    blob: bytes
+    chunks: list[bytes]
 
 
-def cluster_packed_step(
-    fetched: FetchResult,
-    features: FeatureTable,
-    k: int | None,
-    seed: int = 0,
-    previous: dict[str, int] | None = None,
-) -> PackedAnalysis:
-    """:func:`cluster_step`, returned packed (see :class:`PackedAnalysis`). Picklable."""
-    analysis = cluster_step(fetched, features, k, seed, previous)
-    return PackedAnalysis(encode_parts(analysis), pickle.dumps(analysis, pickle.HIGHEST_PROTOCOL))
+def pack(analysis: Analysis, chunk: int = PART_SIZE) -> PackedAnalysis:
+    """``analysis`` pickled in pieces (see :class:`PackedAnalysis`)."""
+    head = replace(analysis, tracks=[], assignments={}, coords={}, features={})
+    tables = (
+        analysis.tracks,
+        list(analysis.assignments.items()),
+        list(analysis.coords.items()),
+        list(analysis.features.items()),
+    )
+    longest = max(len(t) for t in tables)
+    out = [pickle.dumps(head, pickle.HIGHEST_PROTOCOL)]
+    for i in range(0, longest, chunk):
+        out.append(pickle.dumps([t[i : i + chunk] for t in tables], pickle.HIGHEST_PROTOCOL))
+    return PackedAnalysis(out)
+
+
+def unpack(packed: PackedAnalysis, *, on_part: Callable[[], None] | None = None) -> Analysis:
+    """The Analysis :func:`pack` pickled. ``on_part()`` is called before each piece after the
+    first (e.g. ``gc.freeze``, so full collections meanwhile skip what is already built)."""
+    analysis: Analysis = pickle.loads(packed.chunks[0])
+    for i, blob in enumerate(packed.chunks[1:]):
+        if i and on_part is not None:
+            on_part()
+        tracks, assignments, coords, features = pickle.loads(blob)
+        analysis.tracks.extend(tracks)
+        analysis.assignments.update(assignments)
+        analysis.coords.update(coords)
+        analysis.features.update(features)
+    return analysis
 
 
 def pickle_inputs(
@@ -115,7 +158,8 @@ def cluster_pickled_step(
     k: int | None,
     previous: dict[str, int] | None = None,
 ) -> PackedAnalysis:
-    """:func:`cluster_packed_step` of :func:`pickle_inputs` output. Picklable."""
+    """:func:`cluster_step` of :func:`pickle_inputs` output, returned :func:`pack`-ed.
+    Picklable."""
     # Our own bot process made these bytes (pickle_inputs).
     meta, skipped = pickle.loads(head)
     fetched = FetchResult(meta, [t for blob in tracks for t in pickle.loads(blob)], skipped)
@@ -124,9 +168,16 @@ def cluster_pickled_step(
         values, sources = pickle.loads(blob)
         table.values.update(values)
         table.sources.update(sources)
-    return cluster_packed_step(fetched, table, k, 0, previous)
+    return pack(cluster_step(fetched, table, k, 0, previous))
 
 
-def render_packed_step(blob: bytes) -> Rendered:
-    """:func:`render_step` of a :attr:`PackedAnalysis.blob`. Picklable."""
-    return render_step(pickle.loads(blob))  # our own worker process made these bytes
+def render_packed_step(packed: PackedAnalysis, part: RenderPart) -> tuple[Rendered, list[str]]:
+    """:func:`render_step` of a :func:`pack`-ed analysis. Picklable.
+
+    A "texts" render also returns the JSON text of each part of the analysis
+    (:func:`bot.codecs.encode_parts`, what storage keeps; ~0.17 s at 10,000 tracks) so the bot
+    process stores it without encoding anything; other parts return an empty list.
+    """
+    analysis = unpack(packed)
+    rendered = render_step(analysis, part)
+    return rendered, encode_parts(analysis) if part == "texts" else []
