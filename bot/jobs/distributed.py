@@ -142,6 +142,7 @@ class DistributedQueue:
         self._notified: dict[int, Progress] = {}  # job id -> its latest notified progress
         self._unlisten: Any = None
         self._submitting = asyncio.Lock()
+        self._must_read: set[int] = set()  # jobs whose end was notified: read their row
 
     async def start(self) -> None:
         """Open the queue, and follow again the unfinished /cluster and link jobs of this
@@ -183,6 +184,8 @@ class DistributedQueue:
                 total=data.get("total"),
                 message=data.get("message"),
             )
+        else:  # the job ended: its row says how
+            self._must_read.add(job_id)
         wake.set()
 
     async def close(self) -> None:
@@ -264,42 +267,50 @@ class DistributedQueue:
     async def _follow(
         self, job_id: int, request: AnalysisRequest, future: asyncio.Future[JobOutcome]
     ) -> None:
-        """Follow a job until its row says done or failed: woken by the worker's
-        notifications (which also carry the counts), else every POLL_S."""
-        shown = Progress("queued")
+        """Follow a job until its row says done or failed. A worker's notification of a
+        stage (with its counts) is shown as it is; the row is read when the job's end is
+        notified, and every POLL_S in case a notification was lost."""
+        shown = event = Progress("queued")
         outcome: JobOutcome | None = None
         error: PipelineError | None = None
         wake = self._wake.setdefault(job_id, asyncio.Event())
+        read = True
         try:
             while True:
                 wake.clear()  # before the read: a notification after it wakes the next wait
-                job = await self.store.db.fetchone(
-                    "SELECT state, analysis_id, error_code, error_message FROM jobs WHERE id = ?",
-                    (job_id,),
-                )
-                if job is None:
-                    error = JobFailed("job_lost", "This analysis was lost. Please ask again.")
-                    break
-                notified = self._notified.pop(job_id, None)
-                if job["state"] == "done" and job["analysis_id"] is not None:
-                    outcome = await self._outcome(job["analysis_id"])
-                    await self._emit(job_id, Progress("done", message="Done"))
-                    break
-                if job["state"] == "failed":
-                    error = JobFailed(
-                        job["error_code"] or "failed", job["error_message"] or "Failed."
+                if read:
+                    self._must_read.discard(job_id)
+                    job = await self.store.db.fetchone(
+                        "SELECT state, analysis_id, error_code, error_message FROM jobs"
+                        " WHERE id = ?",
+                        (job_id,),
                     )
-                    await self._emit(job_id, Progress("failed", message=error.user_message))
-                    break
-                # The row's state unless a notification is as recent (it adds the counts).
-                event = Progress(cast(Stage, job["state"]), message=_message(job["state"]))
+                    if job is None:
+                        error = JobFailed("job_lost", "This analysis was lost. Please ask again.")
+                        break
+                    if job["state"] == "done" and job["analysis_id"] is not None:
+                        outcome = await self._outcome(job["analysis_id"])
+                        await self._emit(job_id, Progress("done", message="Done"))
+                        break
+                    if job["state"] == "failed":
+                        error = JobFailed(
+                            job["error_code"] or "failed", job["error_message"] or "Failed."
+                        )
+                        await self._emit(job_id, Progress("failed", message=error.user_message))
+                        break
+                    event = Progress(cast(Stage, job["state"]), message=_message(job["state"]))
+                # A notification as recent as the row wins: it adds the counts.
+                notified = self._notified.pop(job_id, None)
                 if notified is not None and _ORDER[notified.stage] >= _ORDER[event.stage]:
                     event = notified
                 if (event.stage, event.done, event.total) != (shown.stage, shown.done, shown.total):
                     shown = event
                     await self._emit(job_id, event)
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(wake.wait(), POLL_S)
+                    read = job_id in self._must_read
+                except TimeoutError:
+                    read = True
         except asyncio.CancelledError:
             if not future.done():
                 future.set_exception(JobInterrupted())
@@ -312,6 +323,7 @@ class DistributedQueue:
             self._subscribers.pop(job_id, None)
             self._wake.pop(job_id, None)
             self._notified.pop(job_id, None)
+            self._must_read.discard(job_id)
         if outcome is not None:
             future.set_result(outcome)
         elif error is not None:
