@@ -301,3 +301,43 @@ async def test_many_submissions_at_once_to_one_server_do_not_exhaust_the_pool(da
         assert len({h.job_id for h in handles}) == 40
     finally:
         await close_services(services)
+
+
+async def test_followers_read_their_rows_together_and_survive_lost_notifications(
+    database_url, tmp_path
+):
+    """A bot process following many queued jobs reads their rows in one query per POLL_S
+    (not one per job), and a job whose notifications never arrive (the listening
+    connection is gone) is still answered from that read."""
+    from bot.app import close_services
+    from bot.jobs.distributed import POLL_S
+
+    services = await _services(database_url)
+    worker = None
+    try:
+        handles = [
+            await services.queue.submit(AnalysisRequest(demo=True, k=k, user_id=k))
+            for k in range(2, 14)
+        ]
+        db = services.store.db
+        reads: list[str] = []
+        for name in ("fetchone", "fetchall"):
+            real = getattr(db, name)
+
+            async def counted(sql, params=(), _real=real):
+                if "FROM jobs" in sql:
+                    reads.append(sql)
+                return await _real(sql, params)
+
+            setattr(db, name, counted)
+        await asyncio.sleep(2.5 * POLL_S)
+        assert 1 <= len(reads) <= 3, len(reads)  # 12 jobs, one query each time
+        await services.queue._unlisten()  # notifications are lost from now on
+        worker = _worker(database_url, tmp_path)
+        outcome = await asyncio.wait_for(handles[0].result(), 120)
+        assert outcome.analysis.k == 2
+    finally:
+        await close_services(services)
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
