@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.spotify_api import FakeSpotify
-from tests.fakes.spotify_fixtures import spotify_settings
 from tests.test_discord_public_page import _long_public_playlist
-from tests.test_discord_spotify import SLOW, approve
+from tests.test_discord_spotify import SLOW
+from tests.test_relink_notice import _linked_services
 
 LINKED = "apps read all only of what you own or collaborate on"
 UNLINKED = "if it's yours, `/spotify link` reads all of it"
@@ -25,12 +25,9 @@ async def test_the_partial_read_note_speaks_to_its_reader(
     fake = fake_spotify
     pid = _long_public_playlist(fake)
     link = f"https://open.spotify.com/playlist/{pid}"
-    services = await make_services(spotify_settings(fake, spotify_redirect_uri=None))
     alice = int(fake_discord.owner_user["id"])
     carol = fake_discord.add_user("carol")
-    url = await services.accounts.start_link(alice)
-    _, redirected, _ = await approve(fake, url, follow=False)
-    await services.accounts.complete_from_redirect(alice, redirected)
+    services = await _linked_services(make_services, fake, alice)
 
     def overview(it) -> str:
         got = [m for m in fake_discord.responses(it) if m.embeds]
