@@ -25,7 +25,9 @@ import asyncio
 import cProfile
 import io
 import json
+import os
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -48,6 +50,39 @@ from bench.monitor import (
     children_peak_rss_mb,
     self_peak_rss_mb,
 )
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """CPU time spent between :meth:`start` and :meth:`stop`: the whole bot process, its
+    event-loop thread alone, and each pool worker — what a 2-core machine's wall time is
+    made of, less noisy than wall time on a shared machine."""
+
+    def __init__(self, env: BotEnv) -> None:
+        self.env = env
+        self.before: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out = {"bot_process": usage.ru_utime + usage.ru_stime, "event_loop": time.thread_time()}
+        for pid in self.env.queue.pool.worker_pids():
+            out[f"worker:{pid}"] = _cpu_s(pid)
+        return out
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        after = self._now()
+        return {k: round(v - self.before.get(k, 0.0), 3) for k, v in after.items()}
 
 
 async def warm_up(env: BotEnv) -> float | None:
@@ -110,6 +145,8 @@ async def run(
 
         tracer = StallTracer(all_threads=trace_threads)
         prof = cProfile.Profile() if profile_loop else None
+        clock = CpuClock(env)
+        clock.start()
         with GcMonitor() as gc_monitor:
             async with LoopMonitor() as monitor, tracer:
                 if prof is not None:
@@ -121,11 +158,13 @@ async def run(
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(40)
             result["loop_profile"] = out.getvalue()
+        cpu_used = clock.stop()
         log = await fake.requests()
         after = env.request_counts()
         children = children_peak_rss_mb(exclude=frozenset({info.pid}))
 
         result["first"] = _job_summary(first)
+        result["first"]["cpu_used_s"] = cpu_used
         result["first"]["requests"] = dict(classify(log, playlist_id))
         result["first"]["client_counts"] = {k: after[k] - before[k] for k in after}
         result["first"]["statuses"] = _status_counts(log)
@@ -226,6 +265,15 @@ def print_result(r: dict[str, Any]) -> None:
                 f"  floor {job['floor_s']:.2f} s (network {job['network_floor_s']:.2f} s for "
                 f"its requests + CPU steps {job['cpu_s']:.2f} s measured): "
                 f"wall / floor = {job['ratio']:.2f}"
+            )
+        if job.get("cpu_used_s"):
+            used = job["cpu_used_s"]
+            workers = sum(v for k, v in used.items() if k.startswith("worker:"))
+            print(
+                f"  CPU used: bot process {used['bot_process']:.2f} s (its event loop "
+                f"{used['event_loop']:.2f} s), pool workers {workers:.2f} s ("
+                + ", ".join(f"{v:.2f}" for k, v in used.items() if k.startswith("worker:"))
+                + ")"
             )
         if "error" in job:
             print(f"  ERROR {job['error']}")

@@ -96,16 +96,37 @@ class _Running:
     subscribers: list[ProgressCallback] = field(default_factory=list)
     last: Progress | None = None
     task: asyncio.Task[Any] | None = None
+    outbox: list[Progress] = field(default_factory=list)
+    courier: asyncio.Task[None] | None = None
 
     async def emit(self, event: Progress) -> None:
-        """Send a progress event (tagged with the job id) to everyone sharing the job."""
+        """Send a progress event (tagged with the job id) to everyone sharing the job.
+
+        Returns at once: one task per job delivers the events in order, so the job never
+        waits for a message edit. It used to, at each stage (a Discord edit is ~0.1-0.3 s,
+        up to ``PROGRESS_TIMEOUT_S`` when stuck), on the job's critical path: before the
+        first request, between clustering and rendering. :meth:`drain` waits for them.
+        """
         event = dataclasses.replace(event, job_id=self.job_id)
         self.last = event
-        for cb in list(self.subscribers):
-            try:
-                await asyncio.wait_for(cb(event), PROGRESS_TIMEOUT_S)
-            except Exception:  # a failed or stuck message edit must not fail the job
-                log.warning("progress callback failed for job %d", self.job_id, exc_info=True)
+        self.outbox.append(event)
+        if self.courier is None or self.courier.done():
+            self.courier = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        while self.outbox:
+            event = self.outbox.pop(0)
+            for cb in list(self.subscribers):
+                try:
+                    await asyncio.wait_for(cb(event), PROGRESS_TIMEOUT_S)
+                except Exception:  # a failed or stuck message edit must not fail the job
+                    log.warning("progress callback failed for job %d", self.job_id, exc_info=True)
+
+    async def drain(self) -> None:
+        """Wait until every event emitted so far has been delivered (at the job's end, so
+        the last progress edit never lands after the result)."""
+        while self.courier is not None and not self.courier.done():
+            await asyncio.shield(self.courier)
 
 
 def source_key(request: AnalysisRequest) -> str:
@@ -342,10 +363,12 @@ class JobQueue:
         self._forget(running)
         if outcome is not None:
             await running.emit(Progress("done", message="Done"))
+            await running.drain()
             running.future.set_result(outcome)
         else:
             assert error is not None
             await running.emit(Progress("failed", message=error.user_message))
+            await running.drain()
             running.future.set_exception(error)
         await self._notify(job_id, running.request, outcome, error)
         try:  # announced: the reply a resumed job would finish (a secret) is not kept

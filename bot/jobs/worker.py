@@ -98,6 +98,22 @@ class _GcFreeze:
 _gc = _GcFreeze()
 
 
+def _freezing(progress: ProgressCallback) -> ProgressCallback:
+    """``progress`` that first freezes what is alive (see :class:`_GcFreeze`).
+
+    Progress comes with each page of items and each batch of features: the job's tracks and
+    features are frozen as they arrive. Frozen only after the fetch step, a 10,000-track
+    playlist's pages (~150,000 tracked objects by then) were walked by full collections
+    during the fetch: 75-130 ms event-loop stalls. ``gc.freeze()`` itself costs ~nothing.
+    """
+
+    async def frozen_then(event: Progress) -> None:
+        _gc.freeze()
+        await progress(event)
+
+    return frozen_then
+
+
 def _gc_held(job: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """``job`` runs between ``_gc.enter()`` and ``_gc.exit()`` (see :class:`_GcFreeze`)."""
 
@@ -153,7 +169,7 @@ class StepRunner:
             analysis = await asyncio.to_thread(Analysis.from_dict, cp.pop("analysis"))
             packed = await asyncio.to_thread(cpu.pack, analysis)
             return await self._render_phase(job_id, req, pkey, packed, progress, analysis=analysis)
-        got = await self._cluster_phase(job_id, req, pkey, cp, progress)
+        got = await self._cluster_phase(job_id, req, pkey, cp, _freezing(progress))
         if isinstance(got, int):
             return await self._reused(job_id, got)
         return await self._render_phase(job_id, req, pkey, got, progress, fetch_ref=cp.get("fetch"))
