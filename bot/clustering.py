@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,9 @@ from bot.models import Analysis, Cluster, FetchResult, Track
 MIN_TRACKS = 10
 MAX_AUTO_K = 12
 N_REPRESENTATIVES = 10
-SILHOUETTE_SAMPLE = 3000
+# The silhouette only words how apart the clusters are: on 1,000 rows its standard error is
+# ~0.006, and at 10,000 tracks it costs 30 ms instead of 220 ms on 3,000 rows.
+SILHOUETTE_SAMPLE = 1000
 K_SEARCH_SAMPLE = 1000
 # No cluster chosen automatically is smaller than this share of the playlist (or 3 tracks).
 MIN_CLUSTER_SHARE = 0.03
@@ -37,6 +39,7 @@ GAP_REFERENCES = 10  # uniform reference data sets for the gap statistic (see ch
 # restarts: k within ±1 in 83 %, NMI 0.560, 139 s; 1 / 1: 86 %, 0.567, 102 s.
 GAP_INITS = 1
 GMM_INITS = 1
+BIC_PATIENCE = 2  # the BIC search stops after this many k in a row that do not lower it
 # A feature must differ between the cluster and the rest by this many sds to be named.
 DESCRIBE_MIN_Z = 0.5
 # Weaker contrasts may still be used to tell two clusters' names apart.
@@ -207,22 +210,101 @@ def _search_k(X: np.ndarray, seed: int) -> int:
     n = X.shape[0]
     k_max = max_auto_k(n)
     smallest = min_cluster_size(n)
-    log_w: dict[int, float] = {}
-    ok: list[int] = []
-    for k in range(1, k_max + 2):
-        if k > n - 1:
-            break
-        labels = fit_labels(X, k, seed)
-        log_w[k] = _log_dispersion(X, labels)
-        if 2 <= k <= k_max and np.bincount(labels).min() >= smallest:
-            ok.append(k)
-    if not ok:
-        return 2
-    gap, gap_se = _gap(X, log_w, seed)
-    k_gap = next((k for k in ok if k + 1 in gap and gap[k] >= gap[k + 1] - gap_se[k + 1]), ok[-1])
-    k_bic = min([1, *ok], key=lambda k: (_bic(X, k, seed), k))
+    search = _KSearch(X, seed, top=min(k_max + 1, n - 1))
+
+    def ok(k: int) -> bool:
+        return 2 <= k <= k_max and int(np.bincount(search.labels(k)).min()) >= smallest
+
+    k_gap = next((k for k in range(2, k_max + 1) if ok(k) and search.gap_stops_at(k)), None)
+    if k_gap is None:  # the gap never levels off: the largest candidate, if any
+        k_gap = next((k for k in range(k_max, 1, -1) if ok(k)), None)
+        if k_gap is None:
+            return 2
+    k_bic = search.lowest_bic(itertools.chain([1], (k for k in range(2, k_max + 1) if ok(k))))
     wanted = math.ceil((k_gap + k_bic) / 2)
-    return min(ok, key=lambda k: (abs(k - wanted), k))
+    # the candidate nearest ``wanted`` (the smaller on a tie); k_gap is one, so this ends
+    return next(k for d in range(k_max + 1) for k in (wanted - d, wanted + d) if ok(k))
+
+
+class _KSearch:
+    """What :func:`_search_k` needs, computed only when first asked for.
+
+    The criteria are read from k = 1 upwards and stop early (the gap rule at its k, BIC after
+    two k in a row that do not lower it), so the costly large-k fits are mostly skipped. The
+    same k as fitting every k in all 210 bench mixes (seeds 0–2); CPU time of ``fit`` with auto
+    k at 10,000 bundled tracks 1.29 s before, 0.34 s now (1,000 tracks: 0.99 s, 0.35 s).
+    """
+
+    def __init__(self, X: np.ndarray, seed: int, top: int) -> None:
+        self.X, self.seed, self.top = X, seed, top
+        self._labels: dict[int, np.ndarray] = {}
+        self._gap: dict[int, tuple[float, float]] = {}
+        self._refs: list[np.ndarray] | None = None
+
+    def labels(self, k: int) -> np.ndarray:
+        """The k-means partition for k (the one the final fit would give on these rows)."""
+        if k not in self._labels:
+            n = self.X.shape[0]
+            self._labels[k] = fit_labels(self.X, k, self.seed) if k > 1 else np.zeros(n, int)
+        return self._labels[k]
+
+    def gap_stops_at(self, k: int) -> bool:
+        """Tibshirani's rule: Gap(k) ≥ Gap(k+1) − s(k+1)."""
+        if k + 1 > self.top:
+            return False
+        gap_k, _ = self.gap(k)
+        gap_next, se_next = self.gap(k + 1)
+        return gap_k >= gap_next - se_next
+
+    def gap(self, k: int) -> tuple[float, float]:
+        """Gap(k) and its standard error (Tibshirani et al. 2001)."""
+        from sklearn.cluster import KMeans
+
+        if k not in self._gap:
+            refs = self.references()
+            ref = np.array(
+                [
+                    math.log(
+                        max(
+                            KMeans(k, n_init=GAP_INITS, random_state=self.seed).fit(r).inertia_,
+                            1e-12,
+                        )
+                    )
+                    for r in refs
+                ]
+            )
+            log_w = _log_dispersion(self.X, self.labels(k))
+            se = float(ref.std()) * math.sqrt(1 + 1 / GAP_REFERENCES)
+            self._gap[k] = (float(ref.mean()) - log_w, se)
+        return self._gap[k]
+
+    def references(self) -> list[np.ndarray]:
+        """Uniform reference data sets in the box of the data's principal axes."""
+        if self._refs is None:
+            X = self.X
+            rng = np.random.default_rng(self.seed)
+            centre = X.mean(axis=0)
+            _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
+            rotated = (X - centre) @ vt.T
+            lo, hi = rotated.min(axis=0), rotated.max(axis=0)
+            self._refs = [
+                rng.uniform(lo, hi, size=rotated.shape) @ vt + centre for _ in range(GAP_REFERENCES)
+            ]
+        return self._refs
+
+    def lowest_bic(self, candidates: Iterable[int]) -> int:
+        """The candidate k with the lowest BIC, read upwards until two in a row do not lower
+        it (on 70 × 3 bench mixes: the same k as trying them all, with 39 % of the fits)."""
+        best, best_bic, worse = 1, math.inf, 0
+        for k in candidates:
+            bic = _bic(self.X, k, self.seed)
+            if bic < best_bic:
+                best, best_bic, worse = k, bic, 0
+            else:
+                worse += 1
+                if worse >= BIC_PATIENCE:
+                    break
+        return best
 
 
 def _log_dispersion(X: np.ndarray, labels: np.ndarray) -> float:
@@ -232,32 +314,6 @@ def _log_dispersion(X: np.ndarray, labels: np.ndarray) -> float:
         rows = X[labels == c]
         w += float(((rows - rows.mean(axis=0)) ** 2).sum())
     return math.log(max(w, 1e-12))
-
-
-def _gap(
-    X: np.ndarray, log_w: dict[int, float], seed: int
-) -> tuple[dict[int, float], dict[int, float]]:
-    """Gap(k) and its standard error for every k in ``log_w`` (Tibshirani et al. 2001)."""
-    from sklearn.cluster import KMeans
-
-    rng = np.random.default_rng(seed)
-    centre = X.mean(axis=0)
-    _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
-    rotated = (X - centre) @ vt.T
-    lo, hi = rotated.min(axis=0), rotated.max(axis=0)
-    refs = [rng.uniform(lo, hi, size=rotated.shape) @ vt + centre for _ in range(GAP_REFERENCES)]
-    gap: dict[int, float] = {}
-    se: dict[int, float] = {}
-    for k, lw in log_w.items():
-        ref = np.array(
-            [
-                math.log(max(KMeans(k, n_init=GAP_INITS, random_state=seed).fit(r).inertia_, 1e-12))
-                for r in refs
-            ]
-        )
-        gap[k] = float(ref.mean()) - lw
-        se[k] = float(ref.std()) * math.sqrt(1 + 1 / GAP_REFERENCES)
-    return gap, se
 
 
 def _bic(X: np.ndarray, k: int, seed: int) -> float:

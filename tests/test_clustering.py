@@ -383,3 +383,37 @@ def test_names_are_unique_in_metadata_mode_too(demo: FetchResult) -> None:
     analysis = cluster_step(FetchResult(meta=demo.meta, tracks=bare), FeatureTable(), None)
     words = [c.name.split(" · ", 1)[1] for c in analysis.clusters]
     assert analysis.k >= 3 and len(set(words)) == len(words), words
+
+
+def test_auto_k_search_stops_once_the_criteria_have_decided(monkeypatch) -> None:
+    # two clear groups: the gap rule settles at k = 2 and BIC rises after it, so the search
+    # must not fit the large k it cannot choose (it fitted every k up to 13 before: 1.3 s of
+    # CPU at 10,000 tracks, now 0.34 s, with the same k)
+    from sklearn.mixture import GaussianMixture
+
+    import bot.clustering as clustering
+
+    tracks, values, _ = _playlist(
+        [
+            (60, {"energy": 0.9, "acousticness": 0.02}, "2019"),
+            (60, {"energy": 0.3, "acousticness": 0.8}, "2019"),
+        ]
+    )
+    kmeans_k: list[int] = []
+    mixture_k: list[int] = []
+    fit_labels, mixture_fit = clustering.fit_labels, GaussianMixture.fit
+
+    def counting_fit_labels(X, k, seed=0):
+        kmeans_k.append(k)
+        return fit_labels(X, k, seed)
+
+    def counting_mixture_fit(self, X, y=None):
+        mixture_k.append(self.n_components)
+        return mixture_fit(self, X, y)
+
+    monkeypatch.setattr(clustering, "fit_labels", counting_fit_labels)
+    monkeypatch.setattr(GaussianMixture, "fit", counting_mixture_fit)
+    result = fit(_matrix(tracks, values), None)
+    assert result.k == 2
+    assert max_auto_k(len(tracks)) == 12
+    assert max(kmeans_k) <= 4 and max(mixture_k) <= 4, (kmeans_k, mixture_k)
