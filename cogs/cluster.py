@@ -145,7 +145,25 @@ class ClusterCog(commands.Cog):
         error: BaseException | None,
     ) -> None:
         """This cog's jobs (/cluster, posted links) that nobody awaits any more (resumed after a
-        restart) are posted to their channel; other origins (digests) belong to their cog."""
+        restart) finish their reply or are posted to their channel; other origins (digests)
+        belong to their cog. The reply kept for that (a secret) is dropped once the job ended,
+        whichever queue ran it."""
+        try:
+            await self._announce(job_id, request, outcome, error)
+        finally:
+            if request.origin == "interaction":
+                try:
+                    await self.services.store.jobs.drop_reply(job_id)
+                except PipelineError:
+                    log.warning("could not drop the stored reply of job %s", job_id)
+
+    async def _announce(
+        self,
+        job_id: int,
+        request: AnalysisRequest,
+        outcome: JobOutcome | None,
+        error: BaseException | None,
+    ) -> None:
         if self._closed or job_id in self._awaited or not request.channel_id:
             return
         if request.origin not in ("interaction", "message"):

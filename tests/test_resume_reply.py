@@ -141,3 +141,32 @@ async def test_a_resumed_job_that_fails_says_so_in_its_reply_privately(
     assert told.ephemeral and told.via == "followup"
     assert it.original_id not in fake_discord.messages  # the progress line is gone
     assert not [m for m in fake_discord.sent(via="channel") if "told apart" in m.text]
+
+
+async def test_a_reply_answered_live_keeps_no_token(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    """Kept while the job runs, dropped when it ends: a secret is not stored for nothing."""
+    services = await make_services()
+    kept: list[bool] = []
+
+    async def seen(job_id: int, state: str, checkpoint: dict) -> None:
+        kept.append(await services.store.jobs.reply(job_id) is not None)
+
+    services.queue.runner.on_commit = seen
+    att = fake_discord.add_attachment("mix.csv", csv_bytes(60))
+    async with start_bot(services, progress_interval_s=0.0):
+        it = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": att})
+        await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds] or None, 120
+        )
+
+        async def no_token_left() -> None:
+            # Dropped just after the job's end is announced; no event marks that: poll
+            # (bounded by wait_for below).
+            query = "SELECT count(*) FROM jobs WHERE reply_blob IS NOT NULL"
+            while (await services.db.fetchone(query))[0]:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(no_token_left(), 30)
+    assert any(kept[1:])  # there while it ran (the first commit may come before it is kept)

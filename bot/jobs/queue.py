@@ -5,7 +5,8 @@ anything runs. Jobs run as asyncio tasks; network steps share a semaphore, CPU s
 process pool. On start-up, jobs a previous process left unfinished are resumed from their last
 committed step and their end is announced to listeners (nobody awaits them any more). A job
 asked for by a slash command may carry the reply to finish (``JobRepository.attach_reply``, the
-interaction token encrypted); listeners read it while the end is announced, then it is dropped.
+interaction token encrypted); the listener that attached it reads and drops it when the end is
+announced (tokens of jobs that ended unannounced are dropped at start).
 """
 
 from __future__ import annotations
@@ -371,10 +372,6 @@ class JobQueue:
             await running.drain()
             running.future.set_exception(error)
         await self._notify(job_id, running.request, outcome, error)
-        try:  # announced: the reply a resumed job would finish (a secret) is not kept
-            await self.store.jobs.drop_reply(job_id)
-        except PipelineError:
-            log.warning("could not drop the stored reply of job %d", job_id, exc_info=True)
 
     def _forget(self, running: _Running) -> None:
         self._running.pop(running.job_id, None)
