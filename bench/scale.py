@@ -485,6 +485,7 @@ async def run_distributed(args: argparse.Namespace, spotify: Any, links: list[st
             " JOIN procrastinate_events e ON e.job_id = s.job_id AND e.type = 'succeeded'"
             " AND e.at > s.at WHERE d.type = 'deferred'",
         )
+        gaps = await _fetch(url, _PICKUP_GAPS)
     finally:
         await asyncio.to_thread(_stop, procs)
         await fake.close()
@@ -506,6 +507,7 @@ async def run_distributed(args: argparse.Namespace, spotify: Any, links: list[st
         "pg_transactions": int(xacts_after[0]["xact_commit"]) - int(xacts[0]["xact_commit"]),
         "queue_wait_s": _spread([float(w["wait_s"]) for w in waits]),
         "job_run_s": _spread([float(w["run_s"]) for w in waits]),
+        "pickup_gap_s": _spread([float(g["gap_s"]) for g in gaps if g["gap_s"] is not None]),
         "progress": _progress_summary(asked.progress_edits()),
         "statements": statements,
         "log": str(log),
@@ -552,6 +554,21 @@ async def run_embedded(args: argparse.Namespace, spotify: Any, links: list[str])
         "progress": _progress_summary(asked.progress_edits()),
         "log": str(log),
     }
+
+
+# How long a worker's slot stays empty: from a job's end to the start of the next job on the
+# same worker (the queue is never empty here), i.e. procrastinate's finish + fetch + wake-up.
+_PICKUP_GAPS = """
+WITH ev AS (
+    SELECT e.type, e.at, j.worker_id FROM procrastinate_events e
+    JOIN procrastinate_jobs j ON j.id = e.job_id WHERE e.type IN ('started', 'succeeded')
+)
+SELECT extract(epoch FROM s.at - (
+    SELECT max(f.at) FROM ev f
+    WHERE f.worker_id = s.worker_id AND f.type = 'succeeded' AND f.at <= s.at
+)) AS gap_s
+FROM ev s WHERE s.type = 'started'
+"""
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -612,7 +629,8 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> bool:
             f"CPU s {dist['cpu_s']}; PostgreSQL transactions {dist['pg_transactions']}"
         )
         print(
-            f"  wait for a worker {dist['queue_wait_s']}, run {dist['job_run_s']}; progress "
+            f"  wait for a worker {dist['queue_wait_s']}, run {dist['job_run_s']}, a worker's "
+            f"slot empty between jobs {dist['pickup_gap_s']}; progress "
             f"edits {dist['progress']}"
         )
         if dist["statements"]:
