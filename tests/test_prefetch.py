@@ -129,3 +129,32 @@ def test_no_prefetch_while_spotify_may_still_have_features(fake_spotify: FakeSpo
         assert isinstance(start_prefetch(recco, None, None), FeaturePrefetch)
     finally:
         app.close()
+
+
+async def test_a_collected_prefetch_is_freed_without_the_garbage_collector(
+    fake_spotify: FakeSpotify,
+) -> None:
+    """Contexts copied during the fetch (tasks, aiohttp's timers) outlive it holding the page
+    sink: it must not hold the prefetch (and every feature found) once the fetch is over.
+    Jobs freeze their objects out of the garbage collector's reach, hence no gc here."""
+    import gc
+    import weakref
+
+    from bot.features.prefetch import feeding
+    from bot.sources.page_sink import emit_page
+
+    ids = fake_spotify.track_ids()[:80]
+    recco = ReccoBeatsClient(fake_spotify.reccobeats_base, timeout_s=5.0)
+    gc.disable()
+    try:
+        prefetch = FeaturePrefetch(recco)
+        with feeding(prefetch):
+            emit_page([Track(id=i, name="") for i in ids])  # as the paging code does
+        got = await prefetch.collect(ids)
+        assert len(got.found) + len(got.missing) == 80
+        gone = weakref.ref(prefetch)
+        del prefetch
+        assert gone() is None
+    finally:
+        gc.enable()
+        await recco.close()

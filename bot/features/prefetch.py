@@ -40,7 +40,8 @@ def feeding(prefetch: FeaturePrefetch | None) -> Iterator[None]:
     if prefetch is None:
         yield
         return
-    token = page_sink.set(prefetch.add_page)
+    feed = _Feed(prefetch)
+    token = page_sink.set(feed)
     try:
         yield
     except BaseException:
@@ -49,7 +50,25 @@ def feeding(prefetch: FeaturePrefetch | None) -> Iterator[None]:
     else:
         prefetch.flush()
     finally:
+        feed.prefetch = None
         page_sink.reset(token)
+
+
+class _Feed:
+    """The page sink of one fetch: hands pages to its prefetch until the fetch ends.
+
+    Every task and timer started during the fetch keeps a copy of the context, and with it
+    the sink (aiohttp's keep-alive timers for 15 s and more): a bound ``add_page`` there kept
+    the prefetch, and every feature it found, alive after the job had collected them
+    (4.3 MB at 10,000 tracks, through the CPU steps). Detached at the end, this holds nothing.
+    """
+
+    def __init__(self, prefetch: FeaturePrefetch) -> None:
+        self.prefetch: FeaturePrefetch | None = prefetch
+
+    def __call__(self, items: Sequence[Any]) -> None:
+        if self.prefetch is not None:
+            self.prefetch.add_page(items)
 
 
 class FeaturePrefetch:
@@ -131,6 +150,7 @@ class FeaturePrefetch:
         """
         if self._consumer is not None:
             await asyncio.gather(self._consumer, return_exceptions=True)
+            self._consumer = None  # done: nothing to keep (see _Feed)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
@@ -148,6 +168,7 @@ class FeaturePrefetch:
         """Stop lookups still running (the job failed or was served from storage)."""
         if self._consumer is not None and not self._consumer.done():
             self._consumer.cancel()
+        self._consumer = None
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
