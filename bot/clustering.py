@@ -533,22 +533,59 @@ def name_clusters(
 
     Each name takes the two strongest words (:func:`describe`); when another cluster already
     has those, the next pair of true words is used, borrowing weaker contrasts
-    (``NAME_MIN_Z``), then words that hold for most of its tracks whatever the contrast; the
+    (``NAME_MIN_Z``), then words that hold for most of its tracks whatever the contrast; when
+    none is left, a comparative with the cluster of that name (:func:`_comparative`). The
     number in "Cluster N" keeps the name unique when nothing does.
     """
     if k == 1:
         return [("Cluster 1 · all tracks", [])]
-    used: set[str] = set()
+    used: dict[str, int] = {}  # word part of a name -> the cluster that has it
     out: list[tuple[str, list[str]]] = []
     for c in range(k):
         mask = labels == c
         words = describe(fm, mask, max_words=max_words)
         weaker = [w for z in (NAME_MIN_Z, -math.inf) for _, w in word_candidates(fm, mask, z)]
-        short = _short_words(words, weaker, used)
-        used.add(" · ".join(short))
+        short = _short_words(words, weaker, set(used))
+        key = " · ".join(short)
+        named = short
+        if key in used:  # no true words left to tell it apart: compare with its namesake
+            named = short + _comparative(fm, mask, labels == used[key])
+        used.setdefault(key, c)
+        used.setdefault(" · ".join(named), c)
         rest = [w for w in words if w not in short]
-        out.append((_name(c, short), (short + rest)[:max_words]))
+        out.append((_name(c, named), (short + rest)[:max_words]))
     return out
+
+
+# What a cluster has more (+) or less (−) of than the cluster it would share its name with.
+COMPARATIVES: dict[str, tuple[str, str]] = {
+    "danceability": ("more danceable", "less danceable"),
+    "energy": ("more energetic", "calmer"),
+    "loudness": ("louder", "quieter"),
+    "speechiness": ("wordier", "fewer words"),
+    "acousticness": ("more acoustic", "more electronic"),
+    "instrumentalness": ("more instrumental", "more vocal"),
+    "liveness": ("more live", "more studio"),
+    "valence": ("happier", "sadder"),
+    "tempo": ("faster", "slower"),
+    "popularity": ("more popular", "less popular"),
+    "duration_min": ("longer", "shorter"),
+    "year": ("newer", "earlier"),
+}
+
+
+def _comparative(fm: FeatureMatrix, members: np.ndarray, namesake: np.ndarray) -> list[str]:
+    """The word for the feature that differs most between two clusters whose true words are
+    the same ("sad" and "sad · more live"), by the clusters' average scaled values (ranks)."""
+    best: tuple[float, str] | None = None
+    for name, (more, less) in COMPARATIVES.items():
+        col = fm.scaled.get(name)
+        if col is None or float(np.std(col)) <= 1e-9:
+            continue
+        diff = (float(col[members].mean()) - float(col[namesake].mean())) / float(np.std(col))
+        if best is None or abs(diff) > best[0]:
+            best = (abs(diff), more if diff > 0 else less)
+    return [best[1]] if best is not None and best[0] > 0 else []
 
 
 def _short_words(words: list[str], weaker: list[str], used: set[str]) -> list[str]:
@@ -564,8 +601,8 @@ def _short_words(words: list[str], weaker: list[str], used: set[str]) -> list[st
 
 
 def _name(index: int, words: list[str]) -> str:
-    """'Cluster N · w1 · w2' (the number keeps names unique)."""
-    short = " · ".join(words[:2]) if words else "mixed"
+    """'Cluster N · w1 · w2' (the number keeps names unique; a comparative may make a third)."""
+    short = " · ".join(words[:3]) if words else "mixed"
     return f"Cluster {index + 1} · {short}"
 
 

@@ -417,3 +417,24 @@ def test_auto_k_search_stops_once_the_criteria_have_decided(monkeypatch) -> None
     assert result.k == 2
     assert max_auto_k(len(tracks)) == 12
     assert max(kmeans_k) <= 4 and max(mixture_k) <= 4, (kmeans_k, mixture_k)
+
+
+def test_clusters_with_the_same_true_words_get_different_names() -> None:
+    # two sad clusters that differ only in liveness, where no word holds ("live" needs 0.6):
+    # both were named "sad" (seen once in 210 bench analyses)
+    from bot.clustering import name_clusters
+
+    plain = {"danceability": 0.55, "energy": 0.6, "tempo": 110.0}
+    tracks, values, members = _playlist(
+        [
+            (30, {**plain, "valence": 0.85, "energy": 0.9}, "2019"),
+            (30, {**plain, "valence": 0.2, "liveness": 0.12}, "2019"),
+            (30, {**plain, "valence": 0.2, "liveness": 0.42}, "2019"),
+        ]
+    )
+    fm = _matrix(tracks, values)
+    group = {t.id: g for t, g in zip(tracks, members, strict=True)}
+    labels = np.array([group[tid] for tid in fm.ids])
+    names = [name for name, _ in name_clusters(fm, labels, 3)]
+    words = [name.split(" · ", 1)[1] for name in names]
+    assert words[1] == "sad" and words[2] == "sad · more live", names
