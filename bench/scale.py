@@ -39,6 +39,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -666,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bot-process", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
     args = parser.parse_args(argv)
     if args.bot_process:
         return bot_process()
@@ -673,6 +675,12 @@ def main(argv: list[str] | None = None) -> int:
     ok = _print(report, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    for part in ("distributed", "embedded"):  # the processes' logs and the SQLite files
+        log = Path(report[part]["log"]) if part in report else None
+        if log is not None and ok and not args.keep:
+            shutil.rmtree(log.parent, ignore_errors=True)
+        elif log is not None:
+            print(f"  {part}: the processes' output is in {log}")
     return 0 if ok else 1
 
 
