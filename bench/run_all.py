@@ -131,7 +131,7 @@ def playlist_rows(runs: list[dict[str, Any]]) -> list[Row]:
     rows.append(
         Row(
             f"wall time, {n:,} tracks",
-            f"< {target:.0f} s" if target else "-",
+            f"< {target:g} s" if target else "-",
             _spread(walls, "s") + f"; rerun {runs[0]['second']['wall_s']:.2f} s" + _floor(runs),
             None if target is None else min(walls) < target,
         )

@@ -15,6 +15,8 @@ The final step stores the analysis and marks the job done in one transaction.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import dataclasses
 import functools
 import gc
@@ -97,6 +99,30 @@ class _GcFreeze:
 
 _gc = _GcFreeze()
 
+# glibc's mallopt() parameter (malloc.h) and the size from which blocks get their own mapping.
+_M_MMAP_THRESHOLD = -3
+BIG_BLOCK = 256 * 1024
+
+
+def return_big_blocks_to_the_os() -> bool:
+    """Have glibc's malloc give blocks of ``BIG_BLOCK`` bytes or more their own mapping,
+    always, so each one goes back to the system when freed. Returns whether it applied
+    (glibc only; elsewhere nothing changes).
+
+    A job makes several short-lived texts of megabytes: the analysis' JSON for the checkpoint
+    and for storage (~7 MB each at 10,000 tracks) and SQLite's copies of them. glibc raises
+    its mapping threshold to the size of each big block freed (up to 32 MB), so from the
+    second on they came from the heap, whose freed memory the process keeps: the bot's peak
+    RSS grew with every copy (10k bench: ~12 MB less with a fixed threshold). Costs a mapping
+    and its page faults per big block: nothing next to encoding or writing it.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, BIG_BLOCK))
+
 
 def _freezing(progress: ProgressCallback) -> ProgressCallback:
     """``progress`` that first freezes what is alive (see :class:`_GcFreeze`).
@@ -146,6 +172,7 @@ class StepRunner:
         self.pool = pool
         self.network = network
         self.on_commit = on_commit
+        return_big_blocks_to_the_os()  # this process holds the jobs' big texts
 
     async def _commit(self, job_id: int, state: str, cp: dict[str, Any]) -> None:
         await self.store.jobs.set_state(job_id, state, cp)
