@@ -106,6 +106,33 @@ async def test_pagination_page_count_and_concurrency(
     assert [e.done for e in progress.events] == sorted(e.done for e in progress.events)
 
 
+async def test_a_big_playlist_does_not_hold_back_another_read(
+    fake_spotify_extended: FakeSpotify,
+) -> None:
+    """Each read waits for the gateway's slots with at most its share of pages, so a small
+    playlist read meanwhile is not served after all of a big one's pages (issue #16)."""
+    fake = fake_spotify_extended
+    big = fake.add_playlist(fake.track_ids()[:1000], name="big", owner_id="bob")
+    small = fake.add_playlist(fake.track_ids()[1000:1100], name="small", owner_id="bob")
+    fake.latency = 0.02
+    gw = gateway(fake, spotify_concurrency=2)
+
+    reading = asyncio.Event()
+
+    async def big_progress(event: Progress) -> None:
+        reading.set()  # its first page is in: the other 19 are being asked for
+
+    async def small_later() -> None:
+        await reading.wait()
+        await gw.fetch(SpotifyRef("playlist", small.id), ProgressLog())
+
+    await asyncio.gather(gw.fetch(SpotifyRef("playlist", big.id), big_progress), small_later())
+    paths = [p for _, p, _ in fake.requests]
+    last_small = max(i for i, p in enumerate(paths) if small.id in p)
+    big_pages_after = [p for p in paths[last_small:] if p.endswith(f"{big.id}/items")]
+    assert len(big_pages_after) >= 10  # of its 20 pages: the small read went in between
+
+
 async def test_token_refresh_is_shared_between_threads(fake_spotify_extended: FakeSpotify) -> None:
     fake = fake_spotify_extended
     gw = gateway(fake)
