@@ -29,10 +29,11 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from bot.models import ARTEFACTS, AUDIO_FEATURES, Analysis, Track
 from bot.safety import csv_row, html_attr, https_url, md_link_url
+
+# numpy is imported inside the functions that draw: the bot process imports this module for the
+# report and the buttons but draws nothing, and numpy costs it ~10 MB of its 150 MB budget (#16).
 
 MAX_PNG_BYTES = 1_000_000
 IMAGE_NAME = ARTEFACTS.png
@@ -165,6 +166,8 @@ def scatter_figure(analysis: Analysis, *, legend: bool = False) -> Any:
     see-through disc so the points stay visible); with ``legend`` the legend below lists every
     cluster as text, one line each.
     """
+    import numpy as np
+
     n = len(analysis.coords)
     k = len(analysis.clusters)
     if legend:
@@ -239,6 +242,8 @@ def _legend_line(c: Any) -> str:
 
 def _number_labels(fig: Any, ax: Any, centres: list[tuple[int, float, float]]) -> None:
     """Cluster numbers at their centres, nudged apart so that no two discs overlap."""
+    import numpy as np
+
     if not centres:
         return
     ax.set_xlim(ax.get_xlim())  # fixed limits: the labels' pixels must not move afterwards
@@ -269,6 +274,8 @@ def _number_labels(fig: Any, ax: Any, centres: list[tuple[int, float, float]]) -
 
 def _spread_labels(fig: Any, ax: Any, labels: list[Any]) -> None:
     """Push overlapping label discs apart (in pixels; deterministic)."""
+    import numpy as np
+
     fig.canvas.draw()  # current layout: sizes and positions in pixels
     radius = np.array([lab.get_bbox_patch().get_window_extent().width / 2 for lab in labels])
     pos = ax.transData.transform(np.array([lab.xyann for lab in labels], dtype=float))
@@ -332,6 +339,8 @@ def profile_levels(analysis: Analysis) -> tuple[list[str], dict[int, list[float]
     A track's percentile is its rank within the playlist for that feature, so the playlist
     average is 50 for every feature and a bar of 80 means "higher than most of the playlist".
     """
+    import numpy as np
+
     names = [f for f in PROFILE_FEATURES if f in analysis.feature_names]
     ids = list(analysis.assignments)
     levels: dict[int, list[float]] = {c.index: [] for c in analysis.clusters}
@@ -358,6 +367,8 @@ def profile_figure(analysis: Analysis) -> Any:
     that differ most between clusters). Each bar starts at the playlist average (the thin
     line) and goes right when the cluster's tracks are higher than most of the playlist,
     left when lower; a full half-cell is the top or bottom of the playlist."""
+    import numpy as np
+
     features, levels = profile_levels(analysis)
     clusters = analysis.clusters
     if features:

@@ -20,8 +20,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+# numpy is imported where it is used: the bot process imports this module (digest summaries
+# match clusters with it) and numpy costs it ~10 MB of its 150 MB budget (issue #16).
+if TYPE_CHECKING:
+    import numpy as np
 
 # How far auto k on the new playlist may stray from the previous k before the playlist is
 # said to have changed shape, by how much of it changed (``PreviousClusters.changed``). Auto k
@@ -55,6 +59,8 @@ def previous_centres(
 ) -> PreviousClusters | None:
     """Centre (in ``X``'s space) of each previous cluster's tracks still present; None when
     no track of the previous analysis is left."""
+    import numpy as np
+
     rows: dict[int, list[int]] = {}
     for r, tid in enumerate(ids):
         if tid in previous:
@@ -88,6 +94,7 @@ def warm_labels(X: np.ndarray, start: PreviousClusters, k: int, seed: int = 0) -
     tracks go to the nearest kept one). Fewer (a cluster lost all its tracks, or k grew): the
     tracks farthest from every centre start the new ones, one at a time.
     """
+    import numpy as np
     from sklearn.cluster import KMeans
 
     keep = sorted(range(len(start.indices)), key=lambda i: (-start.sizes[i], start.indices[i]))
@@ -106,6 +113,8 @@ def match_sets(
     """Pair current clusters (by position) with previous ones: Hungarian assignment maximising
     the total Jaccard overlap of members. Returns ``{current_pos: (previous_pos, jaccard)}``;
     pairs with no common member are left out (the cluster is new / vanished)."""
+    import numpy as np
+
     if not previous or not current:
         return {}
     from scipy.optimize import linear_sum_assignment
@@ -127,6 +136,8 @@ def number_like(labels: np.ndarray, ids: Sequence[str], previous: Mapping[str, i
     """Renumber ``labels`` 0..k-1 so each cluster that continues a previous one (matched by
     shared tracks, :func:`match_sets`) keeps that one's number when it is below k; the other
     clusters take the free numbers, largest first (ties by their first track id)."""
+    import numpy as np
+
     found = sorted(set(labels.tolist()))
     members: dict[int, set[str]] = {lab: set() for lab in found}
     for tid, lab in zip(ids, labels.tolist(), strict=True):
