@@ -327,6 +327,16 @@ class Requests:
         ]
 
 
+def _answer_counts(counts: dict[str, int], links: list[str], asked: Requests) -> dict[str, Any]:
+    """How the requests were answered (results per request), the same for both topologies."""
+    return {
+        "answers": sorted(Counter(counts.values()).items()),
+        "answered": sum(1 for n in counts.values() if n),
+        "exactly_once": all(n == 1 for n in counts.values()) and len(counts) == len(links),
+        "errors": asked.errors(),
+    }
+
+
 def _progress_summary(texts: list[str]) -> dict[str, Any]:
     counted = [t for t in texts if re.search(r"\d+/\d+ tracks", t)]
     return {"edits": len(texts), "with_counts": len(counted), "examples": sorted(set(texts))[:8]}
@@ -496,10 +506,7 @@ async def run_distributed(args: argparse.Namespace, spotify: Any, links: list[st
             _stop_postgres(tmp)
     return {
         "wall_s": round(wall, 1),
-        "answers": sorted(Counter(counts.values()).items()),
-        "answered": sum(1 for n in counts.values() if n),
-        "exactly_once": all(n == 1 for n in counts.values()) and len(counts) == len(links),
-        "errors": asked.errors(),
+        **_answer_counts(counts, links, asked),
         "jobs_done": sum(1 for j in jobs if j["state"] == "done"),
         "distinct_analyses": len({j["analysis_id"] for j in jobs if j["analysis_id"]}),
         "jobs_resumed_after_kill": sum(1 for j in jobs if j["attempts"] > 1),
@@ -547,10 +554,7 @@ async def run_embedded(args: argparse.Namespace, spotify: Any, links: list[str])
         await fake.close()
     return {
         "wall_s": round(wall, 1),
-        "answers": sorted(Counter(counts.values()).items()),
-        "answered": sum(1 for n in counts.values() if n),
-        "exactly_once": all(n == 1 for n in counts.values()) and len(counts) == len(links),
-        "errors": asked.errors(),
+        **_answer_counts(counts, links, asked),
         "cpu_s": cpu,
         "progress": _progress_summary(asked.progress_edits()),
         "log": str(log),
