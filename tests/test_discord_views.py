@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.fakes.discord_fake import FakeDiscord, validate_message
 from tests.fakes.discord_fixtures import store_demo_analysis
 from tests.test_discord_cluster import cluster_fields
@@ -11,6 +13,13 @@ def _within_limits(msgs) -> None:
     for m in msgs:
         payload = {"content": m.content, "embeds": m.embeds, "components": m.components}
         validate_message(payload, m.files)
+
+
+async def _stored_demo(make_services: Any, fake_discord: FakeDiscord) -> tuple[Any, int, Any]:
+    """Services with the demo analysis (k = 2) stored: (services, its id, the analysis)."""
+    services = await make_services()
+    aid = await store_demo_analysis(services, fake_discord, 2)
+    return services, aid, await services.store.analyses.get(aid)
 
 
 async def test_show_reposts_a_stored_analysis_with_scatter_and_components(
@@ -65,9 +74,7 @@ async def test_history_lists_mine_and_the_servers(
 async def test_browse_select_pages_and_downloads(
     fake_discord: FakeDiscord, make_services, start_bot
 ) -> None:
-    services = await make_services()
-    aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.analyses.get(aid)
+    services, aid, analysis = await _stored_demo(make_services, fake_discord)
     biggest = max(analysis.clusters, key=lambda c: c.size)
     assert biggest.size > 15  # needs at least two pages
     async with start_bot(services):
@@ -140,9 +147,7 @@ async def test_liked_marks_and_save_with_a_linked_account(
     from bot.models import PlaylistMeta
     from tests.test_discord_app import CORE, StubAccounts
 
-    services = await make_services()
-    aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.analyses.get(aid)
+    services, aid, analysis = await _stored_demo(make_services, fake_discord)
     rep = analysis.clusters[0].representative_ids[0]
     owner = int(fake_discord.owner_user["id"])
     saved: list[tuple] = []
@@ -258,9 +263,7 @@ async def test_page_buttons_answer_in_time_when_spotify_is_slow(
             return set()
 
     monkeypatch.setattr(views, "LIKED_IN_CALLBACK_TIMEOUT_S", 0.05)
-    services = await make_services()
-    aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.analyses.get(aid)
+    services, aid, analysis = await _stored_demo(make_services, fake_discord)
     biggest = max(analysis.clusters, key=lambda c: c.size)
     async with start_bot(services):
         it = await fake_discord.slash("clusters show", {"id": aid})
@@ -283,9 +286,7 @@ async def test_downloaded_report_carries_the_clickers_own_liked_marks(
     """report.md is rendered per click: the 💚 column is the clicker's, never anyone else's."""
     from tests.test_discord_app import CORE, StubAccounts
 
-    services = await make_services()
-    aid = await store_demo_analysis(services, fake_discord, 2)
-    analysis = await services.store.analyses.get(aid)
+    services, aid, analysis = await _stored_demo(make_services, fake_discord)
     rep = analysis.clusters[0].representative_ids[0]
     owner = int(fake_discord.owner_user["id"])
     other = fake_discord.add_user("bob")
