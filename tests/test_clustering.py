@@ -8,13 +8,15 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bot.clustering import describe, fit, max_auto_k, min_cluster_size, project
+from bot.clustering import fit, max_auto_k, min_cluster_size
 from bot.demo import demo_labels, load_demo
 from bot.errors import InvalidInput, TooSmall
 from bot.features.matrix import FeatureMatrix, build_matrix
 from bot.jobs.cpu import cluster_step
 from bot.models import AUDIO_FEATURES, Analysis, FeatureTable, FetchResult, Track
+from bot.naming import describe
 from bot.pipeline import features_from_tracks
+from bot.projection import project
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +351,7 @@ def test_a_decade_needs_most_of_the_tracks() -> None:
 
 
 def test_every_word_holds_for_most_of_its_clusters_tracks(demo: FetchResult) -> None:
-    from bot.clustering import WORD_LIST, most
+    from bot.naming import WORD_LIST, most
 
     table = features_from_tracks(demo.tracks)
     fm = build_matrix(demo.tracks, table.values, table.sources)
@@ -422,7 +424,7 @@ def test_auto_k_search_stops_once_the_criteria_have_decided(monkeypatch) -> None
 def test_clusters_with_the_same_true_words_get_different_names() -> None:
     # two sad clusters that differ only in liveness, where no word holds ("live" needs 0.6):
     # both were named "sad" (seen once in 210 bench analyses)
-    from bot.clustering import name_clusters
+    from bot.naming import name_clusters
 
     plain = {"danceability": 0.55, "energy": 0.6, "tempo": 110.0}
     tracks, values, members = _playlist(
