@@ -40,18 +40,24 @@ PART_SIZE = 500
 METHOD_VERSION = "m2"  # m2: ranked features, gap+BIC auto k, true words (issue #12)
 
 
-def params_key(k: int | None, previous: Mapping[str, int] | None = None) -> str:
+def params_key(
+    k: int | None, previous: Mapping[str, int] | None = None, digest_id: int | None = None
+) -> str:
     """Stable key of the analysis parameters (storage dedupe): method version + k, and
-    ``:warm`` for a digest's run (``previous`` given, even empty: a first digest).
+    ``:warm=<subscription>`` for a digest's run (``previous`` given, even empty: a first digest).
 
     Digest analyses are warm-started from the previous digest (bot.warm_start) and are not
     shared with ``/cluster`` (nor the reverse: a digest taking a fresh ``/cluster`` analysis of
-    the new snapshot would lose its steady clusters). The key carries no hash of the previous
-    assignment on purpose: a digest of an unchanged snapshot must find the previous digest's
-    own analysis (made from the one before it) and reuse it, without clustering again.
+    the new snapshot would lose its steady clusters), nor between two subscriptions of the same
+    playlist (each starts from its own previous digest: sharing one gave a subscription clusters
+    numbered after the other's). The key carries no hash of the previous assignment on purpose:
+    a digest of an unchanged snapshot must find the subscription's previous analysis (made from
+    the one before it) and reuse it, without clustering again.
     """
     key = f"{METHOD_VERSION}:k={'auto' if k is None else int(k)}"
-    return key if previous is None else key + ":warm"
+    if previous is None:
+        return key
+    return key + (":warm" if digest_id is None else f":warm={int(digest_id)}")
 
 
 @dataclass(frozen=True)
@@ -350,7 +356,8 @@ class AnalysisRequest:
     does it on submit) and carried from there to the fetch step, stored jobs included.
     ``previous_clusters``: a digest's previous assignment (track id → cluster index; empty for
     a first digest, None for anything else): the clustering starts from those clusters and
-    numbers its own like them (bot.warm_start).
+    numbers its own like them (bot.warm_start). ``digest_id``: the subscription a digest's run
+    is for (its analyses are its own: :func:`params_key`).
     """
 
     link: str | None = None
@@ -366,6 +373,11 @@ class AnalysisRequest:
     origin: JobOrigin = "interaction"
     ref: SpotifyRef | None = None
     previous_clusters: dict[str, int] | None = None
+    digest_id: int | None = None
+
+    def params_key(self) -> str:
+        """:func:`params_key` of this request (storage and job dedupe)."""
+        return params_key(self.k, self.previous_clusters, self.digest_id)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

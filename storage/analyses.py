@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from bot.codecs import decode_text, dumps, dumps_part, encode_parts, parts_text
 from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Rendered
-from bot.models import params_key as default_params_key
 from storage.jobs import FINISH_JOB
 from storage.repository import Repository
 
@@ -70,7 +69,7 @@ class AnalysisRepository(Repository):
         """
         now = self._now()
         analysis.created_at = analysis.created_at or now
-        pkey = params_key or default_params_key(request.k, request.previous_clusters)
+        pkey = params_key or request.params_key()
         src = analysis.source
         async with self.db.transaction() as conn:
             cur = await conn.execute(

@@ -177,6 +177,8 @@ def test_a_cluster_whose_tracks_all_left_is_started_again() -> None:
 def test_digest_analyses_are_not_shared_with_cluster_requests() -> None:
     assert params_key(None, {}) == params_key(None, {"a": 1}) != params_key(None)
     assert params_key(3, {"a": 1}) != params_key(4, {"a": 1})
+    assert params_key(None, {}, digest_id=1) != params_key(None, {}, digest_id=2)
+    assert params_key(None, {}, digest_id=1) == params_key(None, {"a": 1}, digest_id=1)
 
 
 # --- the scheduler passes the previous digest's clusters -----------------------------------
@@ -237,6 +239,52 @@ async def test_digests_through_the_real_queue_keep_their_clusters(
         after = message.outcome.analysis
         assert after.k == before.k
         assert all(c.index == c.previous_index for c in message.changes.clusters)
+
+
+async def test_two_subscriptions_of_one_playlist_each_keep_their_own_clusters(
+    tmp_path: Path, fake_spotify_extended
+) -> None:
+    """Two channels digest Alice's playlist; the second subscribes after an edit. Each digest
+    run starts from its own subscription's previous clusters: the second's first digest is a
+    fresh clustering, and the first's next digest is not that one (it was taken before, since
+    both runs had the same key: the first subscription's digest then moved tracks)."""
+    fake = fake_spotify_extended
+    pid = fake.alice_playlist
+    playlist = fake.playlists[pid]
+    link = f"https://open.spotify.com/playlist/{pid}"
+    async with real_digests(tmp_path, fake) as (_, _, poster, clock, sched):
+
+        async def subscribe(channel: int, at: str):
+            return await sched.subscribe(
+                guild_id=GUILD,
+                channel_id=channel,
+                playlist_ref=link,
+                playlist_id=pid,
+                schedule=Schedule.build("daily", at, "UTC"),
+                k=None,
+                created_by=USER,
+            )
+
+        first = await subscribe(CHANNEL, "07:00")
+        clock.set(utc(2026, 11, 23, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["posted"]
+        before = poster.messages[-1].outcome.analysis
+
+        playlist.entries = playlist.entries[:5] + playlist.entries[6:]
+        playlist.snapshot_n += 1
+        second = await subscribe(CHANNEL + 1, "06:00")  # runs before the first one tomorrow
+        clock.set(utc(2026, 11, 24, 6, 0))
+        assert [r.status for r in await _tick(sched)] == ["posted"]
+        other = poster.messages[-1]
+        assert other.subscription.id == second.id and other.changes is None
+        clock.set(utc(2026, 11, 24, 7, 0))
+        assert [r.status for r in await _tick(sched)] == ["posted"]
+        mine = poster.messages[-1]
+        assert mine.subscription.id == first.id
+        assert mine.outcome.analysis_id != other.outcome.analysis_id
+        assert mine.changes is not None and mine.changes.moved == 0
+        assert mine.outcome.analysis.k == before.k
+        assert all(c.index == c.previous_index for c in mine.changes.clusters)
 
 
 @pytest.fixture

@@ -315,6 +315,7 @@ class DigestScheduler:
             channel_id=sub.channel_id,
             origin="digest",
             previous_clusters=dict(previous.assignments) if previous is not None else {},
+            digest_id=sub.id,
         )
 
     async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:

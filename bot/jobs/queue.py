@@ -26,7 +26,7 @@ from bot.errors import InvalidInput, LimitReached, PipelineError, new_incident_i
 from bot.jobs.admission import Admission, queued_message
 from bot.jobs.pool import CpuPool
 from bot.jobs.worker import JobOutcome, StepRunner
-from bot.models import AnalysisRequest, Progress, ProgressCallback, params_key
+from bot.models import AnalysisRequest, Progress, ProgressCallback
 from bot.pipeline import PipelineContext, with_parsed_link
 from bot.redact import redact
 from storage.store import Store
@@ -152,7 +152,7 @@ def source_key(request: AnalysisRequest) -> str:
 
 
 def dedupe_key(request: AnalysisRequest) -> str:
-    params = params_key(request.k, request.previous_clusters)
+    params = request.params_key()
     return f"{source_key(request)}|{params}|max={request.max_tracks or ''}"
 
 

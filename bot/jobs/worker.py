@@ -42,7 +42,6 @@ from bot.models import (
     Progress,
     ProgressCallback,
     Rendered,
-    params_key,
 )
 from bot.pipeline import PipelineContext, Reused, ReuseLookup
 from bot.safety import reader_may_reuse, user_reader
@@ -190,7 +189,7 @@ class StepRunner:
         req = dataclasses.replace(
             request, max_tracks=request.max_tracks or self.settings.max_playlist_tracks
         )
-        pkey = params_key(req.k, req.previous_clusters)
+        pkey = req.params_key()
         cp = dict(checkpoint)
         if "analysis" in cp:  # resumed in "rendering": only the rendering is left
             analysis = await asyncio.to_thread(Analysis.from_dict, cp.pop("analysis"))
