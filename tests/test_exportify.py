@@ -140,7 +140,7 @@ def test_episodes_blank_and_invalid_ids_are_skipped() -> None:
         ("Track Name,Artist Name(s)\nSong,Artist\n", "missing the “Track URI” column"),
         ("Track URI,Artist Name(s)\nspotify:track:6f807x0ima9a1j3VPbc7VN,A\n", "“Track Name”"),
         ("hello world\nthis is not a csv\n", "doesn't look like an Exportify CSV"),
-        (b"PK\x03\x04\x14\x00\x00\x00binary", "isn't a CSV"),
+        (b"PK\x03\x04\x14\x00\x00\x00binary", "zip archive, not a CSV"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "isn't a CSV"),
     ],
 )
@@ -216,3 +216,195 @@ def test_non_finite_audio_values_are_missing_and_counted(bad: str) -> None:
     assert second.features is not None and second.features["tempo"] == 120
     assert third.features is None
     assert result.skipped == {"unreadable audio values": 2}
+
+
+# exportify.app (watsonbox) writes its header in the browser's language; these are two of its 12.
+_APP_HEADERS = {
+    "fr": '"URI du titre","Nom du titre","URI(s) de l\'artiste","Nom(s) de l\'artiste","URI de '
+    'l\'album","Nom de l\'album","URI(s) de l\'artiste de l\'album","Nom(s) de l\'artiste de '
+    'l\'album","Date de sortie de l\'album","URL de l\'image de l\'album","Numéro de disque",'
+    '"Numéro du titre","Durée du titre (ms)","URL de prévisualisation du titre","Explicite",'
+    '"Popularité","ISRC","Ajouté par","Ajouté le","Genres de l\'artiste","Danseabilité","Énergie",'
+    '"Tonalité","Volume sonore","Mode","Parlabilité","Acoustique","Instrumental","Vivacité",'
+    '"Valence","Tempo","Mesure","Genres de l\'album","Label","Droits d\'auteur"',
+    "ja": '"トラックURI","トラック名","アーティストURI","アーティスト名","アルバムURI",'
+    '"アルバム名",'
+    '"アルバムアーティストURI","アルバムアーティスト名","アルバム発売日","アルバム画像URL","ディスク番号",'
+    '"トラック番号","トラックの長さ（ミリ秒）","トラックプレビューURL","明示的な内容","人気度","ISRC",'
+    '"追加者","追加日時","アーティストジャンル","ダンサビリティ","エネルギー","キー","ラウドネス","モード",'
+    '"スピーチ性","アコースティック性","インストゥルメンタル性","ライブ感","感情値","テンポ","拍子",'
+    '"アルバムジャンル","レーベル","著作権"',
+    "en": '"Track URI","Track Name","Artist URI(s)","Artist Name(s)","Album URI","Album Name",'
+    '"Album Artist URI(s)","Album Artist Name(s)","Album Release Date","Album Image URL",'
+    '"Disc Number","Track Number","Track Duration (ms)","Track Preview URL","Explicit",'
+    '"Popularity","ISRC","Added By","Added At","Artist Genres","Danceability","Energy","Key",'
+    '"Loudness","Mode","Speechiness","Acousticness","Instrumentalness","Liveness","Valence",'
+    '"Tempo","Time Signature","Album Genres","Label","Copyrights"',
+}
+_FEATURE_COLUMNS = [*AUDIO_FEATURES[:2], "key", AUDIO_FEATURES[2], "mode", *AUDIO_FEATURES[3:]]
+_KALI = ("1U1el3k54VvEUzo3ybLPlM", "Kali Uchis")
+
+
+def _exportify_app(lang: str, rows: list[dict[str, str]]) -> str:
+    """A playlist as exportify.app writes it: every cell quoted, artists joined with ", " and
+    a comma inside a name written as "\\,"; the first row gets a second artist."""
+    lines = [_APP_HEADERS[lang]]
+    for i, r in enumerate(rows):
+        artist_id = "spotify:artist:" + hashlib.sha1(r["track_artist"].encode()).hexdigest()[:22]
+        ids, names = [artist_id], [r["track_artist"].replace(",", "\\,")]
+        if i == 0:
+            ids.append("spotify:artist:" + _KALI[0])
+            names.append(_KALI[1])
+        cells = [
+            f"spotify:track:{r['track_id']}", r["track_name"], ", ".join(ids), ", ".join(names),
+            f"spotify:album:{r['track_album_id']}", r["track_album_name"], ids[0], names[0],
+            r["track_album_release_date"], "https://i.scdn.co/image/ab67616d0000b273abc", "1",
+            str(i + 1), r["duration_ms"], "", "true" if i % 2 else "false", r["track_popularity"],
+            f"USUM7190{i:04d}", "spotify:user:someone", "2020-01-21T10:00:00Z",
+            f"{r['playlist_subgenre']},{r['playlist_genre']}",
+            *(r[f] for f in _FEATURE_COLUMNS), "4", "", "Label X", "C 2019 X, P 2019 X",
+        ]  # fmt: skip
+        lines.append(",".join('"' + c.replace('"', '""') + '"' for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _sample(n: int, artist: str | None = None) -> list[dict[str, str]]:
+    rows = list(csv.DictReader(io.StringIO((DATA / "tidytuesday_sample.csv").read_text())))
+    return [r for r in rows if artist in (None, r["track_artist"])][:n]
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "ja"])
+def test_exportify_app_in_any_language_reads_every_column(lang: str) -> None:
+    """A French or Japanese header was "missing the Track URI column"; a German one parsed
+    with no features, years or popularity (clustered into one group). The artist names kept
+    exportify.app's "\\," and its "Artist Genres" and ISRC were not read."""
+    rows = _sample(11, "Tyler, The Creator")[:1] + _sample(30)
+    tracks = read_exportify_csv(_exportify_app(lang, rows)).tracks
+    assert len(tracks) == len(rows)
+    first, second = tracks[0], tracks[1]
+    assert first.artists == ["Tyler, The Creator", "Kali Uchis"]
+    assert first.artist_ids[1] == _KALI[0]
+    assert second.artists == [rows[1]["track_artist"]]
+    assert all(t.features and set(AUDIO_FEATURES) <= set(t.features) for t in tracks)
+    assert first.features and first.features["tempo"] == float(rows[0]["tempo"])
+    assert first.features["key"] == float(rows[0]["key"]) and first.features["time_signature"] == 4
+    assert first.release_date == rows[0]["track_album_release_date"]
+    assert [t.popularity for t in tracks] == [int(r["track_popularity"]) for r in rows]
+    assert first.duration_ms == int(rows[0]["duration_ms"])
+    assert [first.explicit, second.explicit] == [False, True]
+    assert first.genres == [rows[0]["playlist_subgenre"], rows[0]["playlist_genre"]]
+    assert first.isrc == "USUM71900000"
+    assert first.label == "Label X" and first.added_by == "someone"
+    assert first.album_id == rows[0]["track_album_id"]
+
+
+def test_every_translated_label_names_one_known_field() -> None:
+    from bot.sources.exportify import COLUMNS, _norm
+    from bot.sources.exportify_headers import TRANSLATED
+
+    assert set(TRANSLATED) <= set(COLUMNS)
+    owner: dict[str, str] = {}
+    for field, labels in TRANSLATED.items():
+        for label in labels.split("|"):
+            assert owner.setdefault(_norm(label), field) == field, label
+
+
+_NET_HEADER = (
+    "Track URI,Track Name,Album Name,Artist Name(s),Release Date,Duration (ms),Popularity,"
+    "Explicit,Added By,Added At,Genres,Record Label,Danceability,Energy,Key,Loudness,Mode,"
+    "Speechiness,Acousticness,Instrumentalness,Liveness,Valence,Tempo,Time Signature\n"
+)
+
+
+def _net_row(tid: str, artists: str, *, date: str = "2019-06-14", explicit: str = "false",
+             label: str = "Label") -> str:  # fmt: skip
+    return (
+        f'spotify:track:{tid},"Song","Album","{artists}",{date},200000,50,{explicit},someone,'
+        f'2020-01-21T10:00:00Z,"pop","{label}",0.5,0.5,1,-5,1,0.1,0.1,0,0.1,0.5,120,4\n'
+    )
+
+
+def test_exportify_net_keeps_a_comma_inside_a_single_artist() -> None:
+    """exportify.net joins artists with ";" and keeps commas in names: a playlist where no
+    track has two artists has no ";" at all, and "Tyler, The Creator" became two artists."""
+    text = (
+        "\ufeff"
+        + _NET_HEADER
+        + _net_row("6f807x0ima9a1j3VPbc7VN", "Tyler, The Creator")
+        + _net_row("0r7CVbZTWZgbTCYdfa2P31", "Earth, Wind & Fire")
+        + _net_row("1r7CVbZTWZgbTCYdfa2P31", "Crosby, Stills, Nash & Young")
+    )
+    tracks = read_exportify_csv(text).tracks
+    assert [t.artists for t in tracks] == [
+        ["Tyler, The Creator"],
+        ["Earth, Wind & Fire"],
+        ["Crosby, Stills, Nash & Young"],
+    ]
+    # older exportify.net: "," without a space between artists (commas removed from names)
+    older = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "Tyler The Creator,Kali Uchis")
+    assert read_exportify_csv(older).tracks[0].artists == ["Tyler The Creator", "Kali Uchis"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("14.06.2019", "2019-06-14"),  # de, re-saved by a spreadsheet
+        ("4.6.2019", "2019-06-04"),
+        ("14/06/2019", "2019-06-14"),  # en-GB
+        ("6/14/2019", "2019-06-14"),  # en-US
+        ("14-6-2019", "2019-06-14"),  # nl
+        ("4/6/2019", "2019"),  # day and month can't be told apart: the year is what counts
+        ("14.06.2019 00:00", "2019-06-14"),
+        ("2019-06-14", "2019-06-14"),
+        ("1987", "1987"),
+        ("1987-06", "1987-06"),
+        ("", None),
+    ],
+)
+def test_dates_a_spreadsheet_rewrote_keep_their_year(cell: str, expected: str | None) -> None:
+    """The year (clustering reads a date's first four digits) was lost for "14.06.2019"."""
+    text = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "A", date=cell)
+    assert read_exportify_csv(text).tracks[0].release_date == expected
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("true", True), ("FALSE", False), ("WAHR", True), ("FALSCH", False), ("VRAI", True),
+     ("FAUX", False), ("FALSO", False), ("1", True), ("0", False), ("", None), ("maybe", None)],
+)  # fmt: skip
+def test_explicit_as_spreadsheets_write_it(cell: str, expected: bool | None) -> None:
+    text = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "A", explicit=cell)
+    assert read_exportify_csv(text).tracks[0].explicit is expected
+
+
+def test_javascript_undefined_is_no_label() -> None:
+    """exportify.net writes "undefined" as the label of a track whose album it couldn't read;
+    it was shown in the report's Label column."""
+    text = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "A", label="undefined")
+    assert read_exportify_csv(text).tracks[0].label is None
+
+
+def _zip(**files: str) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name.replace("__", "/"), text)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (_zip(**{"a.csv": _NET_HEADER, "b.csv": _NET_HEADER, "notes.txt": ""}), "zip of 2 CSV"),
+        (_zip(**{"[Content_Types].xml": "<x/>", "xl__workbook.xml": "<x/>"}), "save it as"),
+        (_zip(mimetype="application/vnd.oasis.opendocument.spreadsheet"), "workbook"),
+    ],
+)
+def test_a_zip_is_told_apart(data: bytes, fragment: str) -> None:
+    """Exportify's "Export All" zip, or an Excel/LibreOffice workbook sent as the CSV, got
+    "it looks like a binary file such as a zip, image or spreadsheet"."""
+    with pytest.raises(InvalidCsv) as exc:
+        read_exportify_csv(data)
+    assert fragment in exc.value.user_message

@@ -9,6 +9,9 @@ case/spacing-insensitively, in any order):
 * older:   ``Spotify ID,Artist IDs,Track Name,Album Name,Artist Name(s),Release Date,…``,
 * oldest (watsonbox): ``Track URI,Track Name,Artist URI,Artist Name,Album URI,…`` and the
   variant with ``Artist URI(s)``, ``Album Release Date``, ``Track Duration (ms)``,
+* exportify.app's (watsonbox) current ``Track URI,Track Name,Artist URI(s),Artist Name(s),Album URI,
+  …,ISRC,Added By,Added At[,Artist Genres][,Danceability,…][,Album Genres,Label,Copyrights]``, in
+  any of the 12 languages it writes its header in (:mod:`bot.sources.exportify_headers`),
 * the TidyTuesday Spotify dataset's snake_case columns (``track_id,track_name,track_artist,…``).
 
 Audio-feature columns, when present, become ``Track.features`` so such CSVs need no feature
@@ -24,11 +27,14 @@ import io
 import math
 import os
 import re
+import unicodedata
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 
 from bot.errors import InvalidCsv
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS, FetchResult, PlaylistMeta, Track
+from bot.sources.exportify_headers import TRANSLATED
 from bot.sources.links import SPOTIFY_ID_RE
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
@@ -59,6 +65,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "added_at": ("added at",),
     "genres": ("genres", "genre"),
     "label": ("record label", "label"),
+    "isrc": ("isrc",),
     "image_url": ("album image url",),
     "danceability": ("danceability",),
     "energy": ("energy",),
@@ -76,11 +83,30 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def _norm(header: str) -> str:
-    return re.sub(r"[^0-9a-z]+", " ", header.replace("\ufeff", "").lower()).strip()
+    """Lower case, any run of non-letters/digits (BOM included) → one space, in any script:
+    "Énergie" stays "énergie" and "トラックURI" "トラックuri" (ASCII-only rules left "nergie")."""
+    return re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", header).casefold()).strip()
+
+
+def _aliases() -> dict[str, tuple[str, ...]]:
+    """COLUMNS plus Exportify's translated labels, normalised, translations after the English
+    names (so a file that has both, e.g. a playlist "Name" column, keeps the English match)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for field, names in COLUMNS.items():
+        translated = [_norm(label) for label in TRANSLATED.get(field, "").split("|") if label]
+        out[field] = tuple(dict.fromkeys([*names, *translated]))
+    return out
+
+
+_ALIASES = _aliases()
 
 
 def _too_big() -> InvalidCsv:
-    return InvalidCsv(f"That file is over {MAX_CSV_BYTES // (1024 * 1024)} MB; {EXPORTIFY_HINT}")
+    return InvalidCsv(
+        f"That file is over {MAX_CSV_BYTES // (1024 * 1024)} MB, far more than an Exportify "
+        "export of the largest playlist this bot reads (10,000 tracks is about 3 MB). "
+        f"{EXPORTIFY_HINT}"
+    )
 
 
 def read_csv_file(path: Path) -> str:
@@ -106,7 +132,9 @@ def decode_csv(data: str | bytes) -> str:
         raise _too_big()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16").lstrip("\ufeff")
-    if b"\x00" in data[:4096] or data.startswith((b"PK\x03\x04", b"%PDF", b"\x89PNG")):
+    if data.startswith(b"PK\x03\x04"):
+        raise _zip_error(data)
+    if b"\x00" in data[:4096] or data.startswith((b"%PDF", b"\x89PNG")):
         raise InvalidCsv(
             "That file isn't a CSV (it looks like a binary file such as a zip, image or "
             f"spreadsheet). {EXPORTIFY_HINT}"
@@ -115,6 +143,27 @@ def decode_csv(data: str | bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
+
+
+def _zip_error(data: bytes) -> InvalidCsv:
+    """What a zip file is, said plainly: Exportify's "Export All" (a zip of CSVs) or a
+    spreadsheet workbook (.xlsx, .ods and .numbers are zips) renamed or sent as a CSV."""
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        names = []
+    csvs = [n for n in names if n.lower().endswith(".csv")]
+    if csvs:
+        return InvalidCsv(
+            f"That file is a zip of {len(csvs)} CSV file{'s' if len(csvs) > 1 else ''} "
+            "(Exportify's “Export All”): unzip it and attach the .csv of one playlist."
+        )
+    if any(n.startswith(("xl/", "Index/")) or n in ("content.xml", "mimetype") for n in names):
+        return InvalidCsv(
+            "That file is a spreadsheet workbook, not a CSV: save it as “CSV UTF-8” (or attach "
+            "the .csv Exportify made)."
+        )
+    return InvalidCsv(f"That file is a zip archive, not a CSV. {EXPORTIFY_HINT}")
 
 
 class _ExcelSemicolon(csv.excel):
@@ -144,7 +193,7 @@ def _dialect(sample: str) -> type[csv.Dialect]:
 def _map_columns(header: list[str]) -> dict[str, int]:
     normalised = [_norm(h) for h in header]
     mapping: dict[str, int] = {}
-    for field, names in COLUMNS.items():
+    for field, names in _ALIASES.items():
         for name in names:
             if name in normalised:
                 mapping[field] = normalised.index(name)
@@ -184,17 +233,20 @@ def _split_list(value: str, sep: str) -> list[str]:
 def _split_artists(names: str, ids: list[str], sep: str) -> list[str]:
     """Artist names from one cell.
 
-    Exportify joins names with "," and no space, so a piece starting with a space belongs to
-    the previous name ("Tyler, The Creator"). The artist ids, when present, say how many names
-    there are.
+    exportify.net joins names with ";" (since 2025; commas stay in names), earlier with "," and
+    no space (commas removed from names); exportify.app joins with ", " and writes a comma
+    inside a name as "\\,". So a backslash-escaped comma is part of a name, and a piece starting
+    with a space belongs to the previous name ("Tyler, The Creator") unless the artist ids say
+    there are that many artists.
     """
     if sep != ",":
         return _split_list(names, sep)
+    if "\\," in names:
+        return [p.strip().replace("\\,", ",") for p in re.split(r"(?<!\\),", names) if p.strip()]
     raw = [p for p in names.split(",") if p.strip()]
     if len(raw) <= 1:
         return [p.strip() for p in raw]
-    exportify_style = re.search(r",\S", names) is not None
-    extra = len(raw) - len(ids) if ids else (len(raw) if exportify_style else 0)
+    extra = len(raw) - len(ids) if ids else len(raw)
     merged = [raw[0]]
     for piece in raw[1:]:
         if extra > 0 and piece.startswith(" "):
@@ -203,6 +255,48 @@ def _split_artists(names: str, ids: list[str], sep: str) -> list[str]:
         else:
             merged.append(piece)
     return [p.strip() for p in merged]
+
+
+# A spreadsheet re-saves "2019-06-14" in its locale: 14.06.2019 (de), 14/06/2019 (en-GB),
+# 14-6-2019 (nl), 6/14/2019 (en-US), sometimes with a time after it.
+_LOCAL_DATE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})(?:[ T].*)?")
+
+
+def _date(value: str | None) -> str | None:
+    """A release date as Spotify writes it ("1987", "1987-06", "1987-06-14"), also when a
+    spreadsheet re-saved it in its locale's format (the year was lost: clustering reads the
+    date's first four digits). Day and month are told apart when one is over 12 or the
+    separator is "." or "-" (day first wherever those are used); else only the year is kept."""
+    text = _text(value)
+    m = _LOCAL_DATE.fullmatch(text) if text else None
+    if m is None:
+        return text
+    a, sep, b, year = int(m[1]), m[2], int(m[3]), m[4]
+    if sep in ".-" or a > 12 >= b:
+        day, month = a, b
+    elif b > 12 >= a:
+        day, month = b, a
+    else:
+        return year
+    return f"{year}-{month:02d}-{day:02d}" if 1 <= month <= 12 and 1 <= day <= 31 else year
+
+
+# "Explicit" as Exportify writes it, and as spreadsheets re-save TRUE/FALSE in their locale.
+_TRUE = frozenset({"true", "1", "yes", "wahr", "vrai", "verdadero", "vero", "waar", "verdadeiro",
+                   "sant", "doğru"})  # fmt: skip
+_FALSE = frozenset({"false", "0", "no", "falsch", "faux", "falso", "onwaar", "falskt", "yanlış"})
+
+
+def _bool(value: str | None) -> bool | None:
+    text = (value or "").strip().casefold()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _text(value: str | None) -> str | None:
+    """A cell's text, None when empty or a JavaScript "undefined"/"null" (exportify.net writes
+    ``"undefined"`` as the label of a track whose album it couldn't look up)."""
+    text = (value or "").strip()
+    return None if text.lower() in _MISSING else text
 
 
 def _strip_uri(value: str, kind: str) -> str:
@@ -312,8 +406,7 @@ def _row_to_track(
     artist_ids = [a for a in artist_ids if SPOTIFY_ID_RE.match(a)]
     artists = _split_artists(rec.get("artists") or "", artist_ids, artist_sep)
     album_id = _strip_uri(rec.get("album_id") or "", "album") or None
-    explicit_raw = (rec.get("explicit") or "").strip().lower()
-    added_by = (rec.get("added_by") or "").strip()
+    added_by = _text(rec.get("added_by")) or ""
     added_by = added_by.rsplit(":", 1)[-1] if added_by.startswith("spotify:user:") else added_by
     return Track(
         id=tid,
@@ -322,14 +415,15 @@ def _row_to_track(
         artist_ids=artist_ids,
         album=(rec.get("album") or "").strip(),
         album_id=album_id if album_id and SPOTIFY_ID_RE.match(album_id) else None,
-        image_url=(rec.get("image_url") or "").strip() or None,
-        release_date=(rec.get("release_date") or "").strip() or None,
+        image_url=_text(rec.get("image_url")),
+        release_date=_date(rec.get("release_date")),
         duration_ms=_int(rec.get("duration_ms")),
-        explicit={"true": True, "false": False}.get(explicit_raw),
+        explicit=_bool(rec.get("explicit")),
         popularity=_int(rec.get("popularity")),
-        label=(rec.get("label") or "").strip() or None,
+        label=_text(rec.get("label")),
+        isrc=_text(rec.get("isrc")),
         genres=_split_list(rec.get("genres") or "", ","),
-        added_at=(rec.get("added_at") or "").strip() or None,
+        added_at=_text(rec.get("added_at")),
         added_by=added_by or None,
         features=_features(rec, skip),
     )
