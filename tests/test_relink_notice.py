@@ -135,3 +135,39 @@ async def test_a_notice_discord_refuses_waits_and_relinking_says_why(
         assert "Authorize on Spotify" in str(msg.components)
         assert len(fake_discord.responses(it)) == 1
     assert len([m for m in fake_discord.sent() if "link ended" in m.text]) == 1
+
+
+async def test_a_link_that_dies_on_a_click_says_why_in_that_answer(
+    fake_discord: FakeDiscord, fake_spotify: FakeSpotify, make_services, start_bot
+) -> None:
+    """Alice's link dies between her result and her *Save as playlist* click: the click's
+    private answer says why (told there, once), not "link it" with the reason saved for her
+    next slash command."""
+    fake = fake_spotify
+    owner = int(fake_discord.owner_user["id"])
+    services = await _linked_services(make_services, fake, owner)
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    async with start_bot(services, progress_interval_s=0.0):
+        it = await fake_discord.slash("cluster", {"playlist": link, "k": 3})
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds], SLOW
+        )
+        [browse_id] = [i for i in fake_discord.custom_ids(first) if i.startswith("pc:browse:")]
+        aid = int(browse_id.split(":")[2])
+        click = await fake_discord.click(first, browse_id, values=["0"])
+        [page] = await fake_discord.wait_response(click)
+
+        _kill_link(fake)
+        services.accounts.clock = lambda: 4_000_000_000.0  # the access token is stale
+        save = await fake_discord.click(page, f"pc:save:{aid}:0")
+        [msg] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(save) if NOTICE in m.text], SLOW
+        )
+        assert msg.ephemeral and "6 months" in msg.text and "/spotify link" in msg.text
+
+        it = await fake_discord.slash("privacy show")  # told once: no followup here
+        await fake_discord.wait_response(it)
+        it = await fake_discord.slash("spotify status")
+        [status] = await fake_discord.wait_response(it)
+        assert "haven't linked" in status.text
+    assert len(_notices(fake_discord)) == 1

@@ -11,6 +11,7 @@ import logging
 
 from bot.accounts.link import LinkFlow
 from bot.accounts.oauth import RELINK_HINT, SAVE_SCOPES
+from bot.accounts.tokens import relink_notice_text
 from bot.errors import LinkError, NotLinked, PipelineError, RelinkRequired
 from bot.models import FetchResult, PlaylistMeta, ProgressCallback, no_progress
 from bot.sources.spotify import SpotifyGateway, gateway_for_user
@@ -34,6 +35,12 @@ class AccountService(LinkFlow):
     async def _require_gateway(self, discord_user_id: int, why: str) -> SpotifyGateway:
         gateway = await self.gateway_for(discord_user_id)
         if gateway is None:
+            # The link may have died just now (invalid_grant while refreshing): the member
+            # asked for something that needs it, so this answer is where they learn why,
+            # privately, instead of "link it" and the reason after their next slash command.
+            notice = await self.take_relink_notice(discord_user_id)
+            if notice is not None:
+                raise RelinkRequired(relink_notice_text(notice))
             raise NotLinked(f"{why} needs your Spotify account: link it with `/spotify link`.")
         return gateway
 
