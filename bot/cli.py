@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,13 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
             "Playlist Clusters: cluster a Spotify playlist's tracks by sound. Without a "
             "subcommand: runs the Discord bot when DISCORD_TOKEN is set, else the offline demo."
         ),
+        epilog=(
+            "also: python -m bot --version; python -m bot healthcheck (exit 0 while a running "
+            "bot's heartbeat is fresh: Docker's HEALTHCHECK); python -m bot worker --help (runs "
+            "analyses from the PostgreSQL queue). Settings come from the environment and ./.env "
+            "(README.md, Configuration)."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="{analyze,demo}")
     analyze = sub.add_parser(
         "analyze",
         help="analyse a playlist/album link (needs Spotify credentials) or an Exportify CSV",
     )
-    analyze.add_argument("source", help="playlist or album link/URI/id, or a path to a .csv")
+    analyze.add_argument(
+        "source",
+        help="playlist or album link/URI/id, or the path of a CSV from exportify.net or "
+        "exportify.app (any of its languages)",
+    )
     demo = sub.add_parser("demo", help="analyse the bundled real playlist mix (no network)")
     for p in (analyze, demo):
         p.add_argument("--k", type=int, default=None, help="number of clusters (default: auto)")
@@ -71,11 +82,37 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+# How a file name ends ("list.txt", "playlist.xlsx"); a Spotify link or id never does.
+_FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A mistyped file name rather than a link: a folder part or a file extension, and nothing
+    of a link ("spotify", a scheme, a short-link host)."""
+    from bot.sources.links import is_short_link
+
+    low = source.lower()
+    if "spotify" in low or "://" in low or is_short_link(source):
+        return False
+    return "/" in source or "\\" in source or _FILE_SUFFIX.search(source) is not None
+
+
 def request_for(args: argparse.Namespace) -> AnalysisRequest:
     if args.command == "demo":
         return AnalysisRequest(demo=True, k=args.k)
     source: str = args.source
     path = Path(source)
+    if _is_dir(path):
+        raise InvalidInput(
+            f"{_shorten(source)} is a folder: give the path of the Exportify .csv file in it."
+        )
     if path.suffix.lower() == ".csv" or _is_file(path):
         from bot.sources.exportify import read_csv_file
 
@@ -84,6 +121,11 @@ def request_for(args: argparse.Namespace) -> AnalysisRequest:
         except OSError as exc:
             raise InvalidInput(f"Cannot read {_shorten(source)}: {exc.strerror or exc}.") from exc
         return AnalysisRequest(csv_text=text, csv_name=path.name, k=args.k)
+    if _looks_like_a_path(source):
+        raise InvalidInput(
+            f"There is no file {_shorten(source)} (and it isn't a Spotify link either): check "
+            "the path of the Exportify .csv file."
+        )
     return AnalysisRequest(link=source, k=args.k)
 
 
@@ -109,22 +151,33 @@ def _network_context(ctx: PipelineContext) -> None:
         ctx.pages = PublicPageReader.from_settings(settings)  # public pages, short links
 
 
-async def _progress(event: Progress) -> None:
-    if event.stage in ("fetching", "featurizing") and event.total:
-        print(f"{event.stage}: {event.done or 0}/{event.total}", file=sys.stderr)
+def progress_printer() -> Callable[[Progress], Awaitable[None]]:
+    """Prints "fetching: 200/1000" lines to stderr, each count once and only forwards: the
+    feature steps report per source, so the raw events went 0/94, 0/94, 94/94, 61/94."""
+    shown: dict[str, int] = {}
+
+    async def progress(event: Progress) -> None:
+        done = event.done or 0
+        counted = event.stage in ("fetching", "featurizing") and event.total
+        if counted and done > shown.get(event.stage, -1):
+            shown[event.stage] = done
+            print(f"{event.stage}: {done}/{event.total}", file=sys.stderr)
+
+    return progress
 
 
 async def _run(settings: Settings, request: AnalysisRequest) -> tuple[Analysis, Rendered]:
     """The pipeline steps; CSV files with audio columns and the demo never touch the network."""
     ctx = PipelineContext(settings=settings)
+    progress = progress_printer()
     try:
         if request.link is not None:
             request = with_parsed_link(request)  # a bad link fails before any client is built
             _network_context(ctx)
-        fetched = await fetch_step(request, ctx, _progress)
+        fetched = await fetch_step(request, ctx, progress)
         if features_from_tracks(fetched.tracks) is None:
             _network_context(ctx)
-        features = await featurize_step(fetched, ctx, _progress)
+        features = await featurize_step(fetched, ctx, progress)
         analysis = cluster_step(fetched, features, request.k)
         rendered = render_step(analysis)  # the Discord chart; the files get the legend too
         return analysis, replace(rendered, png=render.render_scatter(analysis, legend=True))

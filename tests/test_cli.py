@@ -70,6 +70,42 @@ def test_help(tmp_path: Path) -> None:
     proc = _run(["-m", "bot", "--help"], tmp_path)
     assert proc.returncode == 0
     assert "analyze" in proc.stdout and "demo" in proc.stdout
+    # the operator's other commands were in the README only
+    for command in ("--version", "healthcheck", "worker --help", ".env"):
+        assert command in proc.stdout.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("playlist.txt", "There is no file playlist.txt (and it isn't a Spotify link either)"),
+        ("exports/my mix", "There is no file exports/my mix"),
+        ("exports", "exports is a folder: give the path of the Exportify .csv file in it."),
+    ],
+)
+def test_a_mistyped_file_or_a_folder_is_not_called_a_bad_link(
+    tmp_path: Path, monkeypatch, capsys, source: str, expected: str
+) -> None:
+    """``analyze playlist.txt`` (a typo) and ``analyze exports`` (a folder) answered "That
+    doesn't look like a Spotify link"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exports").mkdir()
+    assert cli.main(["analyze", source]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + expected) and err.count("\n") == 1
+    assert "Spotify link." not in err
+
+
+async def test_progress_lines_only_go_forwards(capsys) -> None:
+    """The feature steps report per source: the CLI printed 0/94, 0/94, 94/94, then 61/94."""
+    from bot.models import Progress
+
+    progress = cli.progress_printer()
+    for done in (0, 0, 14, 94, 61):
+        await progress(Progress("featurizing", done=done, total=94))
+    await progress(Progress("clustering"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["featurizing: 0/94", "featurizing: 14/94", "featurizing: 94/94"]
 
 
 @pytest.mark.parametrize(
