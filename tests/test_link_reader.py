@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.errors import EditorialPlaylist, NotOwner, TooLarge
+from bot.errors import EditorialPlaylist, NotOwner, PipelineError, TooLarge
 from bot.models import PlaylistMeta, Progress
 from bot.sources.link_reader import (
     FOR_ANYONE,
@@ -316,3 +316,30 @@ def test_the_reader_of_a_note_is_the_member_who_asked_as_they_are() -> None:
     assert reader_for(linking=True, linked=True) == FOR_LINKED
     assert reader_for(linking=True, linked=False) == FOR_UNLINKED
     assert reader_for(linking=False, linked=False) == NO_LINKING  # no Spotify app: CSV only
+
+
+async def test_offline_the_reason_is_said_once(fake_spotify: FakeSpotify) -> None:
+    """With no network the API and the page fail alike, and the reply said so twice on two
+    lines: "Spotify isn't responding … minutes.\\nIts public page couldn't be read right now
+    either (Spotify isn't responding … minutes.)." (the CLI's one error line became two)."""
+    closed = "http://127.0.0.1:9"
+    settings = spotify_settings(
+        fake_spotify,
+        spotify_api_base=f"{closed}/v1/",
+        spotify_accounts_base=closed,
+        spotify_web_base=closed,
+    )
+    app = SpotifyGateway(settings, sleep=RecordingSleep())
+    pages = PublicPageReader.from_settings(settings, sleep=RecordingSleep())
+    try:
+        with pytest.raises(PipelineError) as err:
+            await read_link(
+                SpotifyRef("playlist", "3cEYpjA9oz9GiPac4AsH4n"), app=app, user=None,
+                pages=pages, progress=no_progress, limit=10_000,
+            )  # fmt: skip
+    finally:
+        app.close()
+        await pages.close()
+    msg = err.value.user_message
+    assert "\n" not in msg and "either" not in msg
+    assert msg.count("isn't responding") == 1, msg

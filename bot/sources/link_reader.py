@@ -236,6 +236,8 @@ def _page_failed(
     """Neither the API nor the public page could read the link: say both, then the help."""
     if api_error is None:
         return page_error  # the page's own message already carries the help
+    if page_error.user_message == api_error.user_message:
+        return api_error  # both unreachable alike (no network): say it once
     if isinstance(page_error, NotFound):
         why = f"Its public page isn't available either (the {ref.kind} may be private)"
     elif isinstance(page_error, PublicPageUnreadable):
