@@ -151,6 +151,13 @@ def test_overview_says_it_in_plain_words() -> None:
     assert msgs[-1].embeds[-1].footer.text.startswith("Analysis #42")
 
 
+def test_one_cluster_is_singular() -> None:
+    """10–15 tracks always give one cluster (auto k ≤ tracks / 8): "10 tracks in 1 clusters"."""
+    analysis = synthetic(1, 10, long=5)
+    assert "**10 tracks** in **1 cluster**\n" in E.overview_embed(analysis).description + "\n"
+    assert "in **3 clusters**" in E.overview_embed(synthetic(3, 10, long=5)).description
+
+
 def test_truncate_and_errors() -> None:
     assert E.truncate("abcdef", 4) == "abc…"
     assert E.truncate("abc", 4) == "abc"

@@ -289,7 +289,8 @@ def overview_embed(
         if analysis.k_requested and analysis.k_requested != analysis.k
         else ""
     )
-    lines = [f"**{len(analysis.tracks):,} tracks** in **{analysis.k} clusters**{asked}"]
+    clusters = "1 cluster" if analysis.k == 1 else f"{analysis.k} clusters"
+    lines = [f"**{len(analysis.tracks):,} tracks** in **{clusters}**{asked}"]
     note = public_page_note(
         src, len(analysis.tracks) + sum(analysis.skipped.values()), reader=reader
     )
