@@ -49,6 +49,7 @@ from cogs.utils.permissions import (
     missing_permissions,
     missing_text,
 )
+from storage.jobs import ReplyRef
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,7 @@ class ClusterCog(commands.Cog):
             handle = await self.services.queue.submit(request, progress=dest.on_progress)
             job_id = handle.job_id
             self._awaited.add(job_id)
-            if not handle.shared:
-                await dest.submitted(job_id)  # what a resume needs to answer here
+            await dest.submitted(job_id)  # what a resume needs to answer here (joiners too)
             outcome = await handle.result()
             liked: set[str] = set()
             if request.user_id is not None:
@@ -169,15 +169,56 @@ class ClusterCog(commands.Cog):
         if request.origin not in ("interaction", "message"):
             return
         await self.bot.wait_until_ready()
-        channel = self.bot.get_channel(request.channel_id)
-        if await self._finish_reply(job_id, request, outcome, error, channel):
-            return
+        # Everyone who asked: the requester and whoever joined the identical job, each
+        # finished in their own reply while its token lasts, else told in their channel.
+        unfinished: dict[int, list[int | None]] = {}
+        for user_id, channel_id, ref in await self._requesters(job_id, request):
+            channel = self.bot.get_channel(channel_id)
+            if ref is not None and await self._finish_reply(ref, user_id, outcome, error, channel):
+                continue
+            unfinished.setdefault(channel_id, []).append(user_id)
+        for channel_id, user_ids in unfinished.items():
+            await self._post_resumed(job_id, channel_id, user_ids, outcome, error)
+
+    async def _requesters(
+        self, job_id: int, request: AnalysisRequest
+    ) -> list[tuple[int | None, int, ReplyRef | None]]:
+        """(member, channel, their kept reply if its token is still valid) for each member
+        who asked for this job; the requester alone when no reply was kept."""
+        refs: list[ReplyRef] = []
+        if request.origin == "interaction":
+            try:
+                refs = await self.services.store.jobs.replies(job_id)
+            except PipelineError:
+                log.warning("resumed job %s: its stored replies can't be read", job_id)
+        assert request.channel_id is not None
+        out: list[tuple[int | None, int, ReplyRef | None]] = []
+        for ref in refs:
+            usable = ref if self.services.store.jobs.usable(ref) else None
+            out.append(
+                (ref.user_id or request.user_id, ref.channel_id or request.channel_id, usable)
+            )
+        if not any(user == request.user_id for user, _, _ in out):
+            out.insert(0, (request.user_id, request.channel_id, None))
+        return out
+
+    async def _post_resumed(
+        self,
+        job_id: int,
+        channel_id: int,
+        user_ids: list[int | None],
+        outcome: JobOutcome | None,
+        error: BaseException | None,
+    ) -> None:
+        """A resumed job's result (or error) posted to a channel, mentioning who asked there."""
+        channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
         if not can_post_results(channel):
-            log.warning("resumed job %s: cannot post in channel %s", job_id, request.channel_id)
+            log.warning("resumed job %s: cannot post in channel %s", job_id, channel_id)
             return
-        mention, allowed = requester_mention(request.user_id)
+        members = [u for u in dict.fromkeys(user_ids) if u]
+        mention, allowed = requester_mention(members)
         try:
             if error is not None:
                 text = f"{mention} {error_message(error)}".strip()
@@ -185,39 +226,29 @@ class ClusterCog(commands.Cog):
                 return
             if outcome is None:
                 return
-            msgs = outcome_messages(
-                outcome, header=RESUMED, reader=await self._reader(request.user_id)
-            )
-            await post_ready(channel, msgs, request.user_id)
+            reader = await self._reader(members[0] if members else None)
+            msgs = outcome_messages(outcome, header=RESUMED, reader=reader)
+            await post_ready(channel, msgs, members)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
 
     async def _finish_reply(
         self,
-        job_id: int,
-        request: AnalysisRequest,
+        ref: ReplyRef,
+        user_id: int | None,
         outcome: JobOutcome | None,
         error: BaseException | None,
         channel: object,
     ) -> bool:
-        """A resumed /cluster job whose reply's token is still valid finishes that reply
-        (instead of leaving it on its last progress line). False: post to the channel."""
-        if request.origin != "interaction":
-            return False
-        try:
-            ref = await self.services.store.jobs.reply(job_id)
-        except PipelineError:
-            log.warning("resumed job %s: its stored reply can't be read", job_id, exc_info=True)
-            return False
-        if ref is None:  # none kept, or its 15 minutes are over
-            return False
+        """A resumed /cluster job finishes a reply whose token is still valid (instead of
+        leaving it on its last progress line). False: post to the channel."""
         reply = ResumedReply(self.bot, ref, channel)
         if error is not None:
             ephemeral = bool(getattr(error, "ephemeral", True))
             return await reply.fail(error_message(error), ephemeral=ephemeral)
         if outcome is None:
             return False
-        reader = await self._reader(request.user_id)
+        reader = await self._reader(user_id)
         return await reply.deliver(outcome_messages(outcome, header=RESUMED, reader=reader))
 
     # --------------------------------------------------------------- /cluster

@@ -36,17 +36,45 @@ FINISH_JOB = (
 
 @dataclass(frozen=True)
 class ReplyRef:
-    """What a resumed job needs to finish the interaction reply it was asked from: the
+    """What a resumed job needs to finish an interaction reply it was asked from: the
     application id and interaction token (a webhook: a secret, valid 15 minutes), the
-    original response's message id and when the token expires (UTC)."""
+    original response's message id, when the token expires (UTC), and who asked where (a job
+    joined by an identical request keeps each requester's reply)."""
 
     application_id: int
     token: str
     message_id: int
     expires_at: datetime
+    user_id: int | None = None  # None: the job's requester (kept before joiners were)
+    channel_id: int | None = None
 
     def __repr__(self) -> str:  # never print the token by accident
         return f"ReplyRef(message_id={self.message_id}, expires_at={self.expires_at!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "application_id": self.application_id,
+            "token": self.token,
+            "message_id": self.message_id,
+            "expires_at": self.expires_at.isoformat(),
+            "user_id": self.user_id,
+            "channel_id": self.channel_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplyRef:
+        def optional(key: str) -> int | None:
+            value = data.get(key)
+            return None if value is None else int(value)
+
+        return cls(
+            application_id=int(data["application_id"]),
+            token=str(data["token"]),
+            message_id=int(data["message_id"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            user_id=optional("user_id"),
+            channel_id=optional("channel_id"),
+        )
 
 
 @dataclass
@@ -185,53 +213,86 @@ class JobRepository(Repository):
 
     # --- the reply a resumed job finishes ---------------------------------------------------
     async def attach_reply(
-        self, job_id: int, *, application_id: int, token: str, message_id: int, valid_s: float
+        self,
+        job_id: int,
+        *,
+        application_id: int,
+        token: str,
+        message_id: int,
+        valid_s: float,
+        user_id: int | None = None,
+        channel_id: int | None = None,
     ) -> bool:
         """Keep, encrypted, what a resumed job needs to edit the reply ``message_id`` through
-        the interaction ``token``, usable ``valid_s`` more seconds. False: not kept (no
-        cipher, the token is already too old, or the job has ended)."""
+        the interaction ``token``, usable ``valid_s`` more seconds; a job joined by identical
+        requests keeps one per requester. False: not kept (no cipher, the token is already
+        too old, or the job has ended)."""
         if self.cipher is None or valid_s <= 0:
             return False
-        expires = self._clock() + timedelta(seconds=valid_s)
-        # Only while the job runs: one that already ended (a reused result is quick) has been
-        # announced, and its token is not kept.
-        blob = self.cipher.encrypt(
-            json.dumps(
-                {
-                    "application_id": application_id,
-                    "token": token,
-                    "message_id": message_id,
-                    "expires_at": expires.isoformat(),
-                }
-            ).encode()
+        ref = ReplyRef(
+            application_id=application_id,
+            token=token,
+            message_id=message_id,
+            expires_at=self._clock() + timedelta(seconds=valid_s),
+            user_id=user_id,
+            channel_id=channel_id,
         )
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                f"UPDATE jobs SET reply_blob = ? WHERE id = ? AND state {IN_ACTIVE}",
-                (blob, job_id, *ACTIVE_STATES),
-            )
-            return cur.rowcount == 1
+        # Compare-and-set on the stored blob (Fernet blobs are unique): two requesters joining
+        # at once, maybe in two bot processes, both keep theirs. Only while the job runs: one
+        # that already ended (a reused result is quick) has been announced.
+        for _ in range(8):
+            row = await self.db.fetchone("SELECT reply_blob FROM jobs WHERE id = ?", (job_id,))
+            if row is None:
+                return False
+            old = row["reply_blob"]
+            refs = [r.to_dict() for r in self._decrypt_replies(job_id, old)] if old else []
+            blob = self.cipher.encrypt(json.dumps([*refs, ref.to_dict()]).encode())
+            same = "reply_blob IS NULL" if old is None else "reply_blob = ?"
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(
+                    f"UPDATE jobs SET reply_blob = ? WHERE id = ? AND state {IN_ACTIVE} AND {same}",
+                    (blob, job_id, *ACTIVE_STATES, *(() if old is None else (old,))),
+                )
+            if cur.rowcount == 1:
+                return True
+            if not await self._active(job_id):
+                return False
+        return False
 
-    async def reply(self, job_id: int) -> ReplyRef | None:
-        """The job's reply while its token is still valid; None when there is none, it has
-        expired, or it can't be decrypted any more (the key changed)."""
+    async def _active(self, job_id: int) -> bool:
+        row = await self.db.fetchone(
+            f"SELECT 1 FROM jobs WHERE id = ? AND state {IN_ACTIVE}", (job_id, *ACTIVE_STATES)
+        )
+        return row is not None
+
+    def _decrypt_replies(self, job_id: int, blob: Any) -> list[ReplyRef]:
         if self.cipher is None:
-            return None
-        row = await self.db.fetchone("SELECT reply_blob FROM jobs WHERE id = ?", (job_id,))
-        if row is None or row["reply_blob"] is None:
-            return None
+            return []
         try:
-            data = json.loads(self.cipher.decrypt(bytes(row["reply_blob"])))
+            data = json.loads(self.cipher.decrypt(bytes(blob)))
         except InvalidToken:
             log.warning("the stored reply of job %d can't be decrypted (key changed?)", job_id)
-            return None
-        ref = ReplyRef(
-            application_id=int(data["application_id"]),
-            token=str(data["token"]),
-            message_id=int(data["message_id"]),
-            expires_at=datetime.fromisoformat(data["expires_at"]),
-        )
-        return ref if self._clock() < ref.expires_at else None
+            return []
+        # One reply (a dict) was kept before joiners' replies were.
+        return [ReplyRef.from_dict(d) for d in (data if isinstance(data, list) else [data])]
+
+    async def replies(self, job_id: int) -> list[ReplyRef]:
+        """Every reply kept with the job, the requester's first, expired ones included (the
+        caller posts to their channel instead); [] when none, or none can be decrypted."""
+        row = await self.db.fetchone("SELECT reply_blob FROM jobs WHERE id = ?", (job_id,))
+        if row is None or row["reply_blob"] is None:
+            return []
+        return self._decrypt_replies(job_id, row["reply_blob"])
+
+    def usable(self, ref: ReplyRef) -> bool:
+        """Whether the reply's token is still valid, by our record."""
+        return self._clock() < ref.expires_at
+
+    async def reply(self, job_id: int) -> ReplyRef | None:
+        """The requester's reply while its token is still valid; None when there is none, it
+        has expired, or it can't be decrypted any more (the key changed)."""
+        refs = await self.replies(job_id)
+        return refs[0] if refs and self.usable(refs[0]) else None
 
     async def drop_reply(self, job_id: int) -> None:
         """The job's end was announced: its interaction token is not kept any longer."""

@@ -68,6 +68,12 @@ async def test_a_jobs_reply_is_kept_encrypted_while_it_runs_and_its_token_is_val
         ref = await jobs.reply(job_id)
         assert ref is not None and (ref.token, ref.message_id, ref.application_id) == (TOKEN, 9, 5)
         assert TOKEN not in repr(ref)
+        assert await jobs.attach_reply(  # the same request again joined the job: kept too
+            job_id, application_id=5, token=TOKEN + "2", message_id=11, valid_s=600, user_id=2
+        )
+        refs = await jobs.replies(job_id)
+        assert [(r.message_id, r.user_id) for r in refs] == [(9, None), (11, 2)]
+        assert (await jobs.reply(job_id)).message_id == 9  # the requester's, first
         assert await Store(db, cipher=cipher()).jobs.reply(job_id) is None  # key changed
         assert await Store(db).jobs.reply(job_id) is None  # no key: nothing read
         now[0] += timedelta(seconds=601)

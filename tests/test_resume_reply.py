@@ -25,10 +25,15 @@ HEADER = "interrupted by a restart"
 
 
 async def _crash_mid_job(
-    fake_discord: FakeDiscord, make_services: Any, start_bot: Any, monkeypatch: Any
+    fake_discord: FakeDiscord,
+    make_services: Any,
+    start_bot: Any,
+    monkeypatch: Any,
+    joiners: list[Any] | None = None,
 ) -> tuple[Any, int]:
     """/cluster, held once its tracks are read and committed; the bot then dies with Discord
-    refusing its last edits. Returns (the interaction, the job id)."""
+    refusing its last edits. Returns (the interaction, the job id). ``joiners``: the member
+    asks again (the same file) before the crash, and the second interaction joins the job."""
     services = await make_services()
     held = asyncio.Event()
 
@@ -48,6 +53,23 @@ async def _crash_mid_job(
         assert ref is not None and ref.token == it.token
         assert ref.message_id == it.original_id
         assert it.token not in repr(ref)
+        if joiners is not None:
+            again = fake_discord.add_attachment("mix.csv", csv_bytes(60))
+            joined = await fake_discord.slash("cluster", {"k": 3}, attachments={"csv": again})
+            joiners.append(joined)
+            await fake_discord.wait_for(
+                lambda: joined.original_id and "Fetched" in _original(fake_discord, joined).content
+            )
+            assert services.queue.active_job_ids == [job_id]  # joined, not a second job
+
+            async def both_kept() -> list[Any]:
+                # Kept just after the join (no event marks it): poll, bounded by wait_for.
+                while len(refs := await services.store.jobs.replies(job_id)) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                return refs
+
+            refs = await asyncio.wait_for(both_kept(), 30)
+            assert [r.message_id for r in refs] == [it.original_id, joined.original_id]
         webhook = fake_discord._webhook
 
         def dead(*args: Any) -> Any:  # the process is gone: nothing reaches Discord
@@ -94,6 +116,26 @@ async def test_the_reply_left_by_a_crash_is_finished_by_the_resumed_job(
     assert [f.filename for f in original.files][:1] == ["clusters.png"]
     assert any(i.startswith("pc:browse:") for i in fake_discord.custom_ids(original))
     assert not [m for m in fake_discord.sent(via="channel") if m.embeds]  # not posted twice
+    assert not fake_discord.errors
+
+
+async def test_every_reply_that_joined_the_job_is_finished_after_a_crash(
+    fake_discord: FakeDiscord, make_services, start_bot, monkeypatch
+) -> None:
+    """The member asked twice (the second /cluster joined the running job): after the crash
+    both replies get the result, not only the first (the second stayed on "Fetched …")."""
+    joiners: list[Any] = []
+    it, _ = await _crash_mid_job(fake_discord, make_services, start_bot, monkeypatch, joiners)
+    [joined] = joiners
+    services = await make_services()
+    async with start_bot(services, progress_interval_s=0.0):
+        for asked in (it, joined):
+            await fake_discord.wait_for(
+                lambda a=asked: _original(fake_discord, a).embeds or None, 120
+            )
+    for asked in (it, joined):
+        assert HEADER in _original(fake_discord, asked).text
+    assert not [m for m in fake_discord.sent(via="channel") if m.embeds]  # not posted as well
     assert not fake_discord.errors
 
 

@@ -120,8 +120,8 @@ class Destination:
         await self.throttle.update(progress_text(p))
 
     async def submitted(self, job_id: int) -> None:
-        """The request became job ``job_id`` (not a shared one): keep what a resumed job
-        would need to answer here, if the bot stops before the job ends."""
+        """The request became (or joined) job ``job_id``: keep what a resumed job would need
+        to answer here, if the bot stops before the job ends."""
 
     async def _progress(self, text: str) -> None:
         raise NotImplementedError
@@ -143,21 +143,24 @@ async def channel_send(channel: Any, msg: OutMessage, **kwargs: Any) -> discord.
     )
 
 
-def requester_mention(user_id: int | None) -> tuple[str, discord.AllowedMentions]:
-    """The one mention the bot means — the requester, on a result or error posted to the
+def requester_mention(user_ids: int | list[int] | None) -> tuple[str, discord.AllowedMentions]:
+    """The only mentions the bot means — whoever asked, on a result or error posted to the
     channel when their interaction has expired — and allowed mentions that ping only them
     (the bot's default pings nobody: names from data never mention anyone)."""
-    if not user_id:
-        return "", discord.AllowedMentions.none()
+    ids = [user_ids] if isinstance(user_ids, int) else [u for u in user_ids or [] if u]
     allowed = discord.AllowedMentions.none()
-    allowed.users = [discord.Object(id=user_id)]
-    return f"<@{user_id}>", allowed
+    if not ids:
+        return "", allowed
+    allowed.users = [discord.Object(id=u) for u in ids]
+    return " ".join(f"<@{u}>" for u in ids), allowed
 
 
-async def post_ready(channel: Any, messages: list[OutMessage], user_id: int | None) -> None:
+async def post_ready(
+    channel: Any, messages: list[OutMessage], user_ids: int | list[int] | None
+) -> None:
     """Post results to the channel itself (interaction token too old, or a resumed job),
-    mentioning the requester."""
-    mention, allowed = requester_mention(user_id)
+    mentioning whoever asked."""
+    mention, allowed = requester_mention(user_ids)
     messages[0].content = f"{mention} your analysis is ready:".strip()
     for i, msg in enumerate(messages):
         await channel_send(channel, msg, **({"allowed_mentions": allowed} if i == 0 else {}))
@@ -201,6 +204,8 @@ class InteractionDestination(Destination):
                 token=self.interaction.token,
                 message_id=message_id,
                 valid_s=valid_s,
+                user_id=self.interaction.user.id,
+                channel_id=self.interaction.channel_id,
             )
         except (discord.HTTPException, PipelineError) as exc:
             log.warning("job %d: its reply can't be finished after a restart (%s)", job_id, exc)
