@@ -408,3 +408,35 @@ def test_a_zip_is_told_apart(data: bytes, fragment: str) -> None:
     with pytest.raises(InvalidCsv) as exc:
         read_exportify_csv(data)
     assert fragment in exc.value.user_message
+
+
+def test_a_row_shifted_by_a_stray_quote_is_not_clustered_on_shifted_numbers() -> None:
+    """A hand-edited name with an opening quote and no closing one merges two cells: the row's
+    tempo (120) was read as valence, its valence as liveness, …, silently."""
+    rows = [_net_row(f"{i:022d}", f"Artist {i}") for i in range(4)]
+    shifted = rows[2].replace('"Song","Album"', '"Oops, unclosed,"Album"')
+    assert len(next(csv.reader([shifted]))) == len(_NET_HEADER.split(",")) - 1
+    result = read_exportify_csv(_NET_HEADER + rows[0] + rows[1] + shifted + rows[3])
+    assert [t.features is not None for t in result.tracks] == [True, True, False, True]
+    assert result.tracks[0].features == result.tracks[3].features
+    assert result.skipped["unreadable audio values"] >= 1
+    longer = _NET_HEADER + rows[0] + rows[1].replace('"Song"', '"So","ng"')  # one cell too many
+    result = read_exportify_csv(longer)
+    assert len(result.tracks) == 1 and result.skipped == {"invalid": 1}
+
+
+@pytest.mark.parametrize(
+    ("column", "bad"),
+    [(0, "75"), (1, "2"), (3, "-200"), (9, "1.5"), (10, "1000"), (2, "12")],
+)
+def test_audio_values_outside_their_range_count_as_missing(column: int, bad: str) -> None:
+    """Values no audio feature can have (a 0-100 scale, a shifted column) were clustered on."""
+    cells = ["0.5", "0.5", "1", "-5", "1", "0.1", "0.1", "0", "0.1", "0.5", "120"]  # … Tempo
+    cells[column] = bad
+    text = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "A").replace(
+        "0.5,0.5,1,-5,1,0.1,0.1,0,0.1,0.5,120", ",".join(cells)
+    )
+    result = read_exportify_csv(text)
+    assert result.skipped == {"unreadable audio values": 1}
+    features = result.tracks[0].features
+    assert features is None or list(features) == [*AUDIO_FEATURES, "mode", "time_signature"]

@@ -368,6 +368,9 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
         skipped[reason] = skipped.get(reason, 0) + 1
 
     for row in body:
+        if any(c.strip() for c in row[len(header) :]):
+            skip("invalid")  # more cells than columns: a stray quote or delimiter shifted them
+            continue
         rec = {f: (row[i] if i < len(row) else "") for f, i in cols.items()}
         track = _row_to_track(rec, artist_sep, skip)
         if track is not None:
@@ -429,18 +432,35 @@ def _row_to_track(
     )
 
 
+# What Spotify's (and ReccoBeats') audio features can be. A value outside is not a sound but a
+# shifted or foreign column: a stray quote in a hand-edited row moved tempo's 90.06 into
+# valence and key's 2 into energy, and the track was clustered on them.
+_UNIT = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness",
+         "valence")  # fmt: skip
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(_UNIT, (0.0, 1.0)),
+    "loudness": (-70.0, 10.0),  # dB, typically -60 to 0 (TidyTuesday: -46.4 to 1.3)
+    "tempo": (0.0, 320.0),  # BPM; 0 for silence (TidyTuesday: 0 to 239)
+    "key": (-1.0, 11.0),  # pitch class, -1 = none found
+    "mode": (0.0, 1.0),
+    "time_signature": (0.0, 12.0),
+}
+
+
 def _features(rec: Mapping[str, str], skip: Callable[[str], None]) -> dict[str, float] | None:
     """The 9 audio features (+ key/mode/time signature when given), or None if any is missing.
 
-    A value that is there but is not a finite number (``inf``, ``1e999``, ``nan``, text) is
-    treated as missing and counted under ``UNREADABLE``; the track's features are then looked
-    up like those of a file without audio columns.
+    A value that is there but is not a finite number (``inf``, ``1e999``, ``nan``, text) or is
+    outside what the feature can be (:data:`FEATURE_RANGES`) is treated as missing and counted
+    under ``UNREADABLE``; the track's features are then looked up like those of a file without
+    audio columns.
     """
     out: dict[str, float] = {}
     for f in FEATURE_KEYS:
         raw = rec.get(f)
         v = _float(raw)
-        if v is not None:
+        low, high = FEATURE_RANGES[f]
+        if v is not None and low <= v <= high:
             out[f] = v
         elif raw is not None and raw.strip().lower() not in _MISSING:
             skip(UNREADABLE)
