@@ -28,13 +28,12 @@ class RawJson(str):
 
 
 @dataclass(frozen=True)
-class RawParts:
-    """An analysis' JSON parts (:func:`encode_parts`), embedded by :func:`dumps_chunked` as
-    their :func:`parts_text` — without building that text on its own first: a checkpoint of
-    a 10,000-track analysis made three 7 MB copies of it (the text, a RawJson of it, the
-    checkpoint around it), now only the checkpoint."""
+class RawText:
+    """JSON text embedded as is by :func:`dumps_chunked`, like :class:`RawJson` but without a
+    copy: ``RawJson(text)`` makes a new ``str`` of the whole text (8 MB for a 10,000-track
+    analysis' :func:`parts_text`), this only holds a reference to it."""
 
-    parts: list[str]
+    text: str
 
 
 def dumps_chunked(value: Any) -> str:
@@ -53,11 +52,8 @@ def _encode_into(value: Any, out: list[str]) -> None:
     """Append the JSON text of ``value`` to ``out``, in pieces (see :func:`dumps_chunked`)."""
     if isinstance(value, RawJson):
         out.append(value)
-    elif isinstance(value, RawParts):
-        out.append("[\n")
-        for i, part in enumerate(value.parts):
-            out.append(",\n" + part if i else part)
-        out.append("\n]")
+    elif isinstance(value, RawText):
+        out.append(value.text)
     elif not _big(value):
         out.append(dumps(value))
     elif isinstance(value, list):
@@ -77,7 +73,7 @@ def _encode_into(value: Any, out: list[str]) -> None:
     else:
         items = list(value.items())
         out.append("{")
-        if len(items) > CHUNK and not any(isinstance(v, (RawJson, RawParts)) for _, v in items):
+        if len(items) > CHUNK and not any(isinstance(v, (RawJson, RawText)) for _, v in items):
             for i in range(0, len(items), CHUNK):
                 out.append(("," if i else "") + dumps(dict(items[i : i + CHUNK]))[1:-1])
         else:
@@ -89,7 +85,7 @@ def _encode_into(value: Any, out: list[str]) -> None:
 
 def _big(value: Any) -> bool:
     """Holds raw JSON or a container of more than ``CHUNK`` items (at any depth)."""
-    if isinstance(value, (RawJson, RawParts)):
+    if isinstance(value, (RawJson, RawText)):
         return True
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):

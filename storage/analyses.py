@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.codecs import decode_text, dumps, dumps_part, encode_parts, parts_text
+from bot.codecs import decode_text, dumps, encode_parts, parts_text
 from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Rendered
 from storage.jobs import FINISH_JOB
 from storage.repository import Repository
@@ -34,12 +34,9 @@ class AnalysisOwner:
     guild_id: int | None
 
 
-async def _result_text(analysis: Analysis, parts: list[str] | None) -> str:
+def _result_text(analysis: Analysis) -> str:
     """``result_json`` of an analysis: its parts, one per line (see bot.codecs.parts_text)."""
-    if parts is None:
-        parts = await asyncio.to_thread(encode_parts, analysis)
-    head = dumps_part(analysis.head_dict())
-    return await asyncio.to_thread(parts_text, [head, *parts[1:]])
+    return parts_text(encode_parts(analysis))
 
 
 def _xy(coords: Sequence[float] | None) -> tuple[float | None, float | None]:
@@ -57,18 +54,23 @@ class AnalysisRepository(Repository):
         *,
         params_key: str | None = None,
         job_id: int | None = None,
-        parts: list[str] | None = None,
+        result_text: str | None = None,
     ) -> int:
         """Store an analysis with its clusters, assignments and rendered files.
 
-        ``parts``: ``bot.codecs.encode_parts(analysis)`` when the caller has it already (the
-        worker process makes it); only the head is then encoded again. ``result_json`` holds
-        ``parts_text`` of the parts (older rows: one ``to_dict()`` object; both are read).
+        ``result_json`` holds ``bot.codecs.parts_text`` of the analysis' parts (older rows: one
+        ``to_dict()`` object; both are read). ``result_text``: that text when the caller has it
+        already (the worker process makes it), bound as it is: no copy of it is made here (at
+        10,000 tracks it is 8 MB; re-encoding its head to add the new id made another, at the
+        bot's peak). Its head is encoded before the row exists, so its ``analysis_id`` is null:
+        the row's id is the analysis' id (:meth:`get` sets it).
         Sets ``analysis.analysis_id``/``created_at``. When ``job_id`` is given, that job is
         marked done in the same transaction (so "done" always has its analysis).
         """
         now = self._now()
         analysis.created_at = analysis.created_at or now
+        if result_text is None:
+            result_text = await asyncio.to_thread(_result_text, analysis)
         pkey = params_key or request.params_key()
         src = analysis.source
         async with self.db.transaction() as conn:
@@ -76,7 +78,7 @@ class AnalysisRepository(Repository):
                 "INSERT INTO analyses (playlist_id, snapshot_id, params_json, params_key, k,"
                 " feature_mode, coverage_json, silhouette, requested_by, guild_id, channel_id,"
                 " result_json, created_at, name, n_tracks)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     src.id,
                     src.snapshot_id,
@@ -89,6 +91,7 @@ class AnalysisRepository(Repository):
                     request.user_id,
                     request.guild_id,
                     request.channel_id,
+                    result_text,
                     analysis.created_at,
                     src.name,
                     len(analysis.tracks),
@@ -96,10 +99,6 @@ class AnalysisRepository(Repository):
             )
             analysis_id = int(cur.lastrowid or 0)
             analysis.analysis_id = analysis_id
-            await conn.execute(
-                "UPDATE analyses SET result_json = ? WHERE id = ?",
-                (await _result_text(analysis, parts), analysis_id),
-            )
             await conn.executemany(
                 "INSERT INTO clusters (analysis_id, idx, name, description, size, centroid_json,"
                 " representatives_json) VALUES (?, ?, ?, ?, ?, ?, ?)",

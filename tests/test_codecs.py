@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 
-from bot.codecs import RawJson, RawParts, dumps, dumps_chunked, encode_parts, parts_text
+from bot.codecs import RawJson, RawText, dumps, dumps_chunked, encode_parts, parts_text
 from bot.models import Analysis
 from tests.storage_helpers import make_analysis, make_fetch
 
 
-def test_raw_parts_are_embedded_as_their_parts_text():
+def test_raw_text_is_embedded_as_it_is():
     analysis = make_analysis(make_fetch(1200))
     analysis.source.name = "Mix 🎧 été"
-    parts = encode_parts(analysis)
-    checkpoint = {"fetch": {"playlist_id": "p", "snapshot": "s"}, "analysis": RawParts(parts)}
+    stored = parts_text(encode_parts(analysis))
+    checkpoint = {"fetch": {"playlist_id": "p", "snapshot": "s"}, "analysis": RawText(stored)}
     text = dumps_chunked(checkpoint)
-    expected = '{"fetch":{"playlist_id":"p","snapshot":"s"},"analysis":' + parts_text(parts) + "}"
-    assert text == expected
+    assert text == '{"fetch":{"playlist_id":"p","snapshot":"s"},"analysis":' + stored + "}"
     assert Analysis.from_dict(json.loads(text)["analysis"]).to_dict() == analysis.to_dict()
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.codecs import RawJson, encode_parts
+from bot.codecs import RawJson, encode_parts, parts_text
 from bot.codecs import dumps as _dumps
 from bot.codecs import dumps_chunked as _dumps_chunked
 from bot.errors import StorageError
@@ -192,20 +192,31 @@ async def test_analysis_stored_in_parts_and_old_rows_still_read(store):
     fetched = make_fetch(1234)  # three parts of 500 tracks
     analysis = make_analysis(fetched)
     request = AnalysisRequest(link="x")
+    analysis.created_at = "2026-12-01T09:00:00+00:00"  # the worker's cluster step sets it
     parts = encode_parts(analysis)
     assert len(parts) == 1 + 3
-    aid = await store.analyses.save(analysis, make_rendered(analysis), request, parts=parts)
+    made = parts_text(parts)  # what the worker process hands over: stored as it is
+    aid = await store.analyses.save(analysis, make_rendered(analysis), request, result_text=made)
     text = (await store.db.fetchone("SELECT result_json FROM analyses WHERE id = ?", (aid,)))[0]
+    assert text == made
     assert text.count("\n") == 1 + 3 + 1  # one part per line
-    # Still one JSON value: what storage/digests.py (json.loads + from_dict) reads.
-    assert Analysis.from_dict(json.loads(text)).to_dict() == analysis.to_dict()
-    assert (await store.analyses.get(aid)).to_dict() == analysis.to_dict()
+    # Still one JSON value (json.loads + from_dict read it); the id is the row's.
+    expected = analysis.to_dict()
+    assert Analysis.from_dict(json.loads(text)).to_dict() == expected | {"analysis_id": None}
+    assert (await store.analyses.get(aid)).to_dict() == expected
 
     # A row written before parts existed: one to_dict() object.
     await store.db.execute(
         "UPDATE analyses SET result_json = ? WHERE id = ?", (_dumps(analysis.to_dict()), aid)
     )
     assert (await store.analyses.get(aid)).to_dict() == analysis.to_dict()
+
+    # Without a text from the worker, the same text is encoded here.
+    analysis.analysis_id = None  # a new analysis
+    again = await store.analyses.save(analysis, make_rendered(analysis), request)
+    text = (await store.db.fetchone("SELECT result_json FROM analyses WHERE id = ?", (again,)))[0]
+    assert text == made
+    assert (await store.analyses.get(again)).to_dict() == expected | {"analysis_id": again}
 
 
 @sqlite_only

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.codecs import encode_parts
+from bot.codecs import encode_parts, parts_text
 from bot.models import PART_SIZE, Analysis, FeatureTable, FetchResult, Rendered
 from bot.sources.normalise import first_of_each
 
@@ -171,13 +171,15 @@ def cluster_pickled_step(
     return pack(cluster_step(fetched, table, k, 0, previous))
 
 
-def render_packed_step(packed: PackedAnalysis, part: RenderPart) -> tuple[Rendered, list[str]]:
+def render_packed_step(packed: PackedAnalysis, part: RenderPart) -> tuple[Rendered, str]:
     """:func:`render_step` of a :func:`pack`-ed analysis. Picklable.
 
-    A "texts" render also returns the JSON text of each part of the analysis
-    (:func:`bot.codecs.encode_parts`, what storage keeps; ~0.17 s at 10,000 tracks) so the bot
-    process stores it without encoding anything; other parts return an empty list.
+    A "texts" render also returns the analysis as stored: :func:`bot.codecs.parts_text` of
+    its parts (~0.17 s at 10,000 tracks), so the bot process stores it without encoding
+    anything; other parts return "". One text, joined here: the bot embeds it as is in the
+    "rendering" checkpoint and binds it as is for ``result_json``. It received the parts as
+    a list and joined them for storage, one more 8 MB copy at its peak (10,000 tracks).
     """
     analysis = unpack(packed)
     rendered = render_step(analysis, part)
-    return rendered, encode_parts(analysis) if part == "texts" else []
+    return rendered, parts_text(encode_parts(analysis)) if part == "texts" else ""
