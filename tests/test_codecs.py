@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import json
 
-from bot.codecs import RawJson, RawText, dumps, dumps_chunked, encode_parts, parts_text
+from bot.codecs import (
+    RawJson,
+    compress_text,
+    decode_text,
+    decompress_text,
+    dumps,
+    dumps_chunked,
+    encode_parts,
+    parts_text,
+)
 from bot.models import Analysis
 from tests.storage_helpers import make_analysis, make_fetch
 
 
-def test_raw_text_is_embedded_as_it_is():
+def test_compressed_analysis_text_reads_back_the_same():
     analysis = make_analysis(make_fetch(1200))
     analysis.source.name = "Mix 🎧 été"
     stored = parts_text(encode_parts(analysis))
-    checkpoint = {"fetch": {"playlist_id": "p", "snapshot": "s"}, "analysis": RawText(stored)}
-    text = dumps_chunked(checkpoint)
-    assert text == '{"fetch":{"playlist_id":"p","snapshot":"s"},"analysis":' + stored + "}"
-    assert Analysis.from_dict(json.loads(text)["analysis"]).to_dict() == analysis.to_dict()
+    squeezed = compress_text(stored)
+    assert len(squeezed) < len(stored) / 2 and squeezed.isascii()
+    checkpoint = json.loads(dumps_chunked({"fetch": None, "analysis_z": squeezed}))
+    assert decompress_text(checkpoint["analysis_z"]) == stored
+    assert decode_text(decompress_text(squeezed)).to_dict() == analysis.to_dict()
+    assert decompress_text(compress_text("é" * 3_000_000)) == "é" * 3_000_000  # pieces
 
 
 def test_analysis_parts_are_ascii_and_read_back_the_same():

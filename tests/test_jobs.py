@@ -587,11 +587,12 @@ async def test_network_steps_are_bounded(tmp_path, monkeypatch):
         await db.close()
 
 
-@pytest.mark.parametrize("stored_as", ["parts", "dict"])
-async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monkeypatch, stored_as):
+@pytest.mark.parametrize("stored_as", ["compressed", "parts", "dict"])
+async def test_resume_in_rendering_reads_every_checkpoint_format(tmp_path, monkeypatch, stored_as):
     """A job left in "rendering" only renders; checkpoints written before the analysis was
-    stored in parts (one to_dict() object) still resume."""
-    from bot.codecs import RawJson, encode_parts, parts_text
+    compressed (its parts as they are) or stored in parts (one to_dict() object) still
+    resume."""
+    from bot.codecs import RawJson, compress_text, encode_parts, parts_text
     from tests.storage_helpers import make_analysis, make_fetch
 
     fake = FakePipeline().install(monkeypatch)
@@ -599,12 +600,15 @@ async def test_resume_in_rendering_reads_both_checkpoint_formats(tmp_path, monke
     db, store, queue = await open_queue(path)
     await queue.close()
     analysis = make_analysis(make_fetch(12))
-    if stored_as == "parts":
+    key = "analysis"
+    if stored_as == "compressed":
+        key, saved = "analysis_z", compress_text(parts_text(encode_parts(analysis)))
+    elif stored_as == "parts":
         saved = RawJson(parts_text(encode_parts(analysis)))
     else:
         saved = analysis.to_dict()
     job_id = await store.jobs.create("playlist:x|k", AnalysisRequest(link=link(1)))
-    await store.jobs.set_state(job_id, "rendering", {"fetch": None, "analysis": saved})
+    await store.jobs.set_state(job_id, "rendering", {"fetch": None, key: saved})
     await db.close()
     rec = Recorder()
     db, store, queue = await open_queue(path, listener=rec.listener)

@@ -6,8 +6,9 @@ is the step being run; ``checkpoint_json`` holds the outputs of the finished one
 * ``fetch``: ``{"playlist_id", "snapshot"}`` — the entries are in ``playlist_tracks``
   (Store.snapshots.save), so resuming reads them back with no network call;
 * ``features``: the FeatureTable (CSV values included, which the feature cache does not hold);
-* ``analysis``: the clustered Analysis (then rendering only needs it), as
-  ``Analysis.to_parts()`` (older checkpoints: one ``to_dict()`` object; both are read).
+* ``analysis_z``: the clustered Analysis (then rendering only needs it), its stored text
+  (``bot.codecs.parts_text``) compressed by ``bot.codecs.compress_text``; checkpoints of
+  older versions hold it as ``analysis`` (its parts, or one ``to_dict()`` object): all read.
 
 The final step stores the analysis and marks the job done in one transaction.
 """
@@ -25,8 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from bot import pipeline
-from bot.codecs import RawText
+from bot import codecs, pipeline
 from bot.config import Settings
 from bot.errors import PipelineError
 from bot.features.prefetch import FeaturePrefetch, start_prefetch
@@ -153,6 +153,14 @@ def _gc_held(job: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return held
 
 
+def _checkpointed_analysis(cp: dict[str, Any]) -> Analysis:
+    """The analysis a "rendering" checkpoint holds (taken out of ``cp``): compressed
+    (``analysis_z``, :func:`bot.codecs.compress_text`) or, written by older versions, as it is."""
+    if "analysis_z" in cp:
+        return codecs.decode_text(codecs.decompress_text(cp.pop("analysis_z")))
+    return Analysis.from_dict(cp.pop("analysis"))
+
+
 class StepRunner:
     """Executes the pipeline steps for a job (shared by every job of a JobQueue)."""
 
@@ -191,8 +199,8 @@ class StepRunner:
         )
         pkey = req.params_key()
         cp = dict(checkpoint)
-        if "analysis" in cp:  # resumed in "rendering": only the rendering is left
-            analysis = await asyncio.to_thread(Analysis.from_dict, cp.pop("analysis"))
+        if "analysis_z" in cp or "analysis" in cp:  # resumed in "rendering": only that is left
+            analysis = await asyncio.to_thread(_checkpointed_analysis, cp)
             packed = await asyncio.to_thread(cpu.pack, analysis)
             render = self._render_phase(job_id, req, pkey, packed, progress, analysis=analysis)
         else:
@@ -273,7 +281,7 @@ class StepRunner:
         The texts' worker also JSON-encodes the analysis for storage (``text``), so this
         process encodes nothing big: at 10,000 tracks the steps after clustering went from
         ~1.7 s one after another (encode, decode, commit, render, store) to ~0.8 s. That one
-        text is embedded in the checkpoint and stored as it is (no copy of it made here).
+        text is stored as it is (no copy of it made here); the checkpoint holds it compressed.
         """
         await progress(Progress("rendering", message="Drawing the chart"))
         charts = asyncio.ensure_future(self.pool.run(cpu.render_packed_step, packed, "charts"))
@@ -285,8 +293,11 @@ class StepRunner:
             del packed
             drawn_texts, text = await texts
             if not resumed:
-                cp = {"fetch": fetch_ref, "analysis": RawText(text)}
+                squeezed = await asyncio.to_thread(codecs.compress_text, text)
+                cp = {"fetch": fetch_ref, "analysis_z": squeezed}
+                del squeezed
                 await self._commit(job_id, "rendering", cp)
+                del cp
             drawn_charts, _ = await charts
         except BaseException:
             for task in (charts, texts):
