@@ -107,6 +107,28 @@ async def test_progress_lines_only_go_forwards(capsys) -> None:
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["featurizing: 0/94", "featurizing: 14/94", "featurizing: 94/94"]
 
+    progress = cli.progress_printer()  # one event per 40-track request of a 10,000-track file
+    for done in range(0, 10_001, 40):
+        await progress(Progress("featurizing", done=done, total=10_000))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 11 and lines[-1] == "featurizing: 10,000/10,000"
+
+
+def test_a_repeated_warning_is_printed_once(tmp_path: Path) -> None:
+    """Offline, a CSV without audio columns logged one "ReccoBeats request failed" line per
+    request: 250 identical lines for 10,000 tracks."""
+    lines = [f"{t.uri},{t.name.replace(',', ' ')}" for t in load_demo().tracks[:120]]
+    (tmp_path / "bare.csv").write_text("Track URI,Track Name\n" + "\n".join(lines) + "\n")
+    proc = _run(
+        ["-m", "bot", "analyze", "bare.csv", "--out", "o"],
+        tmp_path,
+        RECCOBEATS_BASE="http://127.0.0.1:9/v1",
+        RECCOBEATS_TIMEOUT_S="2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == len(set(warnings)) >= 1, proc.stderr
+
 
 @pytest.mark.parametrize(
     "source",
