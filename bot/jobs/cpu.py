@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from bot.codecs import encode_parts, parts_text
+from bot.codecs import compress_text, encode_parts, parts_text
 from bot.models import PART_SIZE, Analysis, FeatureTable, FetchResult, Rendered
 from bot.sources.normalise import first_of_each
 
@@ -174,12 +174,18 @@ def cluster_pickled_step(
 def render_packed_step(packed: PackedAnalysis, part: RenderPart) -> tuple[Rendered, str]:
     """:func:`render_step` of a :func:`pack`-ed analysis. Picklable.
 
-    A "texts" render also returns the analysis as stored: :func:`bot.codecs.parts_text` of
-    its parts (~0.17 s at 10,000 tracks), so the bot process stores it without encoding
-    anything; other parts return "". One text, joined here: the bot embeds it as is in the
-    "rendering" checkpoint and binds it as is for ``result_json``. It received the parts as
-    a list and joined them for storage, one more 8 MB copy at its peak (10,000 tracks).
+    A "texts" render also returns the analysis as stored, :func:`bot.codecs.parts_text` of
+    its parts, compressed (:func:`bot.codecs.compress_text`; ~0.25 s at 10,000 tracks, while
+    the other worker still draws the charts), so the bot process stores it without encoding
+    anything and keeps a third of it until then; other parts return "". The bot received
+    the parts as a list and joined them for storage, one more 8 MB copy at its peak.
     """
     analysis = unpack(packed)
     rendered = render_step(analysis, part)
-    return rendered, parts_text(encode_parts(analysis)) if part == "texts" else ""
+    if part != "texts":
+        return rendered, ""
+    return rendered, compress_text(parts_text(encode_parts(analysis)))
+
+
+def nothing() -> None:
+    """A call that does nothing, to send to the pool (see ``StepRunner._render_phase``)."""

@@ -278,33 +278,43 @@ class StepRunner:
         here (in a thread, piece by piece) and commit the "rendering" checkpoint (skipped when
         ``analysis`` is given: the job resumed from it); then store everything, done.
 
-        The texts' worker also JSON-encodes the analysis for storage (``text``), so this
-        process encodes nothing big: at 10,000 tracks the steps after clustering went from
-        ~1.7 s one after another (encode, decode, commit, render, store) to ~0.8 s. That one
-        text is stored as it is (no copy of it made here); the checkpoint holds it compressed.
+        The texts' worker also JSON-encodes the analysis for storage, so this process encodes
+        nothing big: at 10,000 tracks the steps after clustering went from ~1.7 s one after
+        another (encode, decode, commit, render, store) to ~0.8 s. It hands it over compressed
+        (``squeezed``, :func:`bot.codecs.compress_text`: 3.4 MB instead of 8.25 at 10,000
+        tracks), as the checkpoint holds it, and it is decompressed only to be stored: taking
+        the text itself made an 8 MB pickle and its 8 MB copy here at the bot's peak, then
+        held the text through the commit.
         """
         await progress(Progress("rendering", message="Drawing the chart"))
         charts = asyncio.ensure_future(self.pool.run(cpu.render_packed_step, packed, "charts"))
         texts = asyncio.ensure_future(self.pool.run(cpu.render_packed_step, packed, "texts"))
+        tasks = [charts, texts]
         try:
             resumed = analysis is not None
             if analysis is None:
                 analysis = await asyncio.to_thread(cpu.unpack, packed, on_part=_gc.freeze)
             del packed
-            drawn_texts, text = await texts
+            drawn_texts, squeezed = await texts
+            # The pool's feeder thread keeps the last call it sent (multiprocessing's
+            # Queue._feed holds it until the next one): the texts call, 5.8 MB of pickled
+            # analysis at 10,000 tracks, held through storing. A tiny call replaces it.
+            sent = asyncio.ensure_future(self.pool.run(cpu.nothing))
+            tasks.append(sent)
             if not resumed:
-                squeezed = await asyncio.to_thread(codecs.compress_text, text)
                 cp = {"fetch": fetch_ref, "analysis_z": squeezed}
-                del squeezed
                 await self._commit(job_id, "rendering", cp)
                 del cp
             drawn_charts, _ = await charts
+            await sent
         except BaseException:
-            for task in (charts, texts):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(charts, texts, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             raise
         rendered = cpu.merge_rendered(drawn_charts, drawn_texts)
+        text = await asyncio.to_thread(codecs.decompress_text, squeezed)
+        del tasks, texts, squeezed  # the texts task holds it too
         analysis_id = await self.store.analyses.save(
             analysis, rendered, req, params_key=pkey, job_id=job_id, result_text=text
         )
