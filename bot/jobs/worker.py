@@ -289,7 +289,7 @@ class StepRunner:
         await progress(Progress("rendering", message="Drawing the chart"))
         charts = asyncio.ensure_future(self.pool.run(cpu.render_packed_step, packed, "charts"))
         texts = asyncio.ensure_future(self.pool.run(cpu.render_packed_step, packed, "texts"))
-        tasks = [charts, texts]
+        tasks: list[asyncio.Future[Any]] = [charts, texts]
         try:
             resumed = analysis is not None
             if analysis is None:
