@@ -124,9 +124,10 @@ def test_episodes_blank_and_invalid_ids_are_skipped() -> None:
         ",Removed track\n"
         "spotify:track:tooshort,Broken\n"
         "https://open.spotify.com/track/6f807x0ima9a1j3VPbc7VN?si=1,From URL\n"
+        "https://open.spotify.com/intl-de/track/0r7CVbZTWZgbTCYdfa2P31?si=2,Localised link\n"
     )
     result = read_exportify_csv(text)
-    assert [t.id for t in result.tracks] == ["6f807x0ima9a1j3VPbc7VN"]
+    assert [t.id for t in result.tracks] == ["6f807x0ima9a1j3VPbc7VN", "0r7CVbZTWZgbTCYdfa2P31"]
     assert result.skipped == {"episode": 1, "null": 1, "invalid": 1}
 
 

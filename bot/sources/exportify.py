@@ -300,14 +300,15 @@ def _text(value: str | None) -> str | None:
 
 
 def _strip_uri(value: str, kind: str) -> str:
+    """The id in ``spotify:<kind>:ID`` or an open.spotify.com link (also ``/intl-de/…``, as
+    links copied in a localised app are; other tools' exports carry such links), else
+    ``value`` as it is."""
     value = value.strip()
     prefix = f"spotify:{kind}:"
     if value.startswith(prefix):
         return value[len(prefix) :]
-    marker = f"open.spotify.com/{kind}/"
-    if marker in value:
-        return value.split(marker, 1)[1].split("?", 1)[0].strip("/")
-    return value
+    link = re.search(rf"open\.spotify\.com/(?:intl-[\w-]+/)?{kind}/([^/?#\s]+)", value)
+    return link[1] if link else value
 
 
 def _name_from(name: str) -> str:
