@@ -441,3 +441,15 @@ def test_audio_values_outside_their_range_count_as_missing(column: int, bad: str
     assert result.skipped == {"unreadable audio values": 1}
     features = result.tracks[0].features
     assert features is None or list(features) == [*AUDIO_FEATURES, "mode", "time_signature"]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_excels_sep_line_names_the_delimiter(delimiter: str) -> None:
+    """Files made for Excel may start with "sep=;": it was read as the header ("doesn't look
+    like an Exportify CSV")."""
+    text = _NET_HEADER + _net_row("6f807x0ima9a1j3VPbc7VN", "Tyler, The Creator")
+    rows = list(csv.reader(io.StringIO(text)))
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+    track = read_exportify_csv(f"sep={delimiter}\r\n" + buf.getvalue()).tracks[0]
+    assert track.artists == ["Tyler, The Creator"] and track.features is not None

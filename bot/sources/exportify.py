@@ -328,7 +328,11 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
     if not text.strip():
         raise InvalidCsv(f"That CSV file is empty. {EXPORTIFY_HINT}")
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text[:8192]))
+    hint = re.match(r"sep=([,;\t])\r?\n", text)  # Excel's first line naming the delimiter
+    if hint:
+        text = text[hint.end() :]
+    dialect = _DIALECTS[hint[1]] if hint else _dialect(text[:8192])
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
         rows = list(reader)
     except csv.Error as exc:
