@@ -67,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:60] or "playlist"
+    """The default output folder's name: letters and digits of any script, "-" between words
+    (ASCII only made every Japanese, Greek or Cyrillic playlist "playlist", so each run
+    overwrote the last one's files)."""
+    slug = re.sub(r"[\W_]+", "-", text.casefold()).strip("-")
+    return slug[:60].strip("-") or "playlist"
 
 
 def _shorten(text: str, limit: int = 60) -> str:

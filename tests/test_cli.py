@@ -245,3 +245,19 @@ def test_huge_csv_is_refused_before_reading_it(tmp_path: Path) -> None:
         fh.truncate(3 * 1024**3)
     proc = _run_limited(["analyze", "huge.csv"], tmp_path, "RLIMIT_AS", 1536 * 1024**2)
     assert "over 20 MB" in _one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("Demo mix (5 real playlists)", "demo-mix-5-real-playlists"),
+        ("お気に入り", "お気に入り"),
+        ("Лучшие песни 2020", "лучшие-песни-2020"),
+        ("Café del Mar", "café-del-mar"),
+        ("../../etc", "etc"),
+        ("🔥🔥🔥", "playlist"),
+    ],
+)
+def test_default_folder_keeps_any_script(name: str, folder: str) -> None:
+    """Every playlist named in another script went to out/playlist, overwriting the last."""
+    assert cli.slugify(name) == folder
