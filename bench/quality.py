@@ -15,8 +15,14 @@ also reports how often k is within ±1 of the number of playlists, and clusters 
 (name, id, genre, subgenre): they are the answer. The description audit counts words of the
 shipped descriptions contradicted by the cluster's own tracks (see ``CLAIMS``).
 
+The bench's playlists have 77 ± 12 tracks each (after dropping shared tracks), so a mix's size
+alone tells roughly how many playlists it has: k = round(tracks / 80) is within ±1 in 99–100 %
+of the mixes of seeds 0–2 (bench/k_study.py). ``--share`` keeps a random share (30–100 %) of
+each playlist's tracks, so the size no longer carries the answer (and playlists differ in size):
+check the k figures there too.
+
     python bench/quality.py [--draws 40] [--hard 30] [--seed 0] [--csv PATH] [--variants]
-                            [--no-baseline]
+                            [--no-baseline] [--share]
 """
 
 from __future__ import annotations
@@ -103,6 +109,14 @@ def draws(df: pd.DataFrame, n: int, seed: int, *, hard: bool = False) -> list[Mi
             )
         )
     return out
+
+
+def share(mix: Mix, seed: int, low: float = 0.3) -> Mix:
+    """``mix`` with a random share (uniform in ``low``–1) of each playlist's tracks kept."""
+    rng = np.random.default_rng(seed)
+    kept = rng.uniform(low, 1.0, size=int(mix.truth.max()) + 1)[mix.truth]
+    rows = np.flatnonzero(rng.random(len(mix.tracks)) < kept)
+    return Mix([mix.tracks[i] for i in rows], mix.truth[rows], mix.genre_of, mix.hard)
 
 
 def baseline(tracks: list[Track], k: int | None) -> Result:
@@ -277,16 +291,23 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="skip plain k-means (its auto k fits every k: the slowest part of a run)",
     )
+    ap.add_argument(
+        "--share",
+        action="store_true",
+        help="keep a random 30-100%% of each playlist, so a mix's size does not tell its k",
+    )
     args = ap.parse_args(argv)
 
     threadpool_limits(1)  # as in production (bot.clustering.analyze): no OpenMP oversubscription
     df = pd.read_csv(args.csv, dtype=str, keep_default_na=False)
     mixes = draws(df, args.draws, args.seed) + draws(df, args.hard, args.seed, hard=True)
+    if args.share:
+        mixes = [share(mix, args.seed * 1000 + i) for i, mix in enumerate(mixes)]
     n_tracks = [len(m.tracks) for m in mixes]
     print(
         f"{args.draws} mixes of 2–6 real playlists of different genres + {args.hard} mixes of "
         f"2–4 playlists of one genre's subgenres; {min(n_tracks)}–{max(n_tracks)} tracks each "
-        f"(seed {args.seed})\n"
+        f"(seed {args.seed}{', a random 30–100 % of each playlist' if args.share else ''})\n"
     )
     methods: dict[str, Method] = (
         {} if args.no_baseline else {"baseline: k-means, 9 raw audio features": baseline}

@@ -1,0 +1,253 @@
+"""Study of the auto-k rule (issue #12: auto-k NMI/ARI ≥ those with k = number of playlists).
+
+For each mix of ``bench/quality.py`` (same draws and seeds) this caches once, for every k in
+1..max_auto_k + 1: NMI/ARI of the shipped k-means partition (as fitted, which is what a given k
+gets, and after :func:`bot.clustering.merge_small`, which is what auto k gets), whether all its
+clusters reach the minimum size, its inertia, the gap statistic with the shipped uniform
+references and with Gaussian references (same mean and covariance as the data), BIC of the
+shipped Gaussian mixture, silhouette and Davies–Bouldin; plus the k the shipped rule chose
+(``_search_k``). Trying a k rule on the cache then takes a second; ``--table`` prints what
+each rule in ``RULES`` gives. The clustering never sees the playlist columns; they only score.
+
+Three kinds of mix, because the bench's own mixes leak the answer through their size (77 ± 12
+tracks per playlist: k = round(tracks / 80) is within ±1 of the number of playlists in 99–100 %):
+
+* ``full``: the quality bench's mixes as they are;
+* ``half``: half of each mix's tracks, drawn at random (38 tracks per playlist);
+* ``share``: a random 30–100 % of each playlist (``bench/quality.py --share``): playlists of
+  unequal size, and a size that says little about the count.
+
+    python bench/k_study.py [--seeds 0 1 2] [--kinds full half share] [--cache /tmp/k_study]
+                            [--table]
+
+A cold cache costs ~4 min per kind and seed on a quiet core (1 thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import (
+    adjusted_rand_score,
+    davies_bouldin_score,
+    normalized_mutual_info_score,
+    silhouette_score,
+)
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.quality import DEFAULT_CSV, Mix, draws, share
+from bot import clustering
+
+CACHE = Path("/tmp/k_study")
+KINDS = ("full", "half", "share")
+Record = dict  # one mix: m, n, k_max, hard, shipped k, rows (per k: the fields above)
+
+
+def half(mix: Mix, seed: int) -> Mix:
+    """Half of the mix's tracks, drawn at random: the same playlists, half as many tracks."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(mix.tracks), len(mix.tracks) // 2, replace=False))
+    return Mix([mix.tracks[i] for i in rows], mix.truth[rows], mix.genre_of, mix.hard)
+
+
+def study_mix(mix: Mix, seed: int = 0) -> Record:
+    from sklearn.mixture import GaussianMixture
+
+    from bot.features import matrix
+
+    values = {t.id: t.features for t in mix.tracks}
+    fm = matrix.build_matrix(mix.tracks, values, dict.fromkeys(values, "csv"))
+    X = np.nan_to_num(fm.X, nan=0.0, posinf=0.0, neginf=0.0)
+    truth_of = {t.id: int(c) for t, c in zip(mix.tracks, mix.truth, strict=True)}
+    truth = np.array([truth_of[i] for i in fm.ids])
+    n = X.shape[0]
+    k_max = clustering.max_auto_k(n)
+    smallest = clustering.min_cluster_size(n)
+    search = clustering._KSearch(X, seed, top=min(k_max + 1, n - 1))
+    rng = np.random.default_rng(seed)
+    gauss = [
+        rng.multivariate_normal(X.mean(axis=0), np.cov(X.T), size=n, method="eigh")
+        for _ in range(clustering.GAP_REFERENCES)
+    ]
+    rows: dict[int, dict] = {}
+    for k in range(1, k_max + 2):
+        labels = search.labels(k)
+        merged = clustering.merge_small(X, labels, smallest)
+        log_w = clustering._log_dispersion(X, labels)
+        ref = np.log([KMeans(k, n_init=1, random_state=seed).fit(g).inertia_ for g in gauss])
+        gm = GaussianMixture(k, covariance_type="full", n_init=1, reg_covar=1e-3, random_state=0)
+        r = {
+            "nmi": normalized_mutual_info_score(truth, labels),
+            "ari": adjusted_rand_score(truth, labels),
+            "nmi_merged": normalized_mutual_info_score(truth, merged),
+            "ari_merged": adjusted_rand_score(truth, merged),
+            "k_merged": len(set(merged.tolist())),
+            "ok": k >= 2 and int(np.bincount(labels).min()) >= smallest,
+            "log_w": log_w,
+            "gap_gauss": float(ref.mean()) - log_w,
+            "se_gauss": float(ref.std()) * math.sqrt(1 + 1 / clustering.GAP_REFERENCES),
+            "bic": float(gm.fit(X).bic(X)),
+        }
+        r["gap"], r["se"] = search.gap(k) if k <= search.top else (math.nan, math.nan)
+        if k >= 2:
+            r["sil"] = float(silhouette_score(X, labels))
+            r["db"] = float(davies_bouldin_score(X, labels))
+        rows[k] = r
+    return {
+        "m": len(set(truth.tolist())),
+        "n": n,
+        "k_max": k_max,
+        "hard": mix.hard,
+        "shipped": clustering._search_k(X, seed),
+        "rows": rows,
+    }
+
+
+def build(seed: int, kind: str, cache: Path = CACHE) -> list[Record]:
+    path = cache / f"{kind}_seed{seed}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    df = pd.read_csv(DEFAULT_CSV, dtype=str, keep_default_na=False)
+    mixes = draws(df, 40, seed) + draws(df, 30, seed, hard=True)
+    if kind == "half":
+        mixes = [half(mix, seed * 1000 + i) for i, mix in enumerate(mixes)]
+    elif kind == "share":  # as bench/quality.py --share
+        mixes = [share(mix, seed * 1000 + i) for i, mix in enumerate(mixes)]
+    out = []
+    for i, mix in enumerate(mixes):
+        out.append(study_mix(mix))
+        print(f"{kind} seed {seed}: mix {i + 1}/{len(mixes)}", file=sys.stderr, flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+# --- k rules on a cached mix -----------------------------------------------------------------
+
+
+def candidates(d: Record) -> list[int]:
+    """k that auto k may choose: 2..k_max with every k-means cluster at the minimum size."""
+    return [k for k in range(2, d["k_max"] + 1) if d["rows"][k]["ok"]] or [2]
+
+
+def nearest(d: Record, wanted: int) -> int:
+    return min(candidates(d), key=lambda k: (abs(k - wanted), k))
+
+
+def gap_k(d: Record, se: float = 1.0, key: str = "gap") -> int:
+    """Tibshirani's rule, ``se`` standard errors: smallest k with Gap(k) ≥ Gap(k+1) − se·s(k+1)."""
+    rows = d["rows"]
+    sd = "se" if key == "gap" else "se_" + key.split("_")[1]
+    for k in candidates(d):
+        if rows[k][key] >= rows[k + 1][key] - se * rows[k + 1][sd]:
+            return k
+    return candidates(d)[-1]
+
+
+def bic_k(d: Record) -> int:
+    """Lowest BIC over k = 1 and the candidates, read upwards, stopping after two worse."""
+    best, best_bic, worse = 1, math.inf, 0
+    for k in [1, *candidates(d)]:
+        if d["rows"][k]["bic"] < best_bic:
+            best, best_bic, worse = k, d["rows"][k]["bic"], 0
+        elif (worse := worse + 1) >= clustering.BIC_PATIENCE:
+            break
+    return best
+
+
+def hartigan_k(d: Record, threshold: float) -> int:
+    """Hartigan (1975): smallest k with (W_k / W_k+1 − 1)(n − k − 1) ≤ threshold."""
+    rows, n = d["rows"], d["n"]
+    for k in range(1, d["k_max"] + 1):
+        if (math.exp(rows[k]["log_w"] - rows[k + 1]["log_w"]) - 1) * (n - k - 1) <= threshold:
+            return nearest(d, k)
+    return candidates(d)[-1]
+
+
+def best(d: Record, key: str, sign: float = 1) -> int:
+    return max(candidates(d), key=lambda k: sign * d["rows"][k][key])
+
+
+RULES: dict[str, Callable[[Record], int]] = {
+    "shipped: ceil((gap + BIC) / 2)": lambda d: nearest(d, math.ceil((gap_k(d) + bic_k(d)) / 2)),
+    "floor((gap + BIC) / 2)": lambda d: nearest(d, (gap_k(d) + bic_k(d)) // 2),
+    "gap, 1 SE": gap_k,
+    "gap, 1.5 SE": lambda d: gap_k(d, 1.5),
+    "gap, 2 SE": lambda d: gap_k(d, 2),
+    "BIC": bic_k,
+    "gap, Gaussian references, 1 SE": lambda d: gap_k(d, 1, "gap_gauss"),
+    "median(gap, Gaussian gap, BIC)": lambda d: nearest(
+        d, int(np.median([gap_k(d), gap_k(d, 1, "gap_gauss"), bic_k(d)]))
+    ),
+    "best silhouette": lambda d: best(d, "sil"),
+    "lowest Davies–Bouldin": lambda d: best(d, "db", -1),
+    "Hartigan, threshold 30": lambda d: hartigan_k(d, 30),
+    "the mix's size: round(tracks / 80)": lambda d: nearest(d, round(d["n"] / 80)),
+    "oracle: best NMI per mix": lambda d: best(d, "nmi_merged"),
+}
+
+
+def scores(rule: Callable[[Record], int], mixes: list[Record]) -> dict[str, float]:
+    """±1 share, exact count, NMI and ARI of auto k by ``rule``, and those with k = m."""
+    picked = [d["rows"][rule(d)] for d in mixes]
+    given = [d["rows"][d["m"]] for d in mixes]
+    k = np.array([r["k_merged"] for r in picked])
+    m = np.array([d["m"] for d in mixes])
+    return {
+        "within1": float(np.mean(np.abs(k - m) <= 1)),
+        "exact": int((k == m).sum()),
+        "nmi": float(np.mean([r["nmi_merged"] for r in picked])),
+        "ari": float(np.mean([r["ari_merged"] for r in picked])),
+        "nmi_given": float(np.mean([r["nmi"] for r in given])),
+        "ari_given": float(np.mean([r["ari"] for r in given])),
+    }
+
+
+def table(data: dict[tuple[str, int], list[Record]], seeds: list[int], kinds: list[str]) -> None:
+    for kind in kinds:
+        print(f"\n{kind}: ±1 share, exact of 70, NMI / ARI (auto − k = #playlists) per seed\n")
+        print("| k rule | " + " | ".join(f"seed {s}" for s in seeds) + " | mean Δ |")
+        print("|:---|" + "---:|" * (len(seeds) + 1))
+        for name, rule in RULES.items():
+            cells, deltas = [], []
+            for s in seeds:
+                x = scores(rule, data[kind, s])
+                dn, da = x["nmi"] - x["nmi_given"], x["ari"] - x["ari_given"]
+                deltas.append((dn, da))
+                cells.append(
+                    f"{x['within1']:.0%} {x['exact']} {x['nmi']:.3f} / {x['ari']:.3f} "
+                    f"({dn:+.3f} / {da:+.3f})"
+                )
+            dn, da = np.mean(deltas, axis=0)
+            print(f"| {name} | " + " | ".join(cells) + f" | {dn:+.3f} / {da:+.3f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--table", action="store_true", help="print what each rule gives")
+    args = ap.parse_args(argv)
+    threadpool_limits(1)
+    data = {(kind, s): build(s, kind, args.cache) for kind in args.kinds for s in args.seeds}
+    for (kind, s), mixes in data.items():
+        shipped = RULES["shipped: ceil((gap + BIC) / 2)"]
+        if (bad := sum(shipped(d) != d["shipped"] for d in mixes)) != 0:
+            print(f"{kind} seed {s}: the shipped rule differs from _search_k in {bad} mixes")
+    if args.table:
+        table(data, args.seeds, args.kinds)
+
+
+if __name__ == "__main__":
+    main()
