@@ -35,9 +35,10 @@ K_SEARCH_SAMPLE = 1000
 # No cluster chosen automatically is smaller than this share of the playlist (or 3 tracks).
 MIN_CLUSTER_SHARE = 0.03
 MIN_CLUSTER_TRACKS = 3
-GAP_REFERENCES = 10  # uniform reference data sets for the gap statistic (see choose_k)
+GAP_REFERENCES = 10  # reference data sets per null for the gap statistic (see _search_k)
 # Restarts per gap reference set / per Gaussian mixture. Measured on the bench mixes, 3 / 2
-# restarts: k within ±1 in 83 %, NMI 0.560, 139 s; 1 / 1: 86 %, 0.567, 102 s.
+# restarts: k within ±1 in 83 %, NMI 0.560, 139 s; 1 / 1: 86 %, 0.567, 102 s (with the rule
+# before the median of three criteria).
 GAP_INITS = 1
 GMM_INITS = 1
 BIC_PATIENCE = 2  # the BIC search stops after this many k in a row that do not lower it
@@ -105,23 +106,28 @@ def choose_k(X: np.ndarray, seed: int = 0) -> tuple[int, np.ndarray, float | Non
 
 
 def _search_k(X: np.ndarray, seed: int) -> int:
-    """k from two model-selection criteria, averaged and rounded up.
+    """k from three model-selection criteria: the median of their k.
 
     * the gap statistic (Tibshirani, Walther & Hastie 2001): the smallest k whose k-means
-      fit beats uniform reference data at least as much as k+1 does, within one standard
-      error (reference data: uniform in the box of the data's principal axes);
-    * BIC of a full-covariance Gaussian mixture (scikit-learn), k = 1 allowed.
+      fit beats reference data at least as much as k+1 does, within one standard error —
+      once with uniform references in the box of the data's principal axes, which any
+      uneven spread beats (it tends to pick too many clusters), once with Gaussian references
+      of the data's own mean and covariance (it asks for more structure than one ellipsoid);
+    * BIC of a full-covariance Gaussian mixture (scikit-learn), k = 1 allowed, which picks too
+      few on small playlists (its penalty grows with the parameters, ~90 per cluster).
 
-    Only k whose k-means clusters all reach :func:`min_cluster_size` are candidates.
+    The median keeps the middle one when one of them is off. Only k whose k-means clusters all
+    reach :func:`min_cluster_size` are candidates.
     Measured on 70 mixes of 2–6 real playlists (bench/quality.py, 40 of different genres,
     30 of one genre's subgenres), share of mixes with k within ±1 of the number of playlists
     / NMI: largest k within 15 % of the best silhouette (used before) 0.60 / 0.556; best
     silhouette 0.64 / 0.544; Calinski–Harabasz 0.61 / 0.525; Davies–Bouldin 0.59 / 0.552;
     split-half stability 0.70 / 0.554; gap alone 0.74 / 0.555; BIC alone 0.60 / 0.541;
-    gap and BIC averaged 0.80 / 0.566 (exact k in 57 %); as shipped (10 reference sets,
-    ``GAP_INITS``/``GMM_INITS``) 0.86 / 0.567. Tie-breaks between the two (Davies–Bouldin,
-    silhouette, split-half stability), prediction strength and other gap references helped on
-    seed 0 at best and lost on the held-out seeds 1 and 2 (README, "How clustering works").
+    uniform gap and BIC averaged, rounded up (the rule before this one) 0.86 / 0.567. The
+    median, over seeds 0 / 1 / 2: NMI 0.584 / 0.539 / 0.573 (was 0.567 / 0.534 / 0.562), ARI
+    0.563 / 0.507 / 0.536 (0.538 / 0.500 / 0.526), ±1 89 / 79 / 81 % (86 / 89 / 81 %); on
+    mixes of half the tracks, where BIC says 1, NMI +0.022 (bench/k_study.py; README, "How
+    clustering works"). Being told k = number of playlists is still 0.007 NMI better.
     """
     n = X.shape[0]
     k_max = max_auto_k(n)
@@ -131,31 +137,33 @@ def _search_k(X: np.ndarray, seed: int) -> int:
     def ok(k: int) -> bool:
         return 2 <= k <= k_max and int(np.bincount(search.labels(k)).min()) >= smallest
 
-    k_gap = next((k for k in range(2, k_max + 1) if ok(k) and search.gap_stops_at(k)), None)
-    if k_gap is None:  # the gap never levels off: the largest candidate, if any
-        k_gap = next((k for k in range(k_max, 1, -1) if ok(k)), None)
-        if k_gap is None:
-            return 2
+    def gap_k(null: str) -> int | None:
+        """The first candidate where the gap levels off; if it never does, the largest."""
+        stops = (k for k in range(2, k_max + 1) if ok(k) and search.gap_stops_at(k, null))
+        return next(stops, None) or next((k for k in range(k_max, 1, -1) if ok(k)), None)
+
+    k_uniform, k_gauss = gap_k("uniform"), gap_k("gaussian")
+    if k_uniform is None or k_gauss is None:  # no k has clusters of the minimum size
+        return 2
     k_bic = search.lowest_bic(itertools.chain([1], (k for k in range(2, k_max + 1) if ok(k))))
-    wanted = math.ceil((k_gap + k_bic) / 2)
-    # the candidate nearest ``wanted`` (the smaller on a tie); k_gap is one, so this ends
+    wanted = sorted((k_uniform, k_gauss, k_bic))[1]
+    # the candidate nearest ``wanted`` (the smaller on a tie); k_uniform is one, so this ends
     return next(k for d in range(k_max + 1) for k in (wanted - d, wanted + d) if ok(k))
 
 
 class _KSearch:
     """What :func:`_search_k` needs, computed only when first asked for.
 
-    The criteria are read from k = 1 upwards and stop early (the gap rule at its k, BIC after
-    two k in a row that do not lower it), so the costly large-k fits are mostly skipped. The
-    same k as fitting every k in all 210 bench mixes (seeds 0–2); CPU time of ``fit`` with auto
-    k at 10,000 bundled tracks 1.29 s before, 0.34 s now (1,000 tracks: 0.99 s, 0.35 s).
+    The criteria are read from k = 1 upwards and stop early (each gap rule at its k, BIC after
+    two k in a row that do not lower it), so the costly large-k fits are mostly skipped (CPU
+    time of ``fit`` with auto k at 10,000 bundled tracks: 1.29 s when every k was fitted).
     """
 
     def __init__(self, X: np.ndarray, seed: int, top: int) -> None:
         self.X, self.seed, self.top = X, seed, top
         self._labels: dict[int, np.ndarray] = {}
-        self._gap: dict[int, tuple[float, float]] = {}
-        self._refs: list[np.ndarray] | None = None
+        self._gap: dict[tuple[str, int], tuple[float, float]] = {}
+        self._refs: dict[str, list[np.ndarray]] = {}
 
     def labels(self, k: int) -> np.ndarray:
         """The k-means partition for k (the one the final fit would give on these rows)."""
@@ -164,20 +172,20 @@ class _KSearch:
             self._labels[k] = fit_labels(self.X, k, self.seed) if k > 1 else np.zeros(n, int)
         return self._labels[k]
 
-    def gap_stops_at(self, k: int) -> bool:
+    def gap_stops_at(self, k: int, null: str) -> bool:
         """Tibshirani's rule: Gap(k) ≥ Gap(k+1) − s(k+1)."""
         if k + 1 > self.top:
             return False
-        gap_k, _ = self.gap(k)
-        gap_next, se_next = self.gap(k + 1)
+        gap_k, _ = self.gap(k, null)
+        gap_next, se_next = self.gap(k + 1, null)
         return gap_k >= gap_next - se_next
 
-    def gap(self, k: int) -> tuple[float, float]:
-        """Gap(k) and its standard error (Tibshirani et al. 2001)."""
+    def gap(self, k: int, null: str) -> tuple[float, float]:
+        """Gap(k) and its standard error (Tibshirani et al. 2001) against ``null``
+        references ("uniform" or "gaussian", see :meth:`references`)."""
         from sklearn.cluster import KMeans
 
-        if k not in self._gap:
-            refs = self.references()
+        if (null, k) not in self._gap:
             ref = np.array(
                 [
                     math.log(
@@ -186,27 +194,38 @@ class _KSearch:
                             1e-12,
                         )
                     )
-                    for r in refs
+                    for r in self.references(null)
                 ]
             )
             log_w = _log_dispersion(self.X, self.labels(k))
             se = float(ref.std()) * math.sqrt(1 + 1 / GAP_REFERENCES)
-            self._gap[k] = (float(ref.mean()) - log_w, se)
-        return self._gap[k]
+            self._gap[null, k] = (float(ref.mean()) - log_w, se)
+        return self._gap[null, k]
 
-    def references(self) -> list[np.ndarray]:
-        """Uniform reference data sets in the box of the data's principal axes."""
-        if self._refs is None:
+    def references(self, null: str) -> list[np.ndarray]:
+        """Reference data sets without clusters: uniform in the box of the data's principal
+        axes, or Gaussian with the data's mean and covariance."""
+        if null not in self._refs:
             X = self.X
             rng = np.random.default_rng(self.seed)
             centre = X.mean(axis=0)
-            _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
-            rotated = (X - centre) @ vt.T
-            lo, hi = rotated.min(axis=0), rotated.max(axis=0)
-            self._refs = [
-                rng.uniform(lo, hi, size=rotated.shape) @ vt + centre for _ in range(GAP_REFERENCES)
-            ]
-        return self._refs
+            if null == "gaussian":
+                cov = np.cov(X, rowvar=False)
+                self._refs[null] = [
+                    rng.multivariate_normal(
+                        centre, cov, size=X.shape[0], method="eigh", check_valid="ignore"
+                    )
+                    for _ in range(GAP_REFERENCES)
+                ]
+            else:
+                _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
+                rotated = (X - centre) @ vt.T
+                lo, hi = rotated.min(axis=0), rotated.max(axis=0)
+                self._refs[null] = [
+                    rng.uniform(lo, hi, size=rotated.shape) @ vt + centre
+                    for _ in range(GAP_REFERENCES)
+                ]
+        return self._refs[null]
 
     def lowest_bic(self, candidates: Iterable[int]) -> int:
         """The candidate k with the lowest BIC, read upwards until two in a row do not lower
