@@ -210,7 +210,7 @@ class _KSearch:
             rng = np.random.default_rng(self.seed)
             centre = X.mean(axis=0)
             if null == "gaussian":
-                cov = np.cov(X, rowvar=False)
+                cov = np.atleast_2d(np.cov(X, rowvar=False))  # 2-D also for one column
                 self._refs[null] = [
                     rng.multivariate_normal(
                         centre, cov, size=X.shape[0], method="eigh", check_valid="ignore"

@@ -272,6 +272,17 @@ def test_auto_k_is_the_median_of_the_three_criteria(
     assert fit(_matrix(tracks, values), None).k == chosen
 
 
+def test_auto_k_on_a_single_feature() -> None:
+    # a matrix of one column (e.g. one metadata feature): its covariance is a scalar, which
+    # the Gaussian references of the gap statistic must still accept
+    from bot.clustering import choose_k
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.1, 60), rng.normal(5, 0.1, 60)])[:, None]
+    k, labels, _ = choose_k(X)
+    assert k == 2 and len(labels) == 120
+
+
 def test_identical_features_give_one_cluster_not_empty_ones() -> None:
     tracks, values, _ = _playlist([(30, {}, "2019")])
     same = {tid: dict(BASE) for tid in values}
