@@ -104,7 +104,7 @@ _ALIASES = _aliases()
 def _too_big() -> InvalidCsv:
     return InvalidCsv(
         f"That file is over {MAX_CSV_BYTES // (1024 * 1024)} MB, far more than an Exportify "
-        "export of the largest playlist this bot reads (10,000 tracks is about 3 MB). "
+        "export of the largest playlist this bot reads (10,000 tracks make 2–6 MB). "
         f"{EXPORTIFY_HINT}"
     )
 
