@@ -98,11 +98,12 @@ _FILE_SUFFIX = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
 
 def _looks_like_a_path(source: str) -> bool:
     """A mistyped file name rather than a link: a folder part or a file extension, and nothing
-    of a link ("spotify", a scheme, a short-link host)."""
+    of a link (a scheme, ``spotify:``, spotify.com, a short-link host; "spotify_favs.txt" is a
+    file name)."""
     from bot.sources.links import is_short_link
 
     low = source.lower()
-    if "spotify" in low or "://" in low or is_short_link(source):
+    if "://" in low or "spotify:" in low or "spotify.com" in low or is_short_link(source):
         return False
     return "/" in source or "\\" in source or _FILE_SUFFIX.search(source) is not None
 

@@ -80,6 +80,7 @@ def test_help(tmp_path: Path) -> None:
     [
         ("playlist.txt", "There is no file playlist.txt (and it isn't a Spotify link either)"),
         ("exports/my mix", "There is no file exports/my mix"),
+        ("spotify_favs.xlsx", "There is no file spotify_favs.xlsx"),
         ("exports", "exports is a folder: give the path of the Exportify .csv file in it."),
     ],
 )
