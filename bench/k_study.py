@@ -3,12 +3,12 @@
 For each mix of ``bench/quality.py`` (same draws and seeds) this caches once, for every k in
 1..max_auto_k + 1: NMI/ARI of the shipped k-means partition (as fitted, which is what a given k
 gets, and after :func:`bot.clustering.merge_small`, which is what auto k gets), whether all its
-clusters reach the minimum size, its inertia, the gap statistic with the shipped uniform
-references and with Gaussian references (same mean and covariance as the data: the shipped
-ones too since the median rule), BIC of the shipped Gaussian mixture, silhouette and
-Davies–Bouldin; plus the k the shipped rule chose (``_search_k``, checked against ``RULES``'
-copy of it). Trying a k rule on the cache then takes a second; ``--table`` prints what each
-rule in ``RULES`` gives. The clustering never sees the playlist columns; they only score.
+clusters reach the minimum size, its inertia, the gap statistic against the shipped uniform
+and Gaussian references and BIC of the shipped Gaussian mixture (the values ``_search_k``
+reads), silhouette and Davies–Bouldin; plus the k the shipped rule chose (``_search_k``,
+checked against ``RULES``' copy of it). Trying a k rule on the cache then takes a second;
+``--table`` prints what each rule in ``RULES`` gives. The clustering never sees the playlist
+columns; they only score.
 
 Three kinds of mix, because the bench's own mixes leak the answer through their size (77 ± 12
 tracks per playlist: k = round(tracks / 80) is within ±1 of the number of playlists in 99–100 %):
@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.metrics import (
     adjusted_rand_score,
     davies_bouldin_score,
@@ -62,8 +61,6 @@ def half(mix: Mix, seed: int) -> Mix:
 
 
 def study_mix(mix: Mix, seed: int = 0) -> Record:
-    from sklearn.mixture import GaussianMixture
-
     from bot.features import matrix
 
     values = {t.id: t.features for t in mix.tracks}
@@ -75,18 +72,11 @@ def study_mix(mix: Mix, seed: int = 0) -> Record:
     k_max = clustering.max_auto_k(n)
     smallest = clustering.min_cluster_size(n)
     search = clustering._KSearch(X, seed, top=min(k_max + 1, n - 1))
-    rng = np.random.default_rng(seed)
-    gauss = [
-        rng.multivariate_normal(X.mean(axis=0), np.cov(X.T), size=n, method="eigh")
-        for _ in range(clustering.GAP_REFERENCES)
-    ]
     rows: dict[int, dict] = {}
     for k in range(1, k_max + 2):
         labels = search.labels(k)
         merged = clustering.merge_small(X, labels, smallest)
         log_w = clustering._log_dispersion(X, labels)
-        ref = np.log([KMeans(k, n_init=1, random_state=seed).fit(g).inertia_ for g in gauss])
-        gm = GaussianMixture(k, covariance_type="full", n_init=1, reg_covar=1e-3, random_state=0)
         r = {
             "nmi": normalized_mutual_info_score(truth, labels),
             "ari": adjusted_rand_score(truth, labels),
@@ -95,11 +85,11 @@ def study_mix(mix: Mix, seed: int = 0) -> Record:
             "k_merged": len(set(merged.tolist())),
             "ok": k >= 2 and int(np.bincount(labels).min()) >= smallest,
             "log_w": log_w,
-            "gap_gauss": float(ref.mean()) - log_w,
-            "se_gauss": float(ref.std()) * math.sqrt(1 + 1 / clustering.GAP_REFERENCES),
-            "bic": float(gm.fit(X).bic(X)),
+            "bic": clustering._bic(X, k, seed),
         }
-        r["gap"], r["se"] = search.gap(k) if k <= search.top else (math.nan, math.nan)
+        for null, key in (("uniform", ""), ("gaussian", "_gauss")):
+            gap, se = search.gap(k, null) if k <= search.top else (math.nan, math.nan)
+            r["gap" + key], r["se" + key] = gap, se
         if k >= 2:
             r["sil"] = float(silhouette_score(X, labels))
             r["db"] = float(davies_bouldin_score(X, labels))
