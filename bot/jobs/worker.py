@@ -305,16 +305,19 @@ class StepRunner:
                 cp = {"fetch": fetch_ref, "analysis_z": squeezed}
                 await self._commit(job_id, "rendering", cp)
                 del cp
+            # Decompressed (~50 ms at 10,000 tracks) while the charts are still being drawn.
+            unsqueezed = asyncio.ensure_future(asyncio.to_thread(codecs.decompress_text, squeezed))
+            tasks.append(unsqueezed)
             drawn_charts, _ = await charts
             await sent
+            text = await unsqueezed
         except BaseException:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         rendered = cpu.merge_rendered(drawn_charts, drawn_texts)
-        text = await asyncio.to_thread(codecs.decompress_text, squeezed)
-        del tasks, texts, squeezed  # the texts task holds it too
+        del tasks, texts, unsqueezed, squeezed  # the tasks hold the texts too
         analysis_id = await self.store.analyses.save(
             analysis, rendered, req, params_key=pkey, job_id=job_id, result_text=text
         )
