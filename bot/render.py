@@ -31,6 +31,7 @@ from typing import Any
 
 from bot.models import ARTEFACTS, AUDIO_FEATURES, Analysis, Track
 from bot.safety import csv_row, html_attr, https_url, md_link_url
+from bot.sources.normalise import skipped_count
 
 # numpy is imported inside the functions that draw: the bot process imports this module for the
 # report and the buttons but draws nothing, and numpy costs it ~10 MB of its 150 MB budget (#16).
@@ -446,14 +447,15 @@ def md_escape(text: str | None) -> str:
 def coverage_sentence(analysis: Analysis) -> str:
     """e.g. 'Features: ReccoBeats audio features for 480 tracks, metadata only for 20 tracks.'"""
     parts = [
-        f"{SOURCE_LABELS.get(src, src)} for {n} track{'s' if n != 1 else ''}"
+        f"{SOURCE_LABELS.get(src, src)} for {n:,} track{'s' if n != 1 else ''}"
         for src, n in sorted(analysis.coverage.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     return f"Features ({analysis.feature_mode}): " + ("; ".join(parts) or "none") + "."
 
 
 def skipped_sentence(analysis: Analysis) -> str | None:
-    parts = [f"{n} {why}" for why, n in sorted(analysis.skipped.items()) if n]
+    """e.g. "Skipped: 2 duplicates, 1 local file." (the CLI and report.md)."""
+    parts = [skipped_count(why, n) for why, n in sorted(analysis.skipped.items()) if n]
     return "Skipped: " + ", ".join(parts) + "." if parts else None
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import NotOwner
 from bot.models import Analysis, Cluster, PlaylistMeta, Track
+from bot.sources.normalise import SKIPPED_WORDS
 from cogs.utils import embeds as E
 from cogs.utils.delivery import result_messages
 from cogs.utils.errors import error_message
@@ -141,7 +142,7 @@ def test_overview_says_it_in_plain_words() -> None:
     assert "90 duplicates, 3 local files, 1 other skipped" in e.description  # one line
     analysis.skipped = {"local": 3, "duplicate": 90}
     assert "90 duplicates, 3 local files skipped" in E.overview_embed(analysis).description
-    analysis.skipped = dict.fromkeys(E.SKIPPED_WORDS, 123_456)
+    analysis.skipped = dict.fromkeys(SKIPPED_WORDS, 123_456)
     line = E.skipped_sentence(analysis.skipped)
     assert line and E.text_em(line) <= E.LINE_EM and "skipped" in line
     assert "overlap somewhat" in e.description and "0.16" not in e.description

@@ -106,6 +106,36 @@ async def test_reccobeats_unreachable(fake_spotify: FakeSpotify) -> None:
         await client.close()
 
 
+async def test_an_unreachable_reccobeats_is_left_alone_for_a_while(caplog) -> None:
+    """No network: the first batches fail (each tried twice), the rest of the playlist and the
+    next lookups within the pause send nothing (offline, 250 batches took 21 s); after it, ask
+    again. Said once in the log."""
+    now = [0.0]
+    client = ReccoBeatsClient(
+        "http://127.0.0.1:9/v1",
+        timeout_s=1,
+        concurrency=2,
+        sleep=RecordingSleep(),
+        clock=lambda: now[0],
+    )
+    ids = [fake_id("t", str(i)) for i in range(40 * 20)]
+    try:
+        result = await client.lookup(ids)
+        assert result.failed == set(ids) and not result.missing
+        assert client.request_count <= 2 * 2  # two batches at a time, two attempts each
+        sent = client.request_count
+        now[0] += 59
+        assert (await client.lookup(ids[:40])).failed == set(ids[:40])
+        assert client.request_count == sent
+        now[0] += 2
+        await client.lookup(ids[:40])
+        assert client.request_count == sent + 2
+    finally:
+        await client.close()
+    unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(unreachable) == 2 and "ClientConnector" in unreachable[0].getMessage()
+
+
 # -- cache ----------------------------------------------------------------------------------------
 
 

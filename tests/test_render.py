@@ -20,6 +20,7 @@ from bot.render import (
     PHONE_SCREEN_PX,
     TABLE_ALIGN,
     TABLE_HEADER,
+    coverage_sentence,
     drawable,
     embed_width_px,
     phone_px,
@@ -31,6 +32,7 @@ from bot.render import (
     render_scatter,
     report_track_ids,
     scatter_figure,
+    skipped_sentence,
     summary,
 )
 
@@ -333,3 +335,13 @@ def test_csv_leaves_out_columns_empty_for_every_track(analysis: Analysis) -> Non
     assert {"cluster", "track_id", "track", "tempo"} <= set(header)
     assert "popularity" in render_csv(analysis).splitlines()[0].split(",")
     assert summary(analysis)["split_by"] == analysis.split_by != ""
+
+
+def test_cli_and_report_count_skipped_items_and_tracks_in_words() -> None:
+    """The CLI and report.md say what the Discord overview says ("2 duplicates, 1 local
+    file"), not the raw keys ("2 duplicate, 1 local"), and group thousands."""
+    analysis = _synthetic(40, 2)
+    analysis.skipped = {"duplicate": 2, "episode": 1, "local": 1, "null": 0}
+    assert skipped_sentence(analysis) == "Skipped: 2 duplicates, 1 podcast episode, 1 local file."
+    analysis.coverage = {"metadata": 10_000}
+    assert "for 10,000 tracks" in coverage_sentence(analysis)

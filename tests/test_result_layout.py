@@ -20,7 +20,7 @@ import pytest
 
 from bot.demo import demo_text
 from bot.models import Analysis
-from cogs.utils import embeds as E
+from bot.sources.normalise import SKIPPED_WORDS
 from cogs.utils.delivery import result_messages
 from cogs.utils.embeds import profile_inline, text_em
 from tests.fakes.discord_fake import FakeDiscord
@@ -236,7 +236,7 @@ def everything(analysis: Analysis) -> Analysis:
     analysis.source.total = 12_345
     analysis.coverage = {"reccobeats": n - 7, "spotify": 5}
     analysis.feature_mode = "audio+metadata"
-    analysis.skipped = {key: 1_000 + i for i, key in enumerate(E.SKIPPED_WORDS)}
+    analysis.skipped = {key: 1_000 + i for i, key in enumerate(SKIPPED_WORDS)}
     analysis.silhouette = 0.05
     analysis.split_by = "split mostly by acoustic vs electronic sound and vocals vs instrumentals"
     analysis.k_requested = analysis.k + 5

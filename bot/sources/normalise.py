@@ -15,13 +15,23 @@ from bot.errors import EmptyPlaylist, TooLarge
 from bot.models import FetchResult, PlaylistMeta, Track
 
 # How a skip reason reads in a sentence (singular; an "s" is added for more than one).
-SKIP_LABELS = {
-    "local": "local file",
-    "episode": "podcast episode",
-    "null": "removed item",
-    "unavailable": "unavailable track",
-    "duplicate": "duplicate",
+# What each skip reason is called (one, many): the empty-playlist message, the overview line,
+# the CLI and report.md all count skipped items with these words.
+SKIPPED_WORDS: dict[str, tuple[str, str]] = {
+    "duplicate": ("duplicate", "duplicates"),
+    "local": ("local file", "local files"),
+    "episode": ("podcast episode", "podcast episodes"),
+    "null": ("removed item", "removed items"),
+    "unavailable": ("unavailable track", "unavailable tracks"),
+    "over_limit": ("track over the size limit", "tracks over the size limit"),
+    "invalid": ("unreadable row", "unreadable rows"),
 }
+
+
+def skipped_count(key: str, n: int) -> str:
+    """e.g. "2 local files", "1 duplicate", "1,200 podcast episodes"."""
+    one, many = SKIPPED_WORDS.get(key, (key, key))
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def first_of_each(
@@ -65,11 +75,7 @@ def check_total(meta: PlaylistMeta, limit: int) -> None:
 
 
 def empty_message(meta: PlaylistMeta, skipped: dict[str, int]) -> str:
-    parts = [
-        f"{n} {SKIP_LABELS[k]}{'s' if n != 1 else ''}"
-        for k, n in skipped.items()
-        if n and k in SKIP_LABELS
-    ]
+    parts = [skipped_count(k, n) for k, n in skipped.items() if n]
     why = f" (skipped: {', '.join(parts)})" if parts else ""
     return f"“{meta.name}” has no playable Spotify tracks{why}, so there's nothing to analyse."
 

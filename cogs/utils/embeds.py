@@ -22,6 +22,7 @@ import discord
 from bot import render
 from bot.models import ARTEFACTS, Analysis, Cluster, Track
 from bot.sources.link_reader import FOR_ANYONE, public_page_note
+from bot.sources.normalise import skipped_count
 from storage.analyses import AnalysisListing
 
 # Discord limits
@@ -216,15 +217,6 @@ def cluster_block(
 
 # ----------------------------------------------------------------------------- overview
 SOURCE_WORDS = {"spotify": "Spotify", "reccobeats": "ReccoBeats", "csv": "the file"}
-SKIPPED_WORDS = {
-    "duplicate": ("duplicate", "duplicates"),
-    "local": ("local file", "local files"),
-    "episode": ("podcast episode", "podcast episodes"),
-    "null": ("removed item", "removed items"),
-    "unavailable": ("unavailable track", "unavailable tracks"),
-    "over_limit": ("track over the size limit", "tracks over the size limit"),
-    "invalid": ("unreadable row", "unreadable rows"),
-}
 
 
 def sound_sentence(analysis: Analysis) -> str:
@@ -264,8 +256,7 @@ def skipped_sentence(skipped: dict[str, int], width: float = LINE_EM) -> str | N
     counts = sorted(((n, key) for key, n in skipped.items() if n), key=lambda p: (-p[0], p[1]))
     parts = []
     for n, key in counts:
-        one, many = SKIPPED_WORDS.get(key, (key, key))
-        parts.append(f"{n:,} {one if n == 1 else many}")
+        parts.append(skipped_count(key, n))
     for shown in range(len(parts), 0, -1):
         rest = sum(n for n, _ in counts[shown:])
         text = ", ".join(parts[:shown] + ([f"{rest:,} other"] if rest else [])) + " skipped."
