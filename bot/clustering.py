@@ -58,7 +58,7 @@ def validate(n: int, k: int | None) -> None:
     """Raise TooSmall / InvalidInput when n tracks cannot be split (into k clusters)."""
     if n < MIN_TRACKS:
         raise TooSmall(
-            f"This playlist has only {n} playable track{'s' if n != 1 else ''} with features; "
+            f"This playlist has only {n} playable track{'s' if n != 1 else ''}; "
             f"clustering needs at least {MIN_TRACKS}."
         )
     if k is not None and not 2 <= k <= n // 3:

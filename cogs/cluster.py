@@ -53,10 +53,15 @@ from storage.jobs import ReplyRef
 
 log = logging.getLogger(__name__)
 
-MAX_CSV_BYTES = 5 * 1024 * 1024
+# What a member can attach on Discord without Nitro (10 MiB): an exportify.app export of
+# 10,000 tracks with every option is 5.6 MiB (it was refused at 5 MiB).
+MAX_CSV_BYTES = 10 * 1024 * 1024
 RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
 RESUMED = "This analysis was interrupted by a restart and has now finished."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
+# Exportify's "Export All" zip and spreadsheet workbooks (zips too) are read to say what they
+# are (bot.sources.exportify), instead of "doesn't look like a CSV".
+ZIP_LIKE = (".zip", ".xlsx", ".ods", ".numbers")
 
 
 def find_links(text: str) -> list[str]:
@@ -466,7 +471,7 @@ async def read_csv_attachment(att: discord.Attachment) -> str:
     """Validate and download an Exportify CSV attachment."""
     name = att.filename or ""
     ctype = (att.content_type or "").split(";")[0].strip().lower()
-    if not name.lower().endswith(".csv") and ctype not in CSV_TYPES:
+    if not name.lower().endswith((".csv", *ZIP_LIKE)) and ctype not in CSV_TYPES:
         raise InvalidCsv(f"`{E.truncate(name, 80)}` doesn't look like a CSV file (expected .csv).")
     if att.size > MAX_CSV_BYTES:
         raise InvalidCsv(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 
 from bot import errors as err
@@ -101,8 +103,15 @@ async def test_csv_attachment_is_validated(
 ) -> None:
     services = await make_services()
     pdf = fake_discord.add_attachment("cover.pdf", b"%PDF-1.4", "application/pdf")
-    huge = fake_discord.add_attachment("huge.csv", b"a" * (6 * 1024 * 1024))
+    huge = fake_discord.add_attachment("huge.csv", b"a" * (11 * 1024 * 1024))
     broken = fake_discord.add_attachment("broken.csv", b"hello,world\n1,2\n")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # Exportify's "Export All"
+        z.writestr("liked.csv", csv_bytes(20))
+        z.writestr("mix.csv", csv_bytes(20))
+    export_all = fake_discord.add_attachment(
+        "spotify_playlists.zip", buf.getvalue(), "application/zip"
+    )
     async with start_bot(services):
         it1 = await fake_discord.slash("cluster", {}, attachments={"csv": pdf})
         [m1] = await fake_discord.wait_response(it1)
@@ -112,8 +121,11 @@ async def test_csv_attachment_is_validated(
         m3 = await fake_discord.wait_for(
             lambda: next((m for m in fake_discord.responses(it3) if m.ephemeral), None)
         )
+        it4 = await fake_discord.slash("cluster", {}, attachments={"csv": export_all})
+        [m4] = await fake_discord.wait_response(it4)
     assert m1.ephemeral and "doesn't look like a CSV" in m1.content
-    assert m2.ephemeral and "limit is 5 MiB" in m2.content
+    assert m2.ephemeral and "limit is 10 MiB" in m2.content
+    assert m4.ephemeral and "zip of 2 CSV files" in m4.content
     assert m3.ephemeral and m3.content.startswith("⚠️")
 
 
