@@ -239,6 +239,8 @@ class Analysis:
     projection: dict[str, Any] = field(default_factory=dict)
     # what separated the clusters most, e.g. "split mostly by era and energy" ("" if unknown)
     split_by: str = ""
+    # tracks without sound because ReccoBeats could not answer this run (FeatureTable.unanswered)
+    unanswered: int = 0
 
     def track_by_id(self) -> dict[str, Track]:
         return {t.id: t for t in self.tracks}
@@ -270,6 +272,7 @@ class Analysis:
             "analysis_id": self.analysis_id,
             "projection": dict(self.projection),
             "split_by": self.split_by,
+            "unanswered": self.unanswered,
             "format": "parts",
         }
 
@@ -341,6 +344,7 @@ class Analysis:
             features={k: dict(v) for k, v in data.get("features", {}).items()},
             projection=dict(data.get("projection", {})),
             split_by=str(data.get("split_by", "")),
+            unanswered=int(data.get("unanswered", 0)),
         )
 
 
@@ -396,11 +400,14 @@ class FeatureTable:
 
     ``values[track_id]`` holds the AUDIO_FEATURES (plus key/mode/time_signature when known);
     tracks with no audio features at all are absent. ``sources[track_id]`` is "spotify",
-    "reccobeats" or "csv".
+    "reccobeats" or "csv". ``unanswered``: tracks left without features because ReccoBeats
+    could not answer this run (outage, rate limit, no network): not cached as "has none", so
+    a later run asks again; the reply says so.
     """
 
     values: dict[str, dict[str, float]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    unanswered: int = 0
 
     def coverage(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -409,11 +416,15 @@ class FeatureTable:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"values": self.values, "sources": self.sources}
+        return {"values": self.values, "sources": self.sources, "unanswered": self.unanswered}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureTable:
-        return cls(values=dict(data.get("values", {})), sources=dict(data.get("sources", {})))
+        return cls(
+            values=dict(data.get("values", {})),
+            sources=dict(data.get("sources", {})),
+            unanswered=int(data.get("unanswered", 0)),
+        )
 
 
 @dataclass

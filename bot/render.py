@@ -462,7 +462,22 @@ def coverage_sentence(analysis: Analysis) -> str:
         f"{SOURCE_LABELS.get(src, src)} for {n:,} track{'s' if n != 1 else ''}"
         for src, n in sorted(analysis.coverage.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    return f"Features ({analysis.feature_mode}): " + ("; ".join(parts) or "none") + "."
+    text = f"Features ({analysis.feature_mode}): " + ("; ".join(parts) or "none") + "."
+    unanswered = unanswered_sentence(analysis)
+    return f"{text} {unanswered}." if unanswered else text
+
+
+def unanswered_sentence(analysis: Analysis) -> str | None:
+    """Why some tracks have no sound this time, when ReccoBeats could not answer for them
+    (an outage, a rate limit, no network): a later run asks again for exactly those tracks
+    and does not reuse this analysis (``Worker._find_reusable``)."""
+    n = analysis.unanswered
+    if not n:
+        return None
+    return (
+        f"ReccoBeats did not answer for {n:,} track{'s' if n != 1 else ''} this time, "
+        "so their sound is missing; analysing again later asks for it"
+    )
 
 
 def skipped_sentence(analysis: Analysis) -> str | None:

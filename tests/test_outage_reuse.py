@@ -11,7 +11,9 @@ import asyncio
 from bot.features.reccobeats import ReccoBeatsClient
 from bot.models import AnalysisRequest
 from bot.pipeline import PipelineContext
+from bot.render import coverage_sentence
 from bot.sources.spotify import SpotifyGateway
+from cogs.utils.embeds import overview_embed
 from tests.fakes.spotify_api import FakeSpotify
 from tests.fakes.spotify_fixtures import spotify_settings
 from tests.jobs_fakes import open_queue
@@ -48,12 +50,19 @@ async def test_outage_analysis_is_redone_once_reccobeats_is_back(tmp_path, fake_
         outage = fake_spotify.fail_next("/reccobeats/", 503, times=10_000)
         during = await _analyse(queue, fake_spotify)
         assert during.analysis.coverage == {"metadata": 60}
+        # the reply says why the sound is missing and that a later run asks again
+        assert during.analysis.unanswered == 60
+        overview = overview_embed(during.analysis).description or ""
+        assert "ReccoBeats did not answer for 60 tracks this time" in overview
+        assert "ReccoBeats did not answer for 60 tracks" in coverage_sentence(during.analysis)
 
         outage.times = 0  # ReccoBeats is back
         fake_spotify.clear_log()
         after = await _analyse(queue, fake_spotify)
         assert not after.reused and after.analysis_id != during.analysis_id
         assert after.analysis.coverage.get("reccobeats", 0) == 60
+        assert after.analysis.unanswered == 0
+        assert "did not answer" not in (overview_embed(after.analysis).description or "")
         assert fake_spotify.count(f"playlists/{fake_spotify.alice_playlist}/items") == 0
         assert fake_spotify.count("/reccobeats/") > 0  # asked for the 60 it lacked
 
@@ -74,6 +83,7 @@ async def test_tracks_known_to_have_no_features_do_not_prevent_reuse(tmp_path, f
     try:
         first = await _analyse(queue, fake_spotify)
         assert first.analysis.coverage == {"reccobeats": 55, "metadata": 5}
+        assert first.analysis.unanswered == 0  # ReccoBeats answered: it has none for them
         fake_spotify.clear_log()
         again = await _analyse(queue, fake_spotify)
         assert again.reused and again.analysis_id == first.analysis_id

@@ -146,8 +146,9 @@ async def gather_features(
                 answered = {i: completed.get(i) for i in todo if i not in result.failed}
                 if answered:
                     await cache.put_many("reccobeats", answered)
-            if result.failed:
-                log.info("ReccoBeats could not answer for %d tracks", len(result.failed))
+            table.unanswered = sum(i not in table.values for i in result.failed)
+            if table.unanswered:
+                log.info("ReccoBeats could not answer for %d tracks", table.unanswered)
             await report()
     return table
 

@@ -37,6 +37,8 @@ def cluster_step(
     clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
     fm = build_matrix(tracks, features.values, features.sources)
     analysis = analyze(clean, fm, k, seed, previous)
+    without = sum(t.id not in features.values for t in tracks)
+    analysis.unanswered = min(features.unanswered, without)
     analysis.created_at = datetime.now(UTC).isoformat(timespec="seconds")
     return analysis
 
@@ -136,7 +138,7 @@ def pickle_inputs(
     sources = list(features.sources.items())
     longest = max(len(values), len(sources))
     return (
-        pickle.dumps((fetched.meta, fetched.skipped), pickle.HIGHEST_PROTOCOL),
+        pickle.dumps((fetched.meta, fetched.skipped, features.unanswered), pickle.HIGHEST_PROTOCOL),
         [
             pickle.dumps(tracks[i : i + chunk], pickle.HIGHEST_PROTOCOL)
             for i in range(0, len(tracks), chunk)
@@ -161,9 +163,9 @@ def cluster_pickled_step(
     """:func:`cluster_step` of :func:`pickle_inputs` output, returned :func:`pack`-ed.
     Picklable."""
     # Our own bot process made these bytes (pickle_inputs).
-    meta, skipped = pickle.loads(head)
+    meta, skipped, unanswered = pickle.loads(head)
     fetched = FetchResult(meta, [t for blob in tracks for t in pickle.loads(blob)], skipped)
-    table = FeatureTable()
+    table = FeatureTable(unanswered=unanswered)
     for blob in features:
         values, sources = pickle.loads(blob)
         table.values.update(values)

@@ -288,6 +288,8 @@ def overview_embed(
     if note:
         lines.append(f"*{note[0].upper()}{note[1:]}.*")
     lines.append(sound_sentence(analysis) + ".")
+    if unanswered := render.unanswered_sentence(analysis):
+        lines.append(f"*{unanswered}.*")
     split = separation_words(analysis.silhouette)
     if split:
         lines.append(split + (f", {analysis.split_by}" if analysis.split_by else "") + ".")
