@@ -46,7 +46,8 @@ def test_parse_valid_forms(text: str, expected: SpotifyRef) -> None:
         ("https://open.spotify.com/artist/0LcJLqbBmaGUft1e9Mm8HV", "artist"),
         ("https://open.spotify.com/episode/0LcJLqbBmaGUft1e9Mm8HV", "episode"),
         ("https://open.spotify.com/user/bob", "user profile"),
-        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "doesn't look like a Spotify link"),
+        ("https://www.youtube.com/watch?v=dQw4w9WgXcQ", "link to www.youtube.com, not to Spotify"),
+        ("https://music.apple.com/us/playlist/x/pl.u-1", "link to music.apple.com, not to Spotify"),
         ("hello there", "doesn't look like a Spotify link"),
         ("", "no link"),
         ("<>", "no link"),
@@ -64,6 +65,52 @@ def test_parse_invalid_forms_have_specific_messages(text: str, fragment: str) ->
     with pytest.raises(InvalidLink) as exc:
         parse_spotify_link(text)
     assert fragment in exc.value.user_message
+
+
+# What members really paste into /cluster's option or the CLI: the link as Discord markdown
+# shows it (spoiler, masked link, code), inside a sentence or an embed code, with the sentence's
+# punctuation (also full-width), or with invisible characters a copy from a chat app carries.
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"||https://open.spotify.com/playlist/{PID2}||",
+        f"(https://open.spotify.com/playlist/{PID2}?si=x)",
+        f"https://open.spotify.com/playlist/{PID2}.",
+        f"https://open.spotify.com/playlist/{PID2}?si=abc!!",
+        f"[my mix](https://open.spotify.com/playlist/{PID2})",
+        f"`https://open.spotify.com/playlist/{PID2}`",
+        f"**<https://open.spotify.com/playlist/{PID2}>**",
+        f"“https://open.spotify.com/playlist/{PID2}”",
+        f"open.spotify.com/playlist/{PID2}。",
+        f"https://open.spotify.com/playlist/{PID2}）",
+        f"\u200bhttps://open.spotify.com/playlist/{PID2}\u200b",
+        f"https://open.spotify.com/playlist/{PID2}%3Fsi%3Dabc",
+        f"spotify:playlist:{PID2}.",
+        f"{PID2}.",
+        f"my summer mix: https://open.spotify.com/playlist/{PID2}?si=1 enjoy!",
+        f"https://open.spotify.com/playlist/{PID2} https://open.spotify.com/playlist/{PID2}?si=2",
+        f'<iframe src="https://open.spotify.com/embed/playlist/{PID2}?utm_source=generator" '
+        'width="100%" height="352"></iframe>',
+    ],
+)
+def test_parse_what_chat_and_copies_wrap_around_a_link(text: str) -> None:
+    assert parse_spotify_link(text) == SpotifyRef("playlist", PID2)
+
+
+def test_two_different_links_are_refused_not_mixed_up() -> None:
+    with pytest.raises(InvalidLink, match="2 different Spotify links"):
+        parse_spotify_link(
+            f"https://open.spotify.com/playlist/{PID2} and https://open.spotify.com/album/{AID}"
+        )
+
+
+@pytest.mark.parametrize(
+    "text", ["||https://spotify.link/AbC12||", "spotify.link/AbC12.", "see spoti.fi/AbC12 :)"]
+)
+def test_wrapped_short_links_are_short_links(text: str) -> None:
+    from bot.sources.links import is_short_link
+
+    assert is_short_link(text)
 
 
 def test_track_link_message_is_exact() -> None:

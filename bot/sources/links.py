@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from bot.errors import InvalidLink, SpotifyUnavailable
 from bot.models import RefKind, SpotifyRef  # plain data on the ground floor; parsed here
@@ -122,8 +122,13 @@ def _parse_url(text: str) -> SpotifyRef:
             "paste the open.spotify.com address (Share → Copy link) instead."
         )
     if host not in _HOSTS:
+        if "." in host and not host.endswith("spotify.com"):
+            raise InvalidLink(f"That's a link to {host[:60]}, not to Spotify. {_HELP}")
         raise InvalidLink(f"That doesn't look like a Spotify link. {_HELP}")
-    segments = [s for s in parts.path.split("/") if s]
+    # A link whose query was percent-encoded once too often (".../ID%3Fsi%3D…", as some apps
+    # re-share it) still carries the id before the encoded "?".
+    path = unquote(parts.path).split("?")[0].split("&")[0]
+    segments = [s for s in path.split("/") if s]
     # Drop locale (intl-de) and embed prefixes.
     while segments and (segments[0].lower().startswith("intl-") or segments[0] == "embed"):
         segments = segments[1:]
@@ -141,9 +146,7 @@ def _parse_url(text: str) -> SpotifyRef:
 
 def parse_spotify_link(text: str) -> SpotifyRef:
     """Parse one pasted reference. Raises InvalidLink with a specific, user-facing message."""
-    s = (text or "").strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
+    s = _one_link(text)
     if not s:
         raise InvalidLink(f"There's no link there. {_HELP}")
     if s.lower().startswith("spotify:"):
@@ -153,6 +156,80 @@ def parse_spotify_link(text: str) -> SpotifyRef:
     if _BASE62_RE.match(s):
         return SpotifyRef("playlist", _check_id(s, "playlist"))
     raise InvalidLink(f"That doesn't look like a Spotify link. {_HELP}")
+
+
+# What a chat client or a copy adds around a link: invisible characters (zero-width spaces,
+# joiners, a BOM), Discord markdown wrapped around it (``<…>`` suppresses the embed,
+# ``||…||`` is a spoiler, ``**``/``__``/``~~``/``*``/``_``/backticks), brackets and quotes,
+# ``[label](url)`` (a masked link), and sentence punctuation after it (also the full-width
+# forms typed with a Chinese or Japanese keyboard). A Spotify id, URI or short-link code never
+# ends in any of these, so they are taken off.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2060\ufeff\u00ad]")
+_WRAPPERS: tuple[tuple[str, str], ...] = (
+    ("<", ">"), ("||", "||"), ("**", "**"), ("__", "__"), ("~~", "~~"), ("```", "```"),
+    ("`", "`"), ("*", "*"), ("_", "_"), ("(", ")"), ("[", "]"), ("{", "}"), ('"', '"'),
+    ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
+    ("\u300c", "\u300d"), ("\uff08", "\uff09"),
+)  # fmt: skip
+_MASKED_LINK_RE = re.compile(r"^\[[^\]]*\]\((.+)\)$", re.DOTALL)
+_TRAILING = (
+    ".,;:!?'\")]}>|*_~`\u2019\u201d\u00bb"
+    "\u3002\u3001\uff0c\uff0e\uff01\uff1f\uff09\u300d\u300f\u3011"  # full-width
+)
+
+
+def _unwrap(text: str) -> str:
+    s = _INVISIBLE_RE.sub("", text or "").strip()
+    while True:
+        masked = _MASKED_LINK_RE.match(s)
+        if masked:
+            s = masked.group(1).strip()
+            continue
+        for opening, closing in _WRAPPERS:
+            wrapped = s.startswith(opening) and s.endswith(closing)
+            if wrapped and len(s) >= len(opening) + len(closing):
+                s = s[len(opening) : -len(closing)].strip()
+                break
+        else:  # nothing wrapped around it: take the punctuation after it off, once
+            stripped = s.rstrip(_TRAILING).strip()
+            if stripped == s:
+                return s
+            s = stripped
+
+
+def _one_link(text: str) -> str:
+    """The one link in what was pasted, with what surrounds it taken off (see ``_unwrap``).
+
+    Text with spaces in it ("my mix https://open.spotify.com/playlist/… enjoy", an embed's
+    ``<iframe …>`` code) is searched: its one Spotify link is used. Two different links raise
+    InvalidLink (which one was meant?); no link leaves the text as it is, for the caller's
+    message."""
+    s = _unwrap(text)
+    if not any(c.isspace() for c in s):
+        return s
+    found: dict[object, str] = {}
+    for match in [*_FIND_RE.finditer(s), *_FIND_SHORT_RE.finditer(s)]:
+        token = _unwrap(match.group(0))
+        try:
+            key: object = _parse_one(token)
+        except InvalidLink:
+            key = token
+        found.setdefault(key, token)
+    if len(found) > 1:
+        raise InvalidLink(
+            f"That has {len(found)} different Spotify links in it: give me just one playlist "
+            "or album link at a time."
+        )
+    return next(iter(found.values()), s)
+
+
+def _parse_one(token: str) -> SpotifyRef:
+    """``token`` (one link, unwrapped) parsed; a short link stands for itself."""
+    if _short_url(token) is not None:
+        raise InvalidLink("short link")
+    if token.lower().startswith("spotify:"):
+        return _parse_uri(token)
+    return _parse_url(token)
 
 
 def find_spotify_links(text: str) -> list[SpotifyRef]:
@@ -174,9 +251,10 @@ def find_spotify_links(text: str) -> list[SpotifyRef]:
 
 def _short_url(text: str) -> str | None:
     """``text`` as an https short-link URL, or None when it isn't one."""
-    s = (text or "").strip()
-    if s.startswith("<") and s.endswith(">"):
-        s = s[1:-1].strip()
+    try:
+        s = _one_link(text)
+    except InvalidLink:
+        return None
     if "://" not in s:
         s = "https://" + s
     parts = urlsplit(s)
