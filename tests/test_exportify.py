@@ -172,6 +172,26 @@ def test_latin1_file_is_decoded() -> None:
     assert t.name == "Café del Mar"
 
 
+# Real names (TidyTuesday) as Excel for Mac's plain "CSV" and Numbers' "Western (Mac OS Roman)"
+# save them, and the same as Excel on Windows does (cp1252): each must read as it was written.
+_LEGACY_NAMES = (
+    "Track URI,Track Name,Artist Name(s)\n"
+    "spotify:track:6f807x0ima9a1j3VPbc7VN,Canción del Mariachi,Los Lobos\n"
+    "spotify:track:0r7CVbZTWZgbTCYdfa2P31,Don’t Stop Me Now,Queen\n"
+    "spotify:track:1z1Hg7Vb0AhHDiEmnDE79l,Hören Sie,Thorbjørn Risager\n"
+    "spotify:track:75FpbthrwQmzHlBJLuGdC7,Énergie – Remix,Ajouté\n"
+)
+
+
+@pytest.mark.parametrize("encoding", ["mac_roman", "cp1252"])
+def test_mac_roman_and_windows_files_read_as_written(encoding: str) -> None:
+    tracks = read_exportify_csv(_LEGACY_NAMES.encode(encoding)).tracks
+    assert [t.name for t in tracks] == [
+        "Canción del Mariachi", "Don’t Stop Me Now", "Hören Sie", "Énergie – Remix"
+    ]  # fmt: skip
+    assert tracks[2].artists == ["Thorbjørn Risager"]
+
+
 _AUDIO_HEADER = (
     "Track URI,Track Name,Artist Name(s),Album Name,Popularity,Danceability,Energy,Loudness,"
     "Speechiness,Acousticness,Instrumentalness,Liveness,Valence,Tempo\n"
