@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 # 10,000 tracks with every option is 5.6 MiB (it was refused at 5 MiB).
 MAX_CSV_BYTES = 10 * 1024 * 1024
 RESTARTING = "⚠️ The bot is restarting; please ask again in a minute."
-RESUMED = "This analysis was interrupted by a restart and has now finished."
+# One phone line: the overview's worst case is measured with it (tests/test_result_layout.py).
+RESUMED = "Finished after being interrupted by a restart."
 CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-excel")
 # Exportify's "Export All" zip and spreadsheet workbooks (zips too) are read to say what they
 # are (bot.sources.exportify), instead of "doesn't look like a CSV".

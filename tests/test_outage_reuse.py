@@ -53,7 +53,7 @@ async def test_outage_analysis_is_redone_once_reccobeats_is_back(tmp_path, fake_
         # the reply says why the sound is missing and that a later run asks again
         assert during.analysis.unanswered == 60
         overview = overview_embed(during.analysis).description or ""
-        assert "ReccoBeats did not answer for 60 tracks this time" in overview
+        assert "No sound: ReccoBeats did not answer (try later)." in overview
         assert "ReccoBeats did not answer for 60 tracks" in coverage_sentence(during.analysis)
 
         outage.times = 0  # ReccoBeats is back

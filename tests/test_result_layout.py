@@ -21,6 +21,7 @@ import pytest
 from bot.demo import demo_text
 from bot.models import Analysis
 from bot.sources.normalise import SKIPPED_WORDS
+from cogs.cluster import RESUMED
 from cogs.utils.delivery import result_messages
 from cogs.utils.embeds import profile_inline, text_em
 from tests.fakes.discord_fake import FakeDiscord
@@ -133,8 +134,9 @@ async def test_every_k_from_2_to_20_with_long_names_is_at_most_two_messages_with
 # every line of text is counted (an em-width estimate per character, cogs.utils.embeds.text_em)
 # and multiplied by its line height. Calibrated against real renders of this file's dumps
 # (RESULT_DUMP_DIR, then render_messages.py --width 420; PNG heights), rendered / estimated:
-# demo (k = 5, profile shown) 1,488 / 1,488, k = 2 1,154 / 1,153, k = 12 1,619 / 1,619, k = 20
-# 2,195 / 2,195, longest names k = 6 1,623 / 1,623, k = 7 1,403 / 1,403, k = 20 2,213 / 2,213;
+# demo (k = 5, profile shown) 1,488 / 1,488 (at k = 4, 1,443 / 1,442), k = 2 1,154 / 1,153,
+# k = 12 1,619 / 1,619, k = 20 2,195 / 2,195, longest names k = 6 1,623 / 1,623, k = 7
+# 1,403 / 1,403, k = 20 2,213 / 2,213;
 # and k = 20 longest names with longer button labels that wrapped to two rows, 2,253 / 2,253.
 PAGE_PX = 48 + 16 + 8 + 72  # channel bar, list padding, the message box as drawn (44 + margins)
 FIRST_MESSAGE_PX = 17 + 2 + 25 + 22 + 2  # margin, padding, "X used /cluster", name line
@@ -235,6 +237,7 @@ def everything(analysis: Analysis) -> Analysis:
     analysis.source.snapshot_id = "page:0123456789abcdef"  # read from Spotify's public page
     analysis.source.total = 12_345
     analysis.coverage = {"reccobeats": n - 7, "spotify": 5}
+    analysis.unanswered = 1  # ReccoBeats did not answer for 1 of the 2 without sound
     analysis.feature_mode = "audio+metadata"
     analysis.skipped = {key: 1_000 + i for i, key in enumerate(SKIPPED_WORDS)}
     analysis.silhouette = 0.05
@@ -266,7 +269,8 @@ def result_height(
     msgs = result_messages(
         analysis,
         rendered.png,
-        header="♻️ Unchanged since last time: reused." if everything else None,
+        # the longest header a result can carry (a reused result can't lack sound)
+        header=RESUMED if everything else None,
         label=label,
         profile=rendered.profile_png,
     )

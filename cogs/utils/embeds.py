@@ -220,20 +220,38 @@ SOURCE_WORDS = {"spotify": "Spotify", "reccobeats": "ReccoBeats", "csv": "the fi
 
 
 def sound_sentence(analysis: Analysis) -> str:
-    """e.g. "Sound from ReccoBeats for 97 of 99 tracks; 2 by year and length only"."""
+    """e.g. "Sound from ReccoBeats for 97 of 99 tracks; 2 by year and length only".
+
+    When ReccoBeats could not answer for some tracks this time (``Analysis.unanswered``: an
+    outage, a rate limit), it says so in as many lines as without (two at most on a phone:
+    the overview's worst case is within 10 px of its budget, tests/test_result_layout.py);
+    the report and the CLI give the whole sentence (``render.unanswered_sentence``). A later
+    run asks again for those tracks (``Worker._find_reusable``).
+    """
     n = len(analysis.tracks)
     audio = {s: c for s, c in analysis.coverage.items() if s in SOURCE_WORDS and c}
+    without = n - sum(audio.values())
+    unanswered = min(analysis.unanswered, without)
     if not audio or analysis.feature_mode == "metadata":
+        if unanswered:
+            return (
+                "No sound: ReccoBeats did not answer (try later). "
+                "Grouped by year, popularity and length"
+            )
         return "No sound data for these tracks: grouped by release year, popularity and length"
     parts = [
         f"{SOURCE_WORDS[s]} for {c:,}"
         for s, c in sorted(audio.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    if len(parts) == 1 and sum(audio.values()) == n:
+    if len(parts) == 1 and without == 0:
         return f"Sound from {parts[0].replace(' for ', ' for all ')} tracks"
     text = "Sound from " + ", ".join(parts) + f" of {n:,} tracks"
-    if sum(audio.values()) < n:
-        text += f"; {n - sum(audio.values()):,} by year and length only"
+    if unanswered == without > 0:
+        text += f"; {without:,} unanswered (try later)"
+    elif unanswered:
+        text += f"; none for {without:,} ({unanswered:,} unanswered)"
+    elif without > 0:
+        text += f"; {without:,} by year and length only"
     return text
 
 
@@ -288,8 +306,6 @@ def overview_embed(
     if note:
         lines.append(f"*{note[0].upper()}{note[1:]}.*")
     lines.append(sound_sentence(analysis) + ".")
-    if unanswered := render.unanswered_sentence(analysis):
-        lines.append(f"*{unanswered}.*")
     split = separation_words(analysis.silhouette)
     if split:
         lines.append(split + (f", {analysis.split_by}" if analysis.split_by else "") + ".")
