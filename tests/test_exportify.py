@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,35 @@ def test_mac_roman_and_windows_files_read_as_written(encoding: str) -> None:
         "Canción del Mariachi", "Don’t Stop Me Now", "Hören Sie", "Énergie – Remix"
     ]  # fmt: skip
     assert tracks[2].artists == ["Thorbjørn Risager"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_byte_order_mark(codec: str) -> None:
+    text = "Track URI\tTrack Name\nspotify:track:6f807x0ima9a1j3VPbc7VN\tCanción 日本\n"
+    assert read_exportify_csv(text.encode(codec)).tracks[0].name == "Canción 日本"
+
+
+@pytest.mark.parametrize("cell", ["194754", '"194,754"', "194.754", "194 754", "194\u202f754"])
+def test_duration_with_thousands_separators(cell: str) -> None:
+    text = f"Track URI,Track Name,Duration (ms)\nspotify:track:6f807x0ima9a1j3VPbc7VN,A,{cell}\n"
+    assert read_exportify_csv(text).tracks[0].duration_ms == 194_754
+
+
+def test_release_dates_no_release_has_are_unknown_years() -> None:
+    """Spotify writes "0000" for releases without a date; read as year 0, 2019 remixes made an
+    "older" cluster of their own."""
+    from bot.features.matrix import release_year
+
+    text = "Track URI,Track Name,Release Date\n" + "".join(
+        f"spotify:track:{tid},A,{date}\n"
+        for tid, date in [
+            ("6f807x0ima9a1j3VPbc7VN", "0000"),
+            ("0r7CVbZTWZgbTCYdfa2P31", "0001-01-01"),
+            ("1z1Hg7Vb0AhHDiEmnDE79l", "1987-06"),
+        ]
+    )
+    years = [release_year(t.release_date) for t in read_exportify_csv(text).tracks]
+    assert math.isnan(years[0]) and math.isnan(years[1]) and years[2] == 1987
 
 
 _AUDIO_HEADER = (

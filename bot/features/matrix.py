@@ -115,12 +115,20 @@ class FeatureMatrix:
         return list(self.raw)
 
 
+# Years a release can have: Spotify writes "0000" for releases it has no date for (the API
+# and Exportify files carry it), and a hand-edited file "0001-01-01"; read as years they made
+# 2019 remixes an "older" cluster of their own. Sound was first recorded in 1860.
+_YEARS = (1860, 2100)
+
+
 def release_year(date: str | None) -> float:
-    """Year of a Spotify release date ("1987", "1987-06", "1987-06-01"), NaN if unknown."""
+    """Year of a Spotify release date ("1987", "1987-06", "1987-06-01"), NaN if unknown (also
+    for "0000" and other years no release has)."""
     if not date:
         return float("nan")
     m = re.match(r"\s*(\d{4})", date)
-    return float(m.group(1)) if m else float("nan")
+    year = int(m.group(1)) if m else 0
+    return float(year) if _YEARS[0] <= year <= _YEARS[1] else float("nan")
 
 
 def robust_scale(x: np.ndarray, clip: float = CLIP) -> np.ndarray:

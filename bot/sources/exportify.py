@@ -132,6 +132,9 @@ def decode_csv(data: str | bytes) -> str:
         raise _too_big()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16").lstrip("\ufeff")
+    utf16 = _utf16_without_bom(data[:4096])
+    if utf16:
+        return data.decode(utf16, errors="replace")
     if data.startswith(b"PK\x03\x04"):
         raise _zip_error(data)
     if b"\x00" in data[:4096] or data.startswith((b"%PDF", b"\x89PNG")):
@@ -199,6 +202,19 @@ def _plausibility(text: str) -> int:
         else:
             score -= 1
     return score
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """ "utf-16-le"/"-be" for UTF-16 text written without a byte-order mark (some tools' "Unicode
+    text"), told by its zero bytes: a CSV header is ASCII, so every other byte is 0. It was
+    refused as "a binary file"."""
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    for zeros, other, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+            return codec
+    return None
 
 
 def _zip_error(data: bytes) -> InvalidCsv:
@@ -280,6 +296,20 @@ def _float(value: str | None) -> float | None:
 def _int(value: str | None) -> int | None:
     f = _float(value)
     return int(f) if f is not None else None
+
+
+# Digits in groups of three, as a spreadsheet writes a number column formatted with thousands
+# separators: 194,754 (en), 194.754 (de), 194 754 (fr, a no-break space), 194'754 (ch).
+_GROUPED = re.compile(r"\d{1,3}(?:([,.'\s\u00a0\u202f])\d{3})(?:\1\d{3})*")
+
+
+def _milliseconds(value: str | None) -> int | None:
+    """A whole number of milliseconds. Exportify writes no separators, but "194,754" re-saved
+    from a formatted column was read as the decimal 194.754 (a track 0.2 s long)."""
+    text = (value or "").strip()
+    if _GROUPED.fullmatch(text):
+        return int(re.sub(r"\D", "", text))
+    return _int(value)
 
 
 def _split_list(value: str, sep: str) -> list[str]:
@@ -481,7 +511,7 @@ def _row_to_track(
         album_id=album_id if album_id and SPOTIFY_ID_RE.match(album_id) else None,
         image_url=_text(rec.get("image_url")),
         release_date=_date(rec.get("release_date")),
-        duration_ms=_int(rec.get("duration_ms")),
+        duration_ms=_milliseconds(rec.get("duration_ms")),
         explicit=_bool(rec.get("explicit")),
         popularity=_int(rec.get("popularity")),
         label=_text(rec.get("label")),
