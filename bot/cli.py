@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bot import render
 from bot.config import Settings, get_settings
-from bot.errors import InvalidInput, PipelineError
+from bot.errors import InvalidInput, PipelineError, TooLarge
 from bot.jobs.cpu import cluster_step, render_step
 from bot.models import ARTEFACTS, Analysis, AnalysisRequest, Progress, Rendered
 from bot.pipeline import (
@@ -254,7 +254,30 @@ def print_table(analysis: Analysis) -> None:
     shown = len(analysis.tracks) + sum(analysis.skipped.values())
     note = public_page_note(analysis.source, shown, reader=NO_LINKING)
     if note:
-        print(f"Note: {note}.")
+        print(f"Note: {for_terminal(note)}.")
+
+
+# The pipeline's messages are written for Discord ("attach that file", "`/spotify link`"); in a
+# terminal they say what to run instead. One table, applied to every error the CLI prints.
+_ANALYZE = "run `python -m bot analyze` on"
+_FOR_TERMINAL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Link your Spotify account with `/spotify link` \([^)]*\), or export"), "Export"),
+    (re.compile(r" \(after `/spotify link`\)"), " (the Discord bot's `/spotify link`)"),
+    (re.compile(r"attach (that file|the CSV file)(?: here)?"), _ANALYZE + r" \1"),
+    (re.compile(r"attach (the \.csv of one playlist)"), _ANALYZE + r" \1"),
+    (re.compile(r"\(or attach (the \.csv)"), r"(or use \1"),
+    (re.compile(r"attach an Exportify CSV"), "export it with Exportify and analyze the CSV"),
+)
+
+
+def for_terminal(message: str, err: PipelineError | None = None) -> str:
+    """``message`` as the CLI prints it: what to run instead of what to attach in Discord; a
+    playlist over the size limit says how to raise it (the CLI's user is its operator)."""
+    for pattern, replacement in _FOR_TERMINAL:
+        message = pattern.sub(replacement, message)
+    if isinstance(err, TooLarge):
+        message += " Or raise the limit for one run: MAX_PLAYLIST_TRACKS=<tracks> python -m bot …"
+    return message
 
 
 def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
@@ -274,7 +297,7 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
         request = request_for(args)
         analysis, rendered = asyncio.run(_run(settings, request))
     except PipelineError as err:
-        print(f"error: {err.user_message}", file=sys.stderr)
+        print(f"error: {for_terminal(err.user_message, err)}", file=sys.stderr)
         return EXIT_USER_ERROR
     out = args.out or Path("out") / slugify(analysis.source.name)
     try:

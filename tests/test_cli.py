@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -262,3 +264,52 @@ def test_huge_csv_is_refused_before_reading_it(tmp_path: Path) -> None:
 def test_default_folder_keeps_any_script(name: str, folder: str) -> None:
     """Every playlist named in another script went to out/playlist, overwriting the last."""
     assert cli.slugify(name) == folder
+
+
+# Every pipeline message that tells a Discord member to attach a file or use /spotify link,
+# as the CLI's user reads it: what to run instead.
+def _discord_worded_messages() -> list[str]:
+    from bot.sources import exportify, link_reader, public_page
+    from bot.sources.exportify import _zip_error
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a.csv", "x")
+    workbook = io.BytesIO()
+    with zipfile.ZipFile(workbook, "w") as z:
+        z.writestr("xl/workbook.xml", "x")
+    return [
+        exportify.EXPORTIFY_HINT,
+        _zip_error(zipped.getvalue()).user_message,
+        _zip_error(workbook.getvalue()).user_message,
+        public_page.UNREADABLE_MESSAGE.format(kind="playlist"),
+        public_page.NOT_FOUND_MESSAGE.format(kind="playlist"),
+        f"Spotify's public page has only 100 tracks; {link_reader.EXPORTIFY}.",
+        link_reader.public_page_note(_page_meta(), 100, reader=link_reader.NO_LINKING) or "",
+    ]
+
+
+def _page_meta():  # type: ignore[no-untyped-def]
+    from bot.models import PlaylistMeta
+
+    return PlaylistMeta(id="x", name="x", kind="playlist", snapshot_id="page:1", total=400)
+
+
+@pytest.mark.parametrize("message", _discord_worded_messages())
+def test_errors_say_what_to_run_not_what_to_attach(message: str) -> None:
+    assert "attach" in message or "/spotify link" in message  # the case this test is about
+    said = cli.for_terminal(message)
+    assert "attach" not in said
+    assert "/spotify link" not in said or "Discord bot" in said
+    assert said.count("`python -m bot analyze`") <= 1
+
+
+def test_too_large_says_how_to_raise_the_limit(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "big.csv"
+    rows = "".join(f"spotify:track:{i:022d},T{i}\n" for i in range(21))
+    path.write_text("Track URI,Track Name\n" + rows, encoding="utf-8")
+    settings = cli.get_settings().model_copy(update={"max_playlist_tracks": 20})
+    assert cli.main(["analyze", str(path)], settings=settings) == 2
+    err = capsys.readouterr().err
+    assert "has 21 tracks; this bot analyses at most 20" in err
+    assert "MAX_PLAYLIST_TRACKS=<tracks> python -m bot" in err

@@ -47,8 +47,8 @@ async def test_cli_analyzes_a_public_playlist_without_credentials(
     assert summary["n_tracks"] == 100 and summary["k"] == 3
     assert fake.count("/embed/playlist/") == 1 and fake.count("/v1/") == 0
     assert (
-        "Note: first 100 tracks, from Spotify's public page (it shows no more); attach an "
-        "Exportify CSV for all of them."
+        "Note: first 100 tracks, from Spotify's public page (it shows no more); export it with "
+        "Exportify and analyze the CSV for all of them."
     ) in stdout
 
 
