@@ -58,9 +58,33 @@ def load_settings() -> Settings:
     from pydantic import ValidationError
 
     try:
-        return get_settings()
+        try:
+            return get_settings()
+        except UnicodeDecodeError as exc:
+            encoding = _env_file_encoding(exc)
+            return Settings(_env_file_encoding=encoding)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise StartupError(_settings_error_text(exc)) from exc
+
+
+def _env_file_encoding(exc: UnicodeDecodeError) -> str:
+    """The encoding to read a ``.env`` that is not UTF-8 with: "utf-16" when it starts with a
+    UTF-16 byte-order mark (what Windows PowerShell 5's ``echo … > .env`` and Notepad's
+    "Unicode" write; it stopped start-up with a UnicodeDecodeError traceback), else a
+    :class:`StartupError` saying where the odd byte is and how to save the file."""
+    env = Path(".env")
+    try:
+        with env.open("rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        head = b""
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    raise StartupError(
+        f".env in {Path.cwd()} is not UTF-8 text (byte {exc.start + 1} is not): save it as "
+        "UTF-8 (in Notepad: Save as → Encoding: UTF-8), or move it aside to start with the "
+        "defaults."
+    ) from exc
 
 
 def _settings_error_text(exc: ValidationError) -> str:
@@ -107,6 +131,11 @@ def check_data_dir(db_path: Path) -> None:
     """The database's folder exists (created if needed) and a file can be written in it."""
     if str(db_path) == ":memory:":
         return
+    if db_path.is_dir():  # DATABASE_PATH=/data: the volume, not the file in it
+        raise StartupError(
+            f"DATABASE_PATH {db_path.resolve()} is a folder; it names the database file: set "
+            f"it to {db_path.resolve() / 'playlist_clusters.sqlite3'}."
+        )
     folder = db_path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -168,6 +168,20 @@ def test_unwritable_data_dir_is_one_line(run_settings: Settings, tmp_path: Path,
     assert "DATABASE_PATH" in line
 
 
+def test_database_path_naming_a_folder_is_one_line(run_settings: Settings, capsys) -> None:
+    """DATABASE_PATH=/data (the volume) was "Database error on /data: unable to open database
+    file"."""
+    folder = run_settings.database_path.parent
+    folder.mkdir()
+    settings = run_settings.model_copy(update={"database_path": folder})
+    assert startup.run(settings, setup_logging=False) == 1
+    assert _one_error_line(capsys) == (
+        f"error: DATABASE_PATH {folder} is a folder; it names the database file: set it to "
+        f"{folder / 'playlist_clusters.sqlite3'}."
+    )
+    assert not folder.with_name("data.key").exists()
+
+
 def test_invalid_encryption_key_stops_start_up_with_the_cause(
     run_settings: Settings, capsys
 ) -> None:
@@ -277,6 +291,36 @@ def test_invalid_setting_is_one_line_naming_the_variable(tmp_path, monkeypatch, 
     assert len(err) == 2 and err[0] == err[1]
     assert err[0].startswith("error: invalid setting in the environment: DISCORD_DEV_GUILD_ID")
     assert "my server" not in err[0] and "secret" not in err[0]
+
+
+def test_a_utf16_env_file_is_read(tmp_path, monkeypatch) -> None:
+    """What Windows PowerShell 5's ``echo WORKER_PROCESSES=3 > .env`` writes (UTF-16, BOM):
+    start-up stopped with a UnicodeDecodeError traceback."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKER_PROCESSES", raising=False)
+    (tmp_path / ".env").write_bytes("WORKER_PROCESSES=3\r\n".encode("utf-16"))
+    get_settings.cache_clear()
+    try:
+        assert startup.load_settings().worker_processes == 3
+    finally:
+        get_settings.cache_clear()
+
+
+def test_an_env_file_in_another_encoding_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_bytes("# Réglages\nDISCORD_TOKEN=secret.token\n".encode("cp1252"))
+    get_settings.cache_clear()
+    try:
+        assert main(["demo"]) == 2
+        assert main(["healthcheck"]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (
+        f"error: .env in {tmp_path} is not UTF-8 text (byte 4 is not): save it as UTF-8 (in "
+        "Notepad: Save as → Encoding: UTF-8), or move it aside to start with the defaults."
+    )
+    assert len(err) == 2 and "Traceback" not in err[1] and "secret" not in err[1]
 
 
 def test_version(capsys) -> None:
