@@ -127,6 +127,26 @@ def silence_voice_warnings() -> None:
 
 
 # ------------------------------------------------------------------------------- pre-flight
+def check_token(settings: Settings) -> None:
+    """What a copied DISCORD_TOKEN can carry that no token has, said before Discord is asked
+    (it answered "rejected", and the operator looked for a wrong token): the quotes ``docker run
+    --env-file`` keeps, a "Bot " prefix (discord.py adds it), a space or line break inside.
+    The token itself is never printed."""
+    token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
+    problem = None
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"'":
+        problem = (
+            "is wrapped in quotes (docker run --env-file keeps them as part of the value): "
+            "remove them"
+        )
+    elif token.lower().startswith("bot "):
+        problem = "starts with “Bot ”: leave that out, the bot adds it itself"
+    elif any(c.isspace() for c in token):
+        problem = "has a space or line break in it: copy the token again as one piece"
+    if problem:
+        raise StartupError(f"DISCORD_TOKEN {problem}.")
+
+
 def check_data_dir(db_path: Path) -> None:
     """The database's folder exists (created if needed) and a file can be written in it."""
     if str(db_path) == ":memory:":
@@ -383,6 +403,7 @@ async def _serve(settings: Settings) -> str | None:
     with _stop_on_signals(task, stopped_by):
         try:
             describe_locations(settings)
+            check_token(settings)
             check_data_dir(Path(settings.database_path))
             check_encryption_key(settings)
             path = heartbeat_path(settings)

@@ -18,6 +18,7 @@ import aiohttp
 import discord
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from bot import __version__, startup
 from bot.__main__ import main
@@ -180,6 +181,24 @@ def test_database_path_naming_a_folder_is_one_line(run_settings: Settings, capsy
         f"{folder / 'playlist_clusters.sqlite3'}."
     )
     assert not folder.with_name("data.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        ('"MTIz.secret.token"', "DISCORD_TOKEN is wrapped in quotes (docker run --env-file"),
+        ("Bot MTIz.secret.token", "DISCORD_TOKEN starts with “Bot ”: leave that out"),
+        ("MTIz.secret\n.token", "DISCORD_TOKEN has a space or line break in it"),
+    ],
+)
+def test_a_token_copied_with_extras_says_which(
+    run_settings: Settings, capsys, token: str, said: str
+) -> None:
+    """Said before Discord is asked (it answered only "rejected"); the token is not printed."""
+    settings = run_settings.model_copy(update={"discord_token": SecretStr(token)})
+    assert startup.run(settings, setup_logging=False) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {said}") and "secret" not in line
 
 
 def test_invalid_encryption_key_stops_start_up_with_the_cause(
