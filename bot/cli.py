@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "source",
         help="playlist or album link/URI/id, or the path of a CSV from exportify.net or "
-        "exportify.app (any of its languages)",
+        "exportify.app (any of its languages); - reads the CSV from standard input",
     )
     demo = sub.add_parser("demo", help="analyse the bundled real playlist mix (no network)")
     for p in (analyze, demo):
@@ -112,6 +112,11 @@ def request_for(args: argparse.Namespace) -> AnalysisRequest:
     if args.command == "demo":
         return AnalysisRequest(demo=True, k=args.k)
     source: str = args.source
+    if source == "-":  # `python -m bot analyze - < playlist.csv`, or piped from another tool
+        from bot.sources.exportify import MAX_CSV_BYTES, decode_csv
+
+        data = sys.stdin.buffer.read(MAX_CSV_BYTES + 1)
+        return AnalysisRequest(csv_text=decode_csv(data), csv_name="stdin", k=args.k)
     path = Path(source)
     if _is_dir(path):
         raise InvalidInput(
@@ -303,10 +308,10 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     try:
         paths = write_outputs(rendered, out)
     except OSError as exc:
-        print(
-            f"error: Cannot write the results to {_shorten(str(out))}: {exc.strerror or exc}.",
-            file=sys.stderr,
-        )
+        reason = exc.strerror or str(exc)
+        if _is_file(out):
+            reason = "it is a file; --out names a folder"
+        print(f"error: Cannot write the results to {_shorten(str(out))}: {reason}.", file=sys.stderr)
         return EXIT_USER_ERROR
     print_table(analysis)
     print("wrote " + ", ".join(str(p) for p in paths))

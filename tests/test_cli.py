@@ -230,6 +230,25 @@ def test_unwritable_out_is_one_line(tmp_path: Path) -> None:
     assert "Cannot write the results to file/o" in line
 
 
+def test_out_naming_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    line = _one_line_error(_run(["-m", "bot", "demo", "--out", "file"], tmp_path))
+    assert line == "error: Cannot write the results to file: it is a file; --out names a folder."
+
+
+def test_csv_from_standard_input(tmp_path: Path) -> None:
+    """``python -m bot analyze - < playlist.csv`` (it was "doesn't look like a Spotify link")."""
+    from tests.test_pipeline import _exportify_csv
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "analyze", "-", "--k", "2", "--out", "o"],
+        cwd=tmp_path, env=_env(), capture_output=True, timeout=120,
+        input=_exportify_csv(load_demo().tracks[:30]).encode("cp1252", errors="replace"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["n_tracks"] == 30
+
+
 def test_full_disk_leaves_no_truncated_png(tmp_path: Path) -> None:
     """The first write past the limit fails like a full disk; nothing half-written is left,
     and the files of an earlier run stay whole."""
