@@ -311,7 +311,8 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
         reason = exc.strerror or str(exc)
         if _is_file(out):
             reason = "it is a file; --out names a folder"
-        print(f"error: Cannot write the results to {_shorten(str(out))}: {reason}.", file=sys.stderr)
+        where = _shorten(str(out))
+        print(f"error: Cannot write the results to {where}: {reason}.", file=sys.stderr)
         return EXIT_USER_ERROR
     print_table(analysis)
     print("wrote " + ", ".join(str(p) for p in paths))
