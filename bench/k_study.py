@@ -5,7 +5,9 @@ For each mix of ``bench/quality.py`` (same draws and seeds) this caches once, fo
 gets, and after :func:`bot.clustering.merge_small`, which is what auto k gets), whether all its
 clusters reach the minimum size, its inertia, the gap statistic against the shipped uniform
 and Gaussian references and BIC of the shipped Gaussian mixture (the values ``_search_k``
-reads), silhouette and Davies–Bouldin; plus the k the shipped rule chose (``_search_k``,
+reads), silhouette and Davies–Bouldin, BIC of two mixtures with fewer parameters per cluster
+(tied covariance; diagonal on normal scores, see :func:`model_bics`), read upwards until three k
+in a row do not lower it; plus the k the shipped rule chose (``_search_k``,
 checked against ``RULES``' copy of it). Trying a k rule on the cache then takes a second;
 ``--table`` prints what each rule in ``RULES`` gives. The clustering never sees the playlist
 columns; they only score.
@@ -21,7 +23,9 @@ tracks per playlist: k = round(tracks / 80) is within ±1 of the number of playl
     python bench/k_study.py [--seeds 0 1 2] [--kinds full half share] [--cache /tmp/k_study]
                             [--table]
 
-A cold cache costs 1–4 min per kind and seed (1 thread).
+A cold cache costs 1–4 min per kind and seed (1 thread), plus 1–3 min (under load) for the two
+mixtures of :func:`model_bics`; a cache built before them runs every rule but those (the table
+says which field is missing).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm, rankdata
 from sklearn.metrics import (
     adjusted_rand_score,
     davies_bouldin_score,
@@ -94,6 +99,9 @@ def study_mix(mix: Mix, seed: int = 0) -> Record:
             r["sil"] = float(silhouette_score(X, labels))
             r["db"] = float(davies_bouldin_score(X, labels))
         rows[k] = r
+    for key, bics in model_bics(X, seed, top=k_max + 1).items():
+        for k, bic in bics.items():
+            rows[k][key] = bic
     return {
         "m": len(set(truth.tolist())),
         "n": n,
@@ -102,6 +110,38 @@ def study_mix(mix: Mix, seed: int = 0) -> Record:
         "shipped": clustering._search_k(X, seed),
         "rows": rows,
     }
+
+
+def model_bics(X: np.ndarray, seed: int, top: int) -> dict[str, dict[int, float]]:
+    """BIC per k of two Gaussian mixtures with fewer parameters per cluster than the shipped
+    full-covariance one (~90 for 12 features, so its BIC says k = 1 in 56 of 210 full mixes):
+
+    * ``bic_tied``: one covariance shared by all clusters (the model k-means approximates;
+      13 parameters per cluster);
+    * ``bic_nsdiag``: diagonal covariances on the features' normal scores (each column's ranks
+      mapped to standard normal quantiles, so a column's own shape is not taken for clusters:
+      the features are within-playlist ranks, flat, and a diagonal mixture of the ranks
+      themselves needs several components for one flat column — its BIC picked k ≥ 10).
+
+    Each is read from k = 1 upwards until three k in a row do not lower it (k without a value
+    were not fitted).
+    """
+    from sklearn.mixture import GaussianMixture
+
+    n = X.shape[0]
+    scores = norm.ppf((np.apply_along_axis(rankdata, 0, X) - 0.5) / n)
+    out: dict[str, dict[int, float]] = {}
+    for key, data, covariance in (("bic_tied", X, "tied"), ("bic_nsdiag", scores, "diag")):
+        bics: dict[int, float] = {}
+        best, worse = math.inf, 0
+        for k in range(1, min(top, n - 1) + 1):
+            gm = GaussianMixture(k, covariance_type=covariance, reg_covar=1e-3, random_state=seed)
+            bics[k] = float(gm.fit(data).bic(data))
+            best, worse = (bics[k], 0) if bics[k] < best else (best, worse + 1)
+            if worse >= 3:
+                break
+        out[key] = bics
+    return out
 
 
 def build(seed: int, kind: str, cache: Path = CACHE) -> list[Record]:
@@ -145,12 +185,14 @@ def gap_k(d: Record, se: float = 1.0, key: str = "gap") -> int:
     return candidates(d)[-1]
 
 
-def bic_k(d: Record) -> int:
+def bic_k(d: Record, key: str = "bic") -> int:
     """Lowest BIC over k = 1 and the candidates, read upwards, stopping after two worse."""
     best, best_bic, worse = 1, math.inf, 0
     for k in [1, *candidates(d)]:
-        if d["rows"][k]["bic"] < best_bic:
-            best, best_bic, worse = k, d["rows"][k]["bic"], 0
+        if k > 1 and key not in d["rows"][k]:  # not fitted: the BIC had stopped falling
+            break
+        if d["rows"][k][key] < best_bic:
+            best, best_bic, worse = k, d["rows"][k][key], 0
         elif (worse := worse + 1) >= clustering.BIC_PATIENCE:
             break
     return best
@@ -180,6 +222,35 @@ RULES: dict[str, Callable[[Record], int]] = {
     "gap, 2 SE": lambda d: gap_k(d, 2),
     "BIC": bic_k,
     "gap, Gaussian references, 1 SE": lambda d: gap_k(d, 1, "gap_gauss"),
+    "BIC, tied covariance (nearest candidate)": lambda d: nearest(d, bic_k(d, "bic_tied")),
+    "BIC, diagonal on normal scores (nearest candidate)": lambda d: nearest(
+        d, bic_k(d, "bic_nsdiag")
+    ),
+    "median(gap, Gaussian gap, tied BIC)": lambda d: nearest(
+        d, sorted((gap_k(d), gap_k(d, 1, "gap_gauss"), bic_k(d, "bic_tied")))[1]
+    ),
+    "median(gap, Gaussian gap, normal-score BIC)": lambda d: nearest(
+        d, sorted((gap_k(d), gap_k(d, 1, "gap_gauss"), bic_k(d, "bic_nsdiag")))[1]
+    ),
+    "median(gap, Gaussian gap, BIC, tied BIC, normal-score BIC)": lambda d: nearest(
+        d,
+        sorted(
+            (
+                gap_k(d),
+                gap_k(d, 1, "gap_gauss"),
+                bic_k(d),
+                bic_k(d, "bic_tied"),
+                bic_k(d, "bic_nsdiag"),
+            )
+        )[2],
+    ),
+    "shipped, at most the normal-score BIC's k": lambda d: nearest(
+        d,
+        min(
+            sorted((gap_k(d), gap_k(d, 1, "gap_gauss"), bic_k(d)))[1],
+            bic_k(d, "bic_nsdiag"),
+        ),
+    ),
     "best silhouette": lambda d: best(d, "sil"),
     "lowest Davies–Bouldin": lambda d: best(d, "db", -1),
     "Hartigan, threshold 30": lambda d: hartigan_k(d, 30),
@@ -211,6 +282,12 @@ def table(data: dict[tuple[str, int], list[Record]], seeds: list[int], kinds: li
         print("|:---|" + "---:|" * (len(seeds) + 1))
         for name, rule in RULES.items():
             cells, deltas = [], []
+            try:
+                for s in seeds:
+                    scores(rule, data[kind, s])
+            except KeyError as e:  # a field this cache was built without
+                print(f"| {name} | needs {e} (a cache built by this version) |")
+                continue
             for s in seeds:
                 x = scores(rule, data[kind, s])
                 dn, da = x["nmi"] - x["nmi_given"], x["ari"] - x["ari_given"]
