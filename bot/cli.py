@@ -117,6 +117,11 @@ def request_for(args: argparse.Namespace) -> AnalysisRequest:
 
         data = sys.stdin.buffer.read(MAX_CSV_BYTES + 1)
         return AnalysisRequest(csv_text=decode_csv(data), csv_name="stdin", k=args.k)
+    if source.lower().startswith("file://"):  # a file dragged from a browser's downloads list
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        source = url2pathname(urlsplit(source).path)  # decodes %20 and the like
     path = Path(source)
     if _is_dir(path):
         raise InvalidInput(

@@ -249,6 +249,17 @@ def test_csv_from_standard_input(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["n_tracks"] == 30
 
 
+def test_a_file_url_is_the_file(tmp_path: Path, capsys) -> None:
+    """A file dragged from a browser's downloads list arrives as file:///…/My%20Mix.csv."""
+    from tests.test_pipeline import _exportify_csv
+
+    path = tmp_path / "My Mix 100%.csv"
+    path.write_text(_exportify_csv(load_demo().tracks[:30]), encoding="utf-8")
+    rc = cli.main(["analyze", path.as_uri(), "--k", "2", "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    assert "My Mix 100%: 30 tracks" in capsys.readouterr().out
+
+
 def test_full_disk_leaves_no_truncated_png(tmp_path: Path) -> None:
     """The first write past the limit fails like a full disk; nothing half-written is left,
     and the files of an earlier run stay whole."""
