@@ -205,6 +205,14 @@ def test_duration_with_thousands_separators(cell: str) -> None:
     assert read_exportify_csv(text).tracks[0].duration_ms == 194_754
 
 
+def test_two_exports_joined_into_one_file() -> None:
+    """``cat a.csv b.csv``: the second header is not counted as an unreadable row."""
+    part = "Track URI,Track Name\nspotify:track:{},A\n"
+    text = part.format("6f807x0ima9a1j3VPbc7VN") + part.format("0r7CVbZTWZgbTCYdfa2P31")
+    result = read_exportify_csv(text)
+    assert len(result.tracks) == 2 and result.skipped == {} and result.meta.total == 2
+
+
 def test_release_dates_no_release_has_are_unknown_years() -> None:
     """Spotify writes "0000" for releases without a date; read as year 0, 2019 remixes made an
     "older" cluster of their own."""

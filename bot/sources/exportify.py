@@ -442,7 +442,7 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
             f"That CSV is missing the {names} column{'s' if len(missing) > 1 else ''}{alt}, "
             f"so its tracks can't be identified. {EXPORTIFY_HINT}"
         )
-    body = rows[1:]
+    body = [r for r in rows[1:] if r != header]  # two exports joined (cat a.csv b.csv)
     if not body:
         raise InvalidCsv(f"That CSV has column names but no tracks. {EXPORTIFY_HINT}")
 
