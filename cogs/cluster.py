@@ -36,6 +36,7 @@ from cogs.utils.delivery import (
     ResumedReply,
     outcome_messages,
     post_ready,
+    reply_to,
     requester_mention,
     result_messages,
 )
@@ -362,9 +363,7 @@ class ClusterCog(commands.Cog):
             missing = missing_permissions(perms)
             if missing:
                 with contextlib.suppress(discord.HTTPException):
-                    await message.reply(
-                        missing_text(missing, message.channel), mention_author=False
-                    )
+                    await reply_to(message, missing_text(missing, message.channel))
                 return
         note = f"Analysing the first of {len(links)} links." if len(links) > 1 else None
         dest = MessageDestination(self.bot, message)

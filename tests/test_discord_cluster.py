@@ -267,3 +267,32 @@ async def test_posted_link_gets_the_results_in_one_reply(
     assert len(cluster_fields(replies)) >= 2
     assert len([m for m in fake_discord.sent(via="channel") if m.reference_id == mid]) == 1
     _within_limits(replies)
+
+
+async def test_posted_link_without_read_message_history_is_answered_in_the_channel(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """Discord refuses a reply (a message_reference) without Read Message History (160002):
+    an admin who denies it in a channel still gets results there, posted without the reply
+    arrow (and no ⏳/✅, which need it too); the missing-permission notice likewise."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    fake_discord.deny_bot(fake_discord.channel_id, "read_message_history")
+    fake_discord.deny_bot(fake_discord.other_channel_id, "read_message_history", "attach_files")
+    async with start_bot(services):
+        await fake_discord.send_message(f"what do you think of {link} ?")
+        msgs = await wait_results(fake_discord, None, 2, via="channel")
+        await fake_discord.send_message(
+            f"and here {link}", channel_id=fake_discord.other_channel_id
+        )
+        notice = await fake_discord.wait_for(
+            lambda: fake_discord.sent(channel_id=fake_discord.other_channel_id)
+        )
+    assert not fake_discord.errors, fake_discord.errors
+    assert msgs[0].reference_id is None and msgs[0].channel_id == fake_discord.channel_id
+    assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
+    assert "Attach Files" in notice[0].content and notice[0].reference_id is None
+    assert not fake_discord.reactions

@@ -275,6 +275,21 @@ class InteractionDestination(Destination):
             await self.interaction.edit_original_response(content=text, embeds=[], view=None)
 
 
+def can_reference(channel: Any) -> bool:
+    """Whether the bot may answer a message as a reply (with the reply arrow) in ``channel``:
+    Discord refuses a message_reference without Read Message History (error 160002)."""
+    perms = channel_permissions(channel)
+    return perms is None or perms.read_message_history
+
+
+async def reply_to(message: discord.Message, content: str | None = None, **kwargs: Any) -> Any:
+    """Answer a posted message: a reply where Discord allows one, else a plain message in its
+    channel (an admin who denies Read Message History still gets the answer)."""
+    if can_reference(message.channel):
+        kwargs.update(reference=message, mention_author=False)
+    return await message.channel.send(content, **kwargs)
+
+
 class MessageDestination(Destination):
     """Replies to a posted link: ⏳ reaction, one progress reply edited in place, results."""
 
@@ -290,9 +305,7 @@ class MessageDestination(Destination):
             with contextlib.suppress(discord.HTTPException):
                 await self.message.add_reaction("⏳")
         queued = progress_text(Progress(stage="queued"))
-        self.reply = await self.message.reply(
-            queued + (f"\n-# {note}" if note else ""), mention_author=False
-        )
+        self.reply = await reply_to(self.message, queued + (f"\n-# {note}" if note else ""))
         self.throttle._sent = queued  # the queued event must not edit the note away
 
     async def _progress(self, text: str) -> None:
@@ -318,7 +331,13 @@ class MessageDestination(Destination):
                 view=first.view,
             )
         else:
-            await channel_send(self.message.channel, first, reference=self.message)
+            await reply_to(
+                self.message,
+                first.content,
+                embeds=first.embeds,
+                files=first.files or discord.utils.MISSING,
+                view=first.view or discord.utils.MISSING,
+            )
         for msg in rest:
             await channel_send(self.message.channel, msg)
         await self._done_reaction("✅")
@@ -328,7 +347,7 @@ class MessageDestination(Destination):
         if self.reply is not None:
             await self.reply.edit(content=text)
         else:
-            await self.message.reply(text, mention_author=False)
+            await reply_to(self.message, text)
         await self._done_reaction("❌")
 
 

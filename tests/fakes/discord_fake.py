@@ -1386,6 +1386,12 @@ class FakeDiscord:
                 self._require(cid, "embed_links")
             if files:
                 self._require(cid, "attach_files")
+            if payload.get("message_reference") and not (
+                self.permissions(cid, self.app_id) & P["read_message_history"]
+            ):
+                raise DiscordError(
+                    400, 160002, "Cannot reply without permission to read message history"
+                )
             validate_message(payload, files)
             m = self._store(cid, payload, files, via="channel")
             return _json(self._sent_payload(m))
