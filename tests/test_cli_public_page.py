@@ -60,3 +60,22 @@ async def test_cli_resolves_short_links(fake_spotify: FakeSpotify, tmp_path: Pat
     rc, _, stderr = await _analyze(fake, "https://spotify.link/Zz9", out)
     assert rc == 0, stderr
     assert (out / "report.md").read_text().startswith("# Clusters in Pop Remix")
+
+
+async def test_rejected_app_credentials_are_said_when_the_page_answers(
+    fake_spotify: FakeSpotify, tmp_path: Path
+) -> None:
+    """Wrong SPOTIFY_CLIENT_SECRET: the public page still reads the playlist, and the operator
+    is told why the API didn't (it was silent: the misconfiguration went unnoticed)."""
+    fake = fake_spotify
+    pid = fake.add_playlist(fake.track_ids()[:40], name="Shared mix", owner_id="bob").id
+    out = tmp_path / "res"
+    rc, _, stderr = await _analyze(
+        fake, f"https://open.spotify.com/playlist/{pid}", out,
+        SPOTIFY_CLIENT_ID=fake.client_id, SPOTIFY_CLIENT_SECRET="not-the-secret",
+        SPOTIFY_ACCOUNTS_BASE=fake.accounts_base,
+    )  # fmt: skip
+    assert rc == 0, stderr
+    warnings = [line for line in stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET" in warnings[0]
+    assert "not-the-secret" not in stderr

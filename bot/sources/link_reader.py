@@ -189,7 +189,13 @@ async def read_link(
             api_error = exc
             if status is not None and exc is not remembered:  # the memory ages, not renewed
                 status.record(source, False, _outcome(exc), not_owner=isinstance(exc, NotOwner))
-            log.info("Spotify API can't read %s %s (%s)", ref.kind, ref.id, exc.code)
+            if getattr(exc, "for_operator", False):  # wrong app credentials: say so, not INFO
+                log.warning(
+                    "%s Reading %s %s from its public page instead.",
+                    exc.user_message, ref.kind, ref.id,
+                )  # fmt: skip
+            else:
+                log.info("Spotify API can't read %s %s (%s)", ref.kind, ref.id, exc.code)
         else:
             if status is not None:
                 status.record(source, True)
