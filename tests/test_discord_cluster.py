@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from bot import errors as err
-from tests.fakes.discord_fake import FakeDiscord, validate_message
+from tests.fakes.discord_fake import FakeDiscord, P, validate_message
 from tests.test_discord_errors import StubGateway
 
 SAMPLE = Path(__file__).parent / "data" / "tidytuesday_sample.csv"
@@ -296,3 +296,55 @@ async def test_posted_link_without_read_message_history_is_answered_in_the_chann
     assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
     assert "Attach Files" in notice[0].content and notice[0].reference_id is None
     assert not fake_discord.reactions
+
+
+def _open_threads(fake: FakeDiscord) -> None:
+    """@everyone may send in threads, as on a new Discord server (the fake's default roles
+    leave it out)."""
+    everyone = fake.guild["roles"][0]
+    everyone["permissions"] = str(int(everyone["permissions"]) | P["send_messages_in_threads"])
+
+
+async def test_a_link_posted_in_a_forum_post_gets_results_there(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """A "share your mix" forum where members may not create posts themselves (@everyone is
+    denied Send Messages, which a forum shows as Create Posts) but may write in its posts:
+    Discord lets the bot answer there (Send Messages in Threads); it used to stay silent."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    _open_threads(fake_discord)
+    forum = fake_discord.add_forum()
+    fake_discord.channel(forum)["permission_overwrites"].append(
+        {"id": str(fake_discord.guild_id), "type": 0, "allow": "0", "deny": str(P["send_messages"])}
+    )
+    post = fake_discord.add_thread(forum, "my summer mix")
+    async with start_bot(services):
+        mid = await fake_discord.send_message(f"what do you think of {link} ?", channel_id=post)
+        msgs = await wait_results(fake_discord, None, 2, via="channel")
+    assert not fake_discord.errors, fake_discord.errors
+    assert msgs[0].channel_id == post and msgs[0].reference_id == mid
+    assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
+
+
+async def test_a_link_posted_in_a_thread_the_bot_has_not_cached_is_answered(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """A channel the bot knows only by id (discord.py gives a PartialMessageable, whose
+    permissions always read as none): try, rather than ignore the link as unanswerable."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    _open_threads(fake_discord)
+    thread = fake_discord.add_thread(fake_discord.channel_id, cached=False)
+    async with start_bot(services) as bot:
+        assert bot.get_channel(thread) is None
+        mid = await fake_discord.send_message(f"listen {link}", channel_id=thread)
+        msgs = await wait_results(fake_discord, None, 2, via="channel")
+    assert not fake_discord.errors, fake_discord.errors
+    assert msgs[0].channel_id == thread and msgs[0].reference_id == mid

@@ -48,11 +48,23 @@ def missing_text(missing: list[str], channel: Any) -> str:
 
 
 def channel_permissions(channel: Any) -> discord.Permissions | None:
-    """The bot's permissions in ``channel`` (None: not a guild channel, or not known yet)."""
+    """The bot's permissions in ``channel`` (None: not a guild channel, or not known: a
+    channel the bot has only an id of, which discord.py gives as a PartialMessageable whose
+    permissions always read as none, or a thread whose parent is not cached).
+
+    In a thread (a forum post too) Discord asks for Send Messages in Threads where a channel
+    asks for Send Messages (a forum's Send Messages is its Create Posts), so that is what
+    ``send_messages`` says there."""
     guild = getattr(channel, "guild", None)
-    if guild is None or guild.me is None:
+    if guild is None or guild.me is None or isinstance(channel, discord.PartialMessageable):
         return None
-    return channel.permissions_for(guild.me)
+    try:
+        perms: discord.Permissions = channel.permissions_for(guild.me)
+    except discord.ClientException:  # Thread.permissions_for: "Parent channel not found"
+        return None
+    if isinstance(channel, discord.Thread):
+        perms.send_messages = perms.send_messages_in_threads
+    return perms
 
 
 def can_post_results(channel: Any) -> bool:

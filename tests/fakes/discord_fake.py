@@ -67,6 +67,7 @@ P = {
     "administrator": 1 << 3,
     "manage_guild": 1 << 5,
     "use_external_emojis": 1 << 18,
+    "send_messages_in_threads": 1 << 38,
 }
 DEFAULT_BOT_PERMS = (
     P["view_channel"]
@@ -435,10 +436,44 @@ class FakeDiscord:
 
     def channel(self, cid: int) -> dict:
         for guild in self.guilds.values():
-            for c in guild["channels"]:
+            for c in guild["channels"] + guild.get("threads", []):
                 if int(c["id"]) == cid:
                     return c
         raise KeyError(cid)
+
+    def add_forum(self, name: str = "share-your-mix") -> int:
+        """A forum channel (type 15) in the default guild; returns its id."""
+        cid = self.snow()
+        forum = self._channel(cid, name)
+        forum.update({"type": 15, "available_tags": [], "default_reaction_emoji": None})
+        self.guild["channels"].append(forum)
+        return cid
+
+    def add_thread(self, parent_id: int, name: str = "a thread", *, cached: bool = True) -> int:
+        """A public thread (a forum post when ``parent_id`` is a forum) in the default guild.
+        ``cached=False``: left out of GUILD_CREATE's threads, so the bot knows only its id
+        (discord.py then gives a message's channel as a PartialMessageable)."""
+        tid = self.snow()
+        thread = self._channel(tid, name)
+        thread.update(
+            {
+                "type": 11,
+                "parent_id": str(parent_id),
+                "owner_id": self.owner_user["id"],
+                "message_count": 0,
+                "member_count": 1,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": _iso(),
+                    "locked": False,
+                },
+                "cached": cached,
+            }
+        )
+        del thread["permission_overwrites"]  # threads have none: their parent's apply
+        self.guild.setdefault("threads", []).append(thread)
+        return tid
 
     def guild_of(self, channel_id: int) -> dict:
         """The guild a channel belongs to."""
@@ -512,12 +547,16 @@ class FakeDiscord:
         }
 
     def permissions(self, channel_id: int, uid: int) -> int:
+        channel = self.channel(channel_id)
+        if channel.get("parent_id") and channel["type"] in (10, 11, 12):
+            return self.permissions(int(channel["parent_id"]), uid)  # a thread: its parent's
         return compute_permissions(
-            self.guild_of(channel_id), self.channel(channel_id), uid, self.member_roles.get(uid, [])
+            self.guild_of(channel_id), channel, uid, self.member_roles.get(uid, [])
         )
 
     def guild_create_payload(self, guild: dict | None = None) -> dict:
         g = dict(guild or self.guild)
+        cached = [t for t in g.get("threads", []) if t.get("cached", True)]
         g.update(
             {
                 "unavailable": False,
@@ -526,7 +565,7 @@ class FakeDiscord:
                 "emojis": [],
                 "stickers": [],
                 "features": [],
-                "threads": [],
+                "threads": cached,
                 "presences": [],
                 "voice_states": [],
                 "stage_instances": [],
@@ -1381,7 +1420,11 @@ class FakeDiscord:
         self, method: str, cid: int, rest: list[str], payload: dict, files: list[FakeFile]
     ) -> web.Response:
         if not rest and method == "POST":
-            self._require(cid, "view_channel", "send_messages")
+            # In a thread Discord asks for Send Messages in Threads, not Send Messages.
+            thread = self.channel(cid)["type"] in (10, 11, 12)
+            self._require(
+                cid, "view_channel", "send_messages_in_threads" if thread else "send_messages"
+            )
             if payload.get("embeds"):
                 self._require(cid, "embed_links")
             if files:
