@@ -21,6 +21,7 @@ from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
 from bot.digests import WEEKDAYS, DestinationGone, DigestMessage, Schedule, suggest_timezones
+from bot.errors import PipelineError
 from bot.sources.link_reader import resolve_ref
 from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
 from cogs.utils import embeds as E
@@ -37,6 +38,7 @@ from cogs.utils.permissions import (
 log = logging.getLogger(__name__)
 
 ID_HELP = "The digest's number (see /digest list)"
+REMOVED = "I was removed from this server (add me back, then `/digest resume`)."
 # What the bot needs in a digest channel.
 NEEDED = ("view_channel", "send_messages", "embed_links", "attach_files")
 
@@ -226,6 +228,17 @@ class DigestCog(commands.Cog):
             if current.strip().lstrip("#").lower() in label.lower():
                 out.append(app_commands.Choice(name=label, value=s.id))
         return out[:25]
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server (kicked, or the server deleted; not an outage, which is
+        ``on_guild_unavailable``): its digests pause now, rather than each reading Spotify at
+        its next slot for a channel the bot can no longer post in. Added back, a server
+        manager sees why in ``/digest list`` and resumes them."""
+        try:
+            await self.scheduler.pause_guild(guild.id, REMOVED)
+        except PipelineError:
+            log.warning("could not pause the digests of a server the bot left", exc_info=True)
 
     # -------------------------------------------------------------------- posting
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:

@@ -513,3 +513,52 @@ async def test_add_accepts_a_short_link_from_a_phone(
             msg = await _reply(fake_discord, "digest add", options)
             assert msg.ephemeral and expected in msg.text, msg.text
         assert len(await services.digests.subscriptions(fake_discord.guild_id)) == 1
+
+
+async def _until(predicate: Any, within: float = 10.0) -> None:
+    """Wait for the bot's side of a gateway event (the fake records nothing to wait on)."""
+    for _ in range(int(within / 0.02)):
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_removing_the_bot_from_a_server_pauses_its_digests_at_once(env: Any) -> None:
+    """Kicked (or the server deleted): its digests pause with a reason right away, rather than
+    reading Spotify at the next slot for a channel the bot can no longer post in. Another
+    server's digest keeps running; /digest list says why once the bot is back."""
+    fake: FakeDiscord = env.fake
+    other_guild, other_channel = fake.add_guild("Other server")
+    await fake.dispatch("GUILD_CREATE", fake.guild_create_payload(fake.guilds[other_guild]))
+    await _until(lambda: env.bot.get_guild(other_guild) is not None)
+    env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
+    subs = [
+        await env.sched.subscribe(
+            guild_id=guild,
+            channel_id=channel,
+            playlist_ref=LINK,
+            playlist_id=PLAYLIST_ID,
+            schedule=Schedule.build("daily", "07:30", "UTC"),
+            k=None,
+            created_by=int(fake.owner_user["id"]),
+        )
+        for guild, channel in ((fake.guild_id, fake.other_channel_id), (other_guild, other_channel))
+    ]
+    await fake.remove_guild(other_guild)
+
+    async def paused() -> bool:
+        return bool((await env.sched.subs.get(subs[1].id)).paused)
+
+    await _until(paused, within=5)
+    gone = await env.sched.subs.get(subs[1].id)
+    assert "removed from this server" in gone.pause_reason
+
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    assert [r.guild_id for r in env.queue.requests] == [fake.guild_id]  # no run for the other
+    assert not (await env.sched.subs.get(subs[0].id)).paused
+    assert not fake.sent(channel_id=other_channel)

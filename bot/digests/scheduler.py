@@ -479,6 +479,20 @@ class DigestScheduler:
         self.wake()
         return sub
 
+    async def pause_guild(self, guild_id: int, reason: str) -> list[int]:
+        """Pause every active digest of a server at once, quietly: the bot was removed from it,
+        so there is nobody to tell and no channel to read Spotify for. Returns their ids."""
+        at = iso(self.clock.now())
+        paused = [
+            sub.id
+            for sub in await self.subs.list_for_guild(guild_id)
+            if not sub.paused and await self.subs.pause(sub.id, reason, at=at)
+        ]
+        if paused:
+            log.info("digests %s paused: %s", paused, reason)
+            self.wake()
+        return paused
+
     async def resume(self, guild_id: int, sub_id: int) -> Subscription:
         sub = await self.get(guild_id, sub_id)
         if not sub.paused:

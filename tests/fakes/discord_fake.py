@@ -368,6 +368,7 @@ class FakeDiscord:
         # bot that IDENTIFYs with a shard gets only its shard's guilds, and guild events
         # go only to the connection of that shard (Discord's rule: (guild_id >> 22) % count).
         self.guilds: dict[int, dict[str, Any]] = {self.guild_id: self.guild}
+        self.left_channels: set[int] = set()  # channels of guilds the bot was removed from
         self.users: dict[int, dict] = {int(self.owner_user["id"]): self.owner_user}
         self.member_roles: dict[int, list[int]] = {
             self.app_id: [self.bot_role_id],
@@ -511,6 +512,13 @@ class FakeDiscord:
             ],
         }
         return gid, general
+
+    async def remove_guild(self, guild_id: int) -> None:
+        """The bot is removed from a guild (kicked, or the guild deleted): GUILD_DELETE, and
+        from then on its channels answer 403 Missing Access."""
+        guild = self.guilds.pop(guild_id)
+        self.left_channels.update(int(c["id"]) for c in guild["channels"])
+        await self.dispatch("GUILD_DELETE", {"id": str(guild_id)})
 
     def add_user(self, name: str, *, bot: bool = False, manage_guild: bool = False) -> int:
         """Add a guild member; returns the user id."""
@@ -1188,6 +1196,8 @@ class FakeDiscord:
             return self._webhook(method, parts[2], parts[3:], payload, files)
         if parts[:1] == ["channels"]:
             cid = int(parts[1])
+            if cid in self.left_channels:
+                raise DiscordError(403, 50001, "Missing Access")
             if len(parts) == 2 and method == "GET":
                 return _json(self.channel(cid))
             if parts[2:3] == ["messages"]:
