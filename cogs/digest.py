@@ -98,6 +98,11 @@ class DigestCog(commands.Cog):
         # A short link (spotify.link/…, what phones share) names no playlist: it is followed
         # after deferring, as a redirect lookup may outlast Discord's 3 s to answer.
         ref = None if is_short_link(playlist) else parse_spotify_link(playlist)
+        if weekday is not None and every.value != "weekly":
+            raise PipelineError(
+                f"`weekday:{weekday.name}` is only for weekly digests: choose `every:weekly`, "
+                "or leave `weekday` out for a daily one."
+            )
         schedule = Schedule.build(
             every.value, at, timezone, weekday.value if weekday is not None else None
         )

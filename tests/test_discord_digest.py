@@ -116,6 +116,7 @@ async def test_add_validates_input_and_lists(env: Any) -> None:
         ({"playlist": "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC"}, "track"),
         ({"at": "25:00"}, "HH:MM"),
         ({"timezone": "Mars/Olympus"}, "IANA"),
+        ({"weekday": 4}, "only for weekly digests"),  # was silently ignored: every day
     ]
     for override, expected in bad:
         options = {"playlist": LINK, "every": "daily", "at": "09:00", **override}
