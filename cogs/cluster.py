@@ -344,7 +344,8 @@ class ClusterCog(commands.Cog):
     # --------------------------------------------------------------- posted links
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.webhook_id is not None or message.guild is None:
+        # DMs too: a member who sends the bot a link privately gets the answer there.
+        if message.author.bot or message.webhook_id is not None:
             return
         if message.id in self._handled:
             return
@@ -352,9 +353,11 @@ class ClusterCog(commands.Cog):
         if not links:
             return
         self._remember(message.id)  # before any await: a replayed event must not pass too
-        settings = await self.services.store.guilds.settings(message.guild.id)
-        if not settings.links_enabled:
-            return
+        guild_id = message.guild.id if message.guild is not None else None
+        if guild_id is not None:
+            settings = await self.services.store.guilds.settings(guild_id)
+            if not settings.links_enabled:
+                return
         perms = channel_permissions(message.channel)
         if perms is not None:
             if not perms.send_messages:
@@ -375,7 +378,7 @@ class ClusterCog(commands.Cog):
         request = AnalysisRequest(
             link=links[0],
             user_id=message.author.id,
-            guild_id=message.guild.id,
+            guild_id=guild_id,
             channel_id=message.channel.id,
             origin="message",
         )

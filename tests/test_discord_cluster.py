@@ -348,3 +348,27 @@ async def test_a_link_posted_in_a_thread_the_bot_has_not_cached_is_answered(
         msgs = await wait_results(fake_discord, None, 2, via="channel")
     assert not fake_discord.errors, fake_discord.errors
     assert msgs[0].channel_id == thread and msgs[0].reference_id == mid
+
+
+async def test_a_link_sent_to_the_bot_in_a_dm_is_answered_there_privately(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
+) -> None:
+    """A member who DMs the bot a link (as they would paste it in a server) got no answer at
+    all; it is answered in the DM, and the analysis is a DM one (shown only to them)."""
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    bob = fake_discord.add_user("bob")
+    dm = fake_discord.open_dm(bob)
+    async with start_bot(services):
+        mid = await fake_discord.send_message(f"{link}", user_id=bob, channel_id=dm)
+        msgs = await wait_results(fake_discord, None, 2, via="channel")
+        await fake_discord.wait_for(lambda: (dm, mid, "✅", "add") in fake_discord.reactions)
+        [row] = await services.store.analyses.recent(user_id=bob)
+        owner = await services.store.analyses.owner(row.id)
+    assert not fake_discord.errors, fake_discord.errors
+    assert msgs[0].channel_id == dm and msgs[0].reference_id == mid
+    assert all(m.channel_id == dm for m in fake_discord.messages.values())
+    assert owner is not None and owner.guild_id is None

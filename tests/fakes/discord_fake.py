@@ -369,6 +369,7 @@ class FakeDiscord:
         # go only to the connection of that shard (Discord's rule: (guild_id >> 22) % count).
         self.guilds: dict[int, dict[str, Any]] = {self.guild_id: self.guild}
         self.left_channels: set[int] = set()  # channels of guilds the bot was removed from
+        self.dm_channels: dict[int, int] = {}  # DM channel id -> the member on the other side
         self.users: dict[int, dict] = {int(self.owner_user["id"]): self.owner_user}
         self.member_roles: dict[int, list[int]] = {
             self.app_id: [self.bot_role_id],
@@ -435,7 +436,19 @@ class FakeDiscord:
             "rate_limit_per_user": 0,
         }
 
+    def open_dm(self, user_id: int) -> int:
+        """The DM channel between the bot and a member (opened once); returns its id."""
+        for cid, uid in self.dm_channels.items():
+            if uid == user_id:
+                return cid
+        cid = self.snow()
+        self.dm_channels[cid] = user_id
+        return cid
+
     def channel(self, cid: int) -> dict:
+        if cid in self.dm_channels:
+            user = self.users[self.dm_channels[cid]]
+            return {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None}
         for guild in self.guilds.values():
             for c in guild["channels"] + guild.get("threads", []):
                 if int(c["id"]) == cid:
@@ -555,6 +568,8 @@ class FakeDiscord:
         }
 
     def permissions(self, channel_id: int, uid: int) -> int:
+        if channel_id in self.dm_channels:
+            return ALL_PERMS  # a DM has no permissions to lack
         channel = self.channel(channel_id)
         if channel.get("parent_id") and channel["type"] in (10, 11, 12):
             return self.permissions(int(channel["parent_id"]), uid)  # a thread: its parent's
@@ -794,7 +809,6 @@ class FakeDiscord:
         msg: dict[str, Any] = {
             "id": str(mid),
             "channel_id": str(channel_id),
-            "guild_id": self._gid(channel_id),
             "author": author,
             "content": content,
             "timestamp": _iso(),
@@ -810,16 +824,16 @@ class FakeDiscord:
             "type": 0 if reference is None else 19,
             "flags": flags,
         }
+        if channel_id not in self.dm_channels:
+            msg["guild_id"] = self._gid(channel_id)
         if webhook_id is not None:
             msg["webhook_id"] = str(webhook_id)
         if interaction is not None:
             msg["interaction_metadata"] = interaction
         if reference is not None:
-            msg["message_reference"] = {
-                "message_id": str(reference),
-                "channel_id": str(channel_id),
-                "guild_id": self._gid(channel_id),
-            }
+            msg["message_reference"] = {"message_id": str(reference), "channel_id": str(channel_id)}
+            if "guild_id" in msg:
+                msg["message_reference"]["guild_id"] = msg["guild_id"]
         return msg
 
     def _sent_payload(self, m: Sent) -> dict:
@@ -918,7 +932,7 @@ class FakeDiscord:
         payload = self._message_payload(
             mid, cid, author, content, webhook_id=self.snow() if webhook else None
         )
-        if not webhook:
+        if not webhook and cid not in self.dm_channels:
             member = self._member(uid) if uid in self.member_roles else None
             if member:
                 member = {k: v for k, v in member.items() if k != "user"}
