@@ -33,6 +33,7 @@ from bot.pipeline import (
 )
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,7 +292,16 @@ def for_terminal(message: str, err: PipelineError | None = None) -> str:
 
 
 def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
-    """Entry point of the subcommands; returns the process exit code."""
+    """Entry point of the subcommands; returns the process exit code (130 after Ctrl-C, which
+    printed a traceback through asyncio.run; the outputs are written whole or not at all)."""
+    try:
+        return _main(argv, settings)
+    except KeyboardInterrupt:
+        print("\ninterrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None, settings: Settings | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

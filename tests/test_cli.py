@@ -343,3 +343,15 @@ def test_too_large_says_how_to_raise_the_limit(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "has 21 tracks; this bot analyses at most 20" in err
     assert "MAX_PLAYLIST_TRACKS=<tracks> python -m bot" in err
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(monkeypatch, tmp_path: Path, capsys) -> None:
+    """Ctrl-C during a long analysis printed asyncio.run's KeyboardInterrupt traceback."""
+
+    async def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert cli.main(["demo", "--out", str(tmp_path / "o")]) == 130
+    assert capsys.readouterr().err == "\ninterrupted.\n"
+    assert not (tmp_path / "o").exists()
