@@ -180,7 +180,7 @@ class ClusterCog(commands.Cog):
         # finished in their own reply while its token lasts, else told in their channel.
         unfinished: dict[int, list[int | None]] = {}
         for user_id, channel_id, ref in await self._requesters(job_id, request):
-            channel = self.bot.get_channel(channel_id)
+            channel = self._channel(channel_id)
             if ref is not None and await self._finish_reply(ref, user_id, outcome, error, channel):
                 continue
             unfinished.setdefault(channel_id, []).append(user_id)
@@ -218,7 +218,7 @@ class ClusterCog(commands.Cog):
         error: BaseException | None,
     ) -> None:
         """A resumed job's result (or error) posted to a channel, mentioning who asked there."""
-        channel = self.bot.get_channel(channel_id)
+        channel = self._channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             return
         if not can_post_results(channel):
@@ -238,6 +238,12 @@ class ClusterCog(commands.Cog):
             await post_ready(channel, msgs, members)
         except discord.HTTPException:
             log.warning("could not post resumed job %s", job_id, exc_info=True)
+
+    def _channel(self, channel_id: int) -> object:
+        """A channel to post a resumed job in: the cached one, else one known by id only (a
+        DM, which the bot never has cached after a restart, or a thread not cached yet);
+        Discord then says whether the bot may post there."""
+        return self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)
 
     async def _finish_reply(
         self,

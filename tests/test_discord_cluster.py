@@ -372,3 +372,32 @@ async def test_a_link_sent_to_the_bot_in_a_dm_is_answered_there_privately(
     assert msgs[0].channel_id == dm and msgs[0].reference_id == mid
     assert all(m.channel_id == dm for m in fake_discord.messages.values())
     assert owner is not None and owner.guild_id is None
+
+
+async def test_a_dm_job_left_by_a_crash_is_posted_in_the_dm(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    """After a restart the bot has no DM channel cached (READY lists none): a link sent in a
+    DM whose job a crash interrupted was finished and never posted; it is posted there."""
+    from bot.jobs import dedupe_key
+    from bot.models import AnalysisRequest
+
+    services = await make_services()
+    owner = int(fake_discord.owner_user["id"])
+    dm = fake_discord.open_dm(owner)
+    request = AnalysisRequest(
+        csv_text=csv_bytes(60).decode(),
+        csv_name="left.csv",
+        k=3,
+        user_id=owner,
+        guild_id=None,
+        channel_id=dm,
+        origin="message",
+    )
+    await services.store.jobs.create(dedupe_key(request), request)  # as if we crashed here
+    async with start_bot(services):
+        msgs = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.sent(via="channel") if m.embeds] or None
+        )
+    assert msgs[0].channel_id == dm and "restart" in msgs[0].text
+    assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
