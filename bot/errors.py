@@ -156,6 +156,13 @@ class TooSmall(PipelineError):
     code = "too_small"
 
 
+class NothingToCluster(PipelineError):
+    """Too few tracks with sound data and no metadata (release year, popularity, length) to
+    group them by instead (a file of names and ids only, ReccoBeats knowing few of them)."""
+
+    code = "nothing_to_cluster"
+
+
 class TooLarge(PipelineError):
     """More tracks than ``MAX_PLAYLIST_TRACKS``."""
 

@@ -43,8 +43,30 @@ SOURCE_LABELS = {
     "spotify": "Spotify audio features",
     "reccobeats": "ReccoBeats audio features",
     "csv": "audio features from the file",
-    "metadata": "metadata only (release year, popularity, duration…)",
+    "metadata": "metadata only",
 }
+# The metadata columns a "metadata" analysis can be grouped by, in words (bot.features.matrix)
+_METADATA_WORDS = {
+    "year": "release year",
+    "popularity": "popularity",
+    "duration_min": "length",
+    "explicit": "explicit lyrics",
+}
+
+
+def grouped_by(feature_names: list[str], *, short: bool = False) -> str:
+    """The metadata an analysis without sound data was grouped by, e.g. "release year,
+    popularity and length" (only those it had: a public page carries no year or popularity).
+    At most three (explicit lyrics is the lightest); "genre tags" when only those were used.
+    ``short``: "year" for "release year"."""
+    words = [w for key, w in _METADATA_WORDS.items() if key in feature_names][:3]
+    if short:
+        words = ["year" if w == "release year" else w for w in words]
+    if not words:
+        return "genre tags"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 TABLE_HEADER = "| Art | Track | Album | Artists | Label | Rank | 💚 | 🔗 |"
 TABLE_ALIGN = "|:---|:---|:---|:---|:---|---:|:---|:---|"
 
@@ -458,8 +480,14 @@ def md_escape(text: str | None) -> str:
 
 def coverage_sentence(analysis: Analysis) -> str:
     """e.g. 'Features: ReccoBeats audio features for 480 tracks, metadata only for 20 tracks.'"""
+
+    def label(src: str) -> str:
+        if src == "metadata":
+            return f"{SOURCE_LABELS[src]} ({grouped_by(analysis.feature_names)})"
+        return SOURCE_LABELS.get(src, src)
+
     parts = [
-        f"{SOURCE_LABELS.get(src, src)} for {n:,} track{'s' if n != 1 else ''}"
+        f"{label(src)} for {n:,} track{'s' if n != 1 else ''}"
         for src, n in sorted(analysis.coverage.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     text = f"Features ({analysis.feature_mode}): " + ("; ".join(parts) or "none") + "."

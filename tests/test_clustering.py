@@ -10,13 +10,14 @@ import pytest
 
 from bot.clustering import fit, max_auto_k, min_cluster_size
 from bot.demo import demo_labels, load_demo
-from bot.errors import InvalidInput, TooSmall
+from bot.errors import InvalidInput, NothingToCluster, TooSmall
 from bot.features.matrix import FeatureMatrix, build_matrix
 from bot.jobs.cpu import cluster_step
 from bot.models import AUDIO_FEATURES, Analysis, FeatureTable, FetchResult, Track
 from bot.naming import describe
 from bot.pipeline import features_from_tracks
 from bot.projection import project
+from bot.render import coverage_sentence, grouped_by
 
 
 @pytest.fixture(scope="module")
@@ -497,3 +498,41 @@ def test_clusters_with_the_same_true_words_get_different_names() -> None:
     names = [name for name, _ in name_clusters(fm, labels, 3)]
     words = [name.split(" · ", 1)[1] for name in names]
     assert words[1] == "sad" and words[2] == "sad · more live", names
+
+
+def test_too_little_sound_and_no_metadata_is_said_not_clustered_as_one() -> None:
+    """A file of names and ids only (TuneMyMusic's export), ReccoBeats knowing 34 of 90: it was
+    one cluster, "every track has the same features", and said it used release year and
+    popularity it never had. Now a clear error saying what is missing."""
+    tracks, values, _ = _playlist([(45, {"energy": 0.9}, ""), (45, {"energy": 0.1}, "")])
+    known = {t.id: values[t.id] for t in tracks[::2][:34]}
+    fetched = FetchResult(meta=load_demo().meta, tracks=tracks)
+    table = FeatureTable(values=known, sources=dict.fromkeys(known, "reccobeats"))
+    with pytest.raises(NothingToCluster) as exc:
+        cluster_step(fetched, table, None)
+    assert exc.value.args[0].startswith("Only 34 of these 90 tracks have sound data")
+    assert "no release year, popularity or length" in exc.value.args[0]
+    assert "ReccoBeats did not answer" not in exc.value.args[0]
+    table.unanswered = 56  # an outage: say so, and that a later run asks again
+    with pytest.raises(NothingToCluster, match="did not answer for 56 of them this time"):
+        cluster_step(fetched, table, None)
+    with pytest.raises(NothingToCluster, match=r"^None of these 90 tracks has sound data"):
+        cluster_step(fetched, FeatureTable(), None)
+    # the same tracks with a length are grouped by it, and say only that
+    for i, t in enumerate(tracks):
+        t.duration_ms = 120_000 + 997 * (i % 50)
+    analysis = cluster_step(fetched, table, None)
+    assert analysis.feature_mode == "metadata" and analysis.feature_names == ["duration_min"]
+    assert grouped_by(analysis.feature_names) == "length"
+    assert "metadata only (length) for 90 tracks" in coverage_sentence(analysis)
+
+
+def test_grouped_by_names_only_what_was_used() -> None:
+    assert grouped_by(["year", "popularity", "duration_min"]) == (
+        "release year, popularity and length"
+    )
+    assert grouped_by(["year", "popularity", "duration_min", "explicit"]) == (
+        "release year, popularity and length"  # at most three words: a phone line
+    )
+    assert grouped_by(["year", "explicit"], short=True) == "year and explicit lyrics"
+    assert grouped_by([]) == "genre tags"

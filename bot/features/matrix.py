@@ -7,7 +7,9 @@ Three modes, chosen from audio-feature coverage (share of tracks with the 9 audi
   metadata the source carries (release year, popularity, duration, explicit, genres), the
   metadata at a lower weight; tracks without audio features are imputed from their nearest
   neighbours on the columns they do have;
-* ``metadata`` — coverage below ``MIN_AUDIO_COVERAGE``: metadata columns only.
+* ``metadata`` — coverage below ``MIN_AUDIO_COVERAGE``: metadata columns only;
+  :class:`~bot.errors.NothingToCluster` when the source has none either (clustering every
+  track as alike would hide that the sound data is missing).
 
 Every column is transformed (its rank within the playlist for most, see ``TRANSFORMS``), scaled
 robustly (median / IQR, then clipped), shrunk when near-constant (``SCALE_FLOORS``), then
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bot.errors import NothingToCluster
 from bot.models import AUDIO_FEATURES, Track
 
 MIN_AUDIO_COVERAGE = 0.6
@@ -310,13 +313,11 @@ def build_matrix(
         columns.extend(f"genre_{j + 1}" for j in range(genre.shape[1]))
 
     if not blocks:
-        X = np.zeros((n, 1))
-        columns = ["constant"]
-    else:
-        X = np.column_stack(blocks)
-        if np.isnan(X).any():
-            X = _impute(X)
-        X = blend_artists(X, tracks, artist_blend)
+        raise NothingToCluster(_nothing_to_cluster(n, int(has_audio.sum())))
+    X = np.column_stack(blocks)
+    if np.isnan(X).any():
+        X = _impute(X)
+    X = blend_artists(X, tracks, artist_blend)
 
     coverage = _coverage(tracks, sources, has_audio, mode)
     return FeatureMatrix(
@@ -328,6 +329,21 @@ def build_matrix(
         raw=raw,
         scaled={k: np.nan_to_num(v, nan=0.0) for k, v in scaled.items()},
         genres=[list(t.genres) for t in tracks],
+    )
+
+
+def _nothing_to_cluster(n: int, with_audio: int) -> str:
+    """What :class:`NothingToCluster` tells the member: what is missing and what carries it."""
+    if with_audio:
+        have = (
+            f"Only {with_audio:,} of these {n:,} tracks have sound data (clustering needs it "
+            f"for at least {MIN_AUDIO_COVERAGE:.0%} of them)"
+        )
+    else:
+        have = f"None of these {n:,} tracks has sound data"
+    return (
+        f"{have}, and there is no release year, popularity or length to group them by "
+        "instead. An Exportify CSV (exportify.app) carries both."
     )
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.codecs import compress_text, encode_parts, parts_text
+from bot.errors import NothingToCluster
 from bot.models import PART_SIZE, Analysis, FeatureTable, FetchResult, Rendered
 from bot.sources.normalise import first_of_each
 
@@ -35,7 +36,15 @@ def cluster_step(
 
     tracks, skipped = first_of_each(fetched.tracks, fetched.skipped)
     clean = FetchResult(meta=fetched.meta, tracks=tracks, skipped=skipped)
-    fm = build_matrix(tracks, features.values, features.sources)
+    try:
+        fm = build_matrix(tracks, features.values, features.sources)
+    except NothingToCluster as exc:
+        if not features.unanswered:
+            raise
+        raise NothingToCluster(
+            f"{exc} ReccoBeats did not answer for {features.unanswered:,} of them this time: "
+            "try again later."
+        ) from None
     analysis = analyze(clean, fm, k, seed, previous)
     without = sum(t.id not in features.values for t in tracks)
     analysis.unanswered = min(features.unanswered, without)

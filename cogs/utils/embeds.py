@@ -236,9 +236,10 @@ def sound_sentence(analysis: Analysis) -> str:
         if unanswered:
             return (
                 "No sound: ReccoBeats did not answer (try later). "
-                "Grouped by year, popularity and length"
+                f"Grouped by {render.grouped_by(analysis.feature_names, short=True)}"
             )
-        return "No sound data for these tracks: grouped by release year, popularity and length"
+        by = render.grouped_by(analysis.feature_names)
+        return f"No sound data for these tracks: grouped by {by}"
     parts = [
         f"{SOURCE_WORDS[s]} for {c:,}"
         for s, c in sorted(audio.items(), key=lambda kv: (-kv[1], kv[0]))
