@@ -245,6 +245,16 @@ class DigestCog(commands.Cog):
         except PipelineError:
             log.warning("could not pause the digests of a server the bot left", exc_info=True)
 
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A digest's channel deleted: its digests pause and the server is told now, rather
+        than after the next slot has read Spotify for a channel that is gone."""
+        reason = f"The channel #{channel.name} was deleted."
+        try:
+            await self.scheduler.pause_guild(channel.guild.id, reason, channel_id=channel.id)
+        except PipelineError:
+            log.warning("could not pause the digests of a deleted channel", exc_info=True)
+
     # -------------------------------------------------------------------- posting
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         await self.bot.wait_until_ready()

@@ -563,3 +563,38 @@ async def test_removing_the_bot_from_a_server_pauses_its_digests_at_once(env: An
     assert [r.guild_id for r in env.queue.requests] == [fake.guild_id]  # no run for the other
     assert not (await env.sched.subs.get(subs[0].id)).paused
     assert not fake.sent(channel_id=other_channel)
+
+
+async def test_deleting_a_digest_channel_pauses_its_digest_and_says_so_at_once(env: Any) -> None:
+    """A digest's channel deleted (Discord tells the bot: CHANNEL_DELETE): the digest pauses
+    and the server is told now, not after the next slot has read Spotify for nothing. The
+    server's other digests carry on."""
+    fake: FakeDiscord = env.fake
+    env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
+    subs = [
+        await env.sched.subscribe(
+            guild_id=fake.guild_id,
+            channel_id=channel,
+            playlist_ref=LINK,
+            playlist_id=PLAYLIST_ID,
+            schedule=Schedule.build("daily", "07:30", "UTC"),
+            k=None,
+            created_by=int(fake.owner_user["id"]),
+        )
+        for channel in (fake.channel_id, fake.other_channel_id)
+    ]
+    music = fake.channel(fake.other_channel_id)
+    fake.guild["channels"].remove(music)
+    await fake.dispatch("CHANNEL_DELETE", music)
+
+    async def paused() -> bool:
+        return bool((await env.sched.subs.get(subs[1].id)).paused)
+
+    await _until(paused, within=5)
+    assert "#music" in (await env.sched.subs.get(subs[1].id)).pause_reason
+    [report] = await fake.wait_for(lambda: _channel_posts(fake, fake.channel_id))
+    assert "paused" in report.content and f"/digest remove {subs[1].id}" in report.content
+
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    assert [r.channel_id for r in env.queue.requests] == [fake.channel_id]

@@ -479,17 +479,20 @@ class DigestScheduler:
         self.wake()
         return sub
 
-    async def pause_guild(self, guild_id: int, reason: str) -> list[int]:
-        """Pause every active digest of a server at once, quietly: the bot was removed from it,
-        so there is nobody to tell and no channel to read Spotify for. Returns their ids."""
-        at = iso(self.clock.now())
-        paused = [
-            sub.id
-            for sub in await self.subs.list_for_guild(guild_id)
-            if not sub.paused and await self.subs.pause(sub.id, reason, at=at)
-        ]
+    async def pause_guild(
+        self, guild_id: int, reason: str, *, channel_id: int | None = None
+    ) -> list[int]:
+        """Pause a server's active digests at once (only those of ``channel_id``, given one):
+        the bot was removed from the server, or the channel deleted, so no slot should read
+        Spotify for them. Each is reported as any pause is (nowhere once the bot has left).
+        Returns their ids."""
+        paused = []
+        for sub in await self.subs.list_for_guild(guild_id):
+            if sub.paused or channel_id not in (None, sub.channel_id):
+                continue
+            await self._pause(sub, reason)
+            paused.append(sub.id)
         if paused:
-            log.info("digests %s paused: %s", paused, reason)
             self.wake()
         return paused
 
