@@ -108,7 +108,10 @@ class DigestCog(commands.Cog):
         )
         target = channel or interaction.channel
         if not isinstance(target, discord.TextChannel):
-            raise Refusal("Pick a text channel for the digest.")
+            raise Refusal(
+                "Digests are posted in a text channel, and this one isn't (a thread, forum "
+                "post or voice channel chat): add `channel:` with the text channel to post in."
+            )
         missing = self._missing_perms(interaction, target)
         if missing:
             raise Refusal(

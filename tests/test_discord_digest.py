@@ -598,3 +598,14 @@ async def test_deleting_a_digest_channel_pauses_its_digest_and_says_so_at_once(e
     env.clock.set(utc(2026, 11, 23, 7, 30))
     await env.sched.settle()
     assert [r.channel_id for r in env.queue.requests] == [fake.channel_id]
+
+
+async def test_digest_add_in_a_thread_says_to_name_a_text_channel(env: Any) -> None:
+    """Run from a thread (or a forum post, a voice channel's chat) without `channel:`, the
+    refusal says where digests go and how to pick one."""
+    fake: FakeDiscord = env.fake
+    thread = fake.add_thread(fake.channel_id, "planning")
+    options = {"playlist": LINK, "every": "daily", "at": "09:00"}
+    msg = await _reply(fake, "digest add", options, channel_id=thread)
+    assert msg.ephemeral and "`channel:`" in msg.text and "text channel" in msg.text, msg.text
+    assert await env.sched.subscriptions(fake.guild_id) == []
