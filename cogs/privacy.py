@@ -8,6 +8,7 @@ playlists they read, and their Spotify link — see :class:`storage.privacy.Priv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import discord
@@ -47,6 +48,19 @@ class ConfirmDelete(discord.ui.View):
     def __init__(self, cog: PrivacyCog, user_id: int) -> None:
         super().__init__(timeout=CONFIRM_TIMEOUT_S)
         self.cog, self.user_id = cog, user_id
+        self.asked: discord.Interaction | None = None  # the /privacy delete it answers
+
+    async def on_timeout(self) -> None:
+        """The buttons stop listening: take them away and say so (a late click would end in
+        Discord's "This interaction failed")."""
+        if self.asked is None:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self.asked.edit_original_response(
+                content="⌛ Nothing was deleted: the confirmation expired after "
+                f"{CONFIRM_TIMEOUT_S / 60:g} minutes. Run `/privacy delete` again.",
+                view=None,
+            )
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         return interaction.user.id == self.user_id
@@ -107,9 +121,9 @@ class PrivacyCog(commands.Cog):
             "Your results already posted in channels stay there (delete those messages in "
             "Discord); their buttons stop working.",
         ]
-        await interaction.response.send_message(
-            "\n".join(lines), view=ConfirmDelete(self, interaction.user.id), ephemeral=True
-        )
+        view = ConfirmDelete(self, interaction.user.id)
+        view.asked = interaction
+        await interaction.response.send_message("\n".join(lines), view=view, ephemeral=True)
 
     async def delete_member(self, user_id: int) -> str:
         """Delete the member's data (refused while one of their analyses is running)."""

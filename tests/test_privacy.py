@@ -592,3 +592,22 @@ async def test_privacy_show_and_delete(fake_discord: FakeDiscord, make_services,
     assert click.response_type == 7 and "Deleted" in done.content
     assert mine not in left and theirs in left and len(left) == 1
     assert not uploads and not jobs and not linked
+
+
+async def test_an_unanswered_delete_confirmation_says_it_expired(
+    fake_discord: FakeDiscord, make_services, start_bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its buttons stop listening after two minutes: they are taken away and the message says
+    nothing was deleted (a late click used to end in Discord's "This interaction failed")."""
+    import sys
+
+    services = await make_services()
+    async with start_bot(services):
+        # the module the bot loaded (load_extension executes a fresh copy of it)
+        monkeypatch.setattr(sys.modules["cogs.privacy"], "CONFIRM_TIMEOUT_S", 0.2)
+        ask = await fake_discord.slash("privacy delete")
+        [question] = await fake_discord.wait_response(ask)
+        assert fake_discord.custom_ids(question)
+        await fake_discord.wait_for(lambda: "Nothing was deleted" in question.content, within=5)
+    assert question.ephemeral and "/privacy delete" in question.content
+    assert not fake_discord.custom_ids(question)
