@@ -528,6 +528,23 @@ async def _until(predicate: Any, within: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
+async def _daily(env: Any, guild_id: int, channel_id: int) -> Any:
+    """A daily 07:30 UTC digest of LINK, set up by the guild owner."""
+    return await env.sched.subscribe(
+        guild_id=guild_id,
+        channel_id=channel_id,
+        playlist_ref=LINK,
+        playlist_id=PLAYLIST_ID,
+        schedule=Schedule.build("daily", "07:30", "UTC"),
+        k=None,
+        created_by=int(env.fake.owner_user["id"]),
+    )
+
+
+async def _paused(env: Any, sub_id: int) -> bool:
+    return bool((await env.sched.subs.get(sub_id)).paused)
+
+
 async def test_removing_the_bot_from_a_server_pauses_its_digests_at_once(env: Any) -> None:
     """Kicked (or the server deleted): its digests pause with a reason right away, rather than
     reading Spotify at the next slot for a channel the bot can no longer post in. Another
@@ -538,23 +555,11 @@ async def test_removing_the_bot_from_a_server_pauses_its_digests_at_once(env: An
     await _until(lambda: env.bot.get_guild(other_guild) is not None)
     env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
     subs = [
-        await env.sched.subscribe(
-            guild_id=guild,
-            channel_id=channel,
-            playlist_ref=LINK,
-            playlist_id=PLAYLIST_ID,
-            schedule=Schedule.build("daily", "07:30", "UTC"),
-            k=None,
-            created_by=int(fake.owner_user["id"]),
-        )
+        await _daily(env, guild, channel)
         for guild, channel in ((fake.guild_id, fake.other_channel_id), (other_guild, other_channel))
     ]
     await fake.remove_guild(other_guild)
-
-    async def paused() -> bool:
-        return bool((await env.sched.subs.get(subs[1].id)).paused)
-
-    await _until(paused, within=5)
+    await _until(lambda: _paused(env, subs[1].id), within=5)
     gone = await env.sched.subs.get(subs[1].id)
     assert "removed from this server" in gone.pause_reason
 
@@ -571,26 +576,11 @@ async def test_deleting_a_digest_channel_pauses_its_digest_and_says_so_at_once(e
     server's other digests carry on."""
     fake: FakeDiscord = env.fake
     env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
-    subs = [
-        await env.sched.subscribe(
-            guild_id=fake.guild_id,
-            channel_id=channel,
-            playlist_ref=LINK,
-            playlist_id=PLAYLIST_ID,
-            schedule=Schedule.build("daily", "07:30", "UTC"),
-            k=None,
-            created_by=int(fake.owner_user["id"]),
-        )
-        for channel in (fake.channel_id, fake.other_channel_id)
-    ]
+    subs = [await _daily(env, fake.guild_id, c) for c in (fake.channel_id, fake.other_channel_id)]
     music = fake.channel(fake.other_channel_id)
     fake.guild["channels"].remove(music)
     await fake.dispatch("CHANNEL_DELETE", music)
-
-    async def paused() -> bool:
-        return bool((await env.sched.subs.get(subs[1].id)).paused)
-
-    await _until(paused, within=5)
+    await _until(lambda: _paused(env, subs[1].id), within=5)
     assert "#music" in (await env.sched.subs.get(subs[1].id)).pause_reason
     [report] = await fake.wait_for(lambda: _channel_posts(fake, fake.channel_id))
     assert "paused" in report.content and f"/digest remove {subs[1].id}" in report.content
