@@ -401,3 +401,41 @@ async def test_a_dm_job_left_by_a_crash_is_posted_in_the_dm(
         )
     assert msgs[0].channel_id == dm and "restart" in msgs[0].text
     assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
+
+
+async def test_a_deleted_progress_reply_does_not_lose_the_result(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot, caplog
+) -> None:
+    """A moderator deletes the bot's "queued" reply while the job runs (or the member deletes
+    their link message too): the result is posted anyway, as a new message, and the log has
+    no incident (it was an ERROR traceback and the member got nothing)."""
+    import logging
+
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    fake.latency = 0.05  # the job outlasts the deletions below
+
+    def _results() -> list:
+        return [m for m in fake_discord.sent(via="channel") if m.embeds and m.components]
+
+    async with start_bot(services):
+        for delete_link_too in (False, True):
+            mid = await fake_discord.send_message(f"try {link}")
+            progress = await fake_discord.wait_for(
+                lambda mid=mid: next(
+                    (m for m in fake_discord.sent(via="channel") if m.reference_id == mid), None
+                )
+            )
+            del fake_discord.messages[progress.id]
+            if delete_link_too:
+                fake_discord.users_deleted.add(mid)
+            await fake_discord.wait_for(lambda n=1 + delete_link_too: len(_results()) >= n)
+    results = _results()
+    assert len(results) == 2 and results[0].reference_id is not None
+    assert results[1].reference_id is None  # the link message is gone: no reply arrow
+    assert all([f.filename for f in m.files][:1] == ["clusters.png"] for m in results)
+    assert all(m.files[0].size > 1000 for m in results)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -286,7 +286,9 @@ async def reply_to(message: discord.Message, content: str | None = None, **kwarg
     """Answer a posted message: a reply where Discord allows one, else a plain message in its
     channel (an admin who denies Read Message History still gets the answer)."""
     if can_reference(message.channel):
-        kwargs.update(reference=message, mention_author=False)
+        # A message deleted since (by its author or a moderator): no reply arrow, not an error.
+        kwargs.update(reference=message.to_reference(fail_if_not_exists=False))
+        kwargs.update(mention_author=False)
     return await message.channel.send(content, **kwargs)
 
 
@@ -310,7 +312,21 @@ class MessageDestination(Destination):
 
     async def _progress(self, text: str) -> None:
         if self.reply is not None:
-            await self.reply.edit(content=text)
+            try:
+                await self.reply.edit(content=text)
+            except discord.NotFound:  # deleted (by a moderator?): the result gets a new one
+                self.reply = None
+
+    async def _edit_reply(self, **fields: Any) -> bool:
+        """Edit the progress reply into the answer; False when it was deleted meanwhile."""
+        if self.reply is None:
+            return False
+        try:
+            await self.reply.edit(**fields)
+        except discord.NotFound:
+            self.reply = None
+            return False
+        return True
 
     async def _done_reaction(self, emoji: str) -> None:
         me = self.bot.user
@@ -323,14 +339,12 @@ class MessageDestination(Destination):
     async def deliver(self, messages: list[OutMessage]) -> None:
         await self.throttle.close()
         first, rest = messages[0], messages[1:]
-        if self.reply is not None:
-            await self.reply.edit(
-                content=first.content,
-                embeds=first.embeds,
-                attachments=first.files,
-                view=first.view,
-            )
-        else:
+        edited = await self._edit_reply(
+            content=first.content, embeds=first.embeds, attachments=first.files, view=first.view
+        )
+        if not edited:
+            for f in first.files:  # a refused edit may have read them already
+                f.reset()
             await reply_to(
                 self.message,
                 first.content,
@@ -344,9 +358,7 @@ class MessageDestination(Destination):
 
     async def fail(self, text: str, *, ephemeral: bool) -> None:
         await self.throttle.close()
-        if self.reply is not None:
-            await self.reply.edit(content=text)
-        else:
+        if not await self._edit_reply(content=text):
             await reply_to(self.message, text)
         await self._done_reaction("❌")
 

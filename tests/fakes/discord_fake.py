@@ -370,6 +370,7 @@ class FakeDiscord:
         self.guilds: dict[int, dict[str, Any]] = {self.guild_id: self.guild}
         self.left_channels: set[int] = set()  # channels of guilds the bot was removed from
         self.dm_channels: dict[int, int] = {}  # DM channel id -> the member on the other side
+        self.users_deleted: set[int] = set()  # members' messages deleted since they were sent
         self.users: dict[int, dict] = {int(self.owner_user["id"]): self.owner_user}
         self.member_roles: dict[int, list[int]] = {
             self.app_id: [self.bot_role_id],
@@ -1460,6 +1461,13 @@ class FakeDiscord:
                     400, 160002, "Cannot reply without permission to read message history"
                 )
             validate_message(payload, files)
+            ref = payload.get("message_reference") or {}
+            if ref and int(ref["message_id"]) in self.users_deleted:
+                if ref.get("fail_if_not_exists", True):
+                    raise _form_error(
+                        "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+                    )
+                payload = {k: v for k, v in payload.items() if k != "message_reference"}
             m = self._store(cid, payload, files, via="channel")
             return _json(self._sent_payload(m))
         if not rest and method == "GET":
@@ -1468,6 +1476,8 @@ class FakeDiscord:
         mid = int(rest[0])
         if len(rest) >= 3 and rest[1] == "reactions":
             self._require(cid, "add_reactions", "read_message_history")
+            if mid in self.users_deleted:
+                raise DiscordError(404, 10008, "Unknown Message")
             op = "add" if method == "PUT" else "remove"
             self.reactions.append((cid, mid, unquote(rest[2]), op))
             return web.Response(status=204)
