@@ -439,3 +439,26 @@ async def test_a_deleted_progress_reply_does_not_lose_the_result(
     assert all([f.filename for f in m.files][:1] == ["clusters.png"] for m in results)
     assert all(m.files[0].size > 1000 for m in results)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_deleted_cluster_response_does_not_lose_the_result(
+    fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot, caplog
+) -> None:
+    """A moderator deletes the "thinking…" response of a /cluster while it runs: the result
+    is posted in the channel, mentioning who asked (it was an ERROR incident and nothing)."""
+    import logging
+
+    from tests.fakes.spotify_fixtures import spotify_settings
+
+    fake = fake_spotify_extended
+    services = await make_services(spotify_settings(fake))
+    link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
+    fake.latency = 0.05
+    async with start_bot(services):
+        it = await fake_discord.slash("cluster", {"playlist": link})
+        await fake_discord.wait_acked(it)
+        del fake_discord.messages[it.original_id]
+        msgs = await wait_results(fake_discord, None, 2, via="channel")
+    assert f"<@{it.user_id}>" in msgs[0].content
+    assert [f.filename for f in msgs[0].files][:1] == ["clusters.png"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

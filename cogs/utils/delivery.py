@@ -220,12 +220,26 @@ class InteractionDestination(Destination):
             await self._to_channel(messages)
             return
         first, rest = messages[0], messages[1:]
-        await self.interaction.edit_original_response(
-            content=first.content,
-            embeds=first.embeds,
-            attachments=first.files,
-            view=first.view,
-        )
+        try:
+            await self.interaction.edit_original_response(
+                content=first.content,
+                embeds=first.embeds,
+                attachments=first.files,
+                view=first.view,
+            )
+        except discord.NotFound:  # deleted while it ran (a moderator?): the channel, then
+            log.info(
+                "interaction %s: response deleted; result posted to the channel",
+                self.interaction.id,
+            )
+            for f in first.files:  # the refused edit may have read them already
+                f.reset()
+            if self.private:  # never to the channel: ephemeral followups
+                for msg in messages:
+                    await self._continue(msg)
+            else:
+                await self._to_channel(messages)
+            return
         for msg in rest:
             await self._continue(msg)
 
