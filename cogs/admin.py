@@ -14,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
+from cogs.utils.delivery import reply_to
 
 
 async def do_sync(bot: PlaylistClustersBot, scope: str, guild_id: int | None) -> str:
@@ -41,15 +42,13 @@ class Admin(commands.Cog):
     async def sync_prefix(self, ctx: commands.Context, scope: str = "guild") -> None:
         """``!sync`` → this guild (instant); ``!sync global`` → everywhere."""
         scope = "global" if scope.lower() == "global" else "guild"
-        await ctx.reply(
-            await do_sync(self.bot, scope, ctx.guild.id if ctx.guild else None),
-            mention_author=False,
-        )
+        text = await do_sync(self.bot, scope, ctx.guild.id if ctx.guild else None)
+        await reply_to(ctx.message, text)  # a plain message where Discord refuses a reply
 
     @sync_prefix.error
     async def sync_prefix_error(self, ctx: commands.Context, error: Exception) -> None:
         if isinstance(error, commands.NotOwner):
-            await ctx.reply("Only the bot owner can sync commands.", mention_author=False)
+            await reply_to(ctx.message, "Only the bot owner can sync commands.")
         else:
             raise error
 

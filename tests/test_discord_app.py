@@ -187,3 +187,20 @@ async def test_build_services_wires_the_settings_into_the_store(make_services) -
     assert services.store.features.days == 7
     assert services.ctx.feature_cache is services.store.features  # features cached across playlists
     assert services.queue.store is services.store
+
+
+async def test_sync_answers_where_the_bot_cannot_read_message_history(
+    fake_discord: FakeDiscord, make_services, start_bot
+) -> None:
+    """`!sync` answered with a reply, which Discord refuses without Read Message History
+    (160002): the sync happened, the owner heard nothing, the log had a traceback."""
+    services = await make_services()
+    fake_discord.deny_bot(fake_discord.channel_id, "read_message_history")
+    async with start_bot(services):
+        await fake_discord.send_message("!sync")
+        reply = await fake_discord.wait_for(
+            lambda: next(
+                (m for m in fake_discord.sent(via="channel") if "Synced" in m.content), None
+            )
+        )
+    assert reply.reference_id is None and not fake_discord.errors
