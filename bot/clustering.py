@@ -21,11 +21,10 @@ import numpy as np
 from bot import warm_start
 from bot.errors import InvalidInput, TooSmall
 from bot.features.matrix import FeatureMatrix, distinct_rows
-from bot.models import Analysis, Cluster, FetchResult, Track
+from bot.models import MIN_TRACKS, Analysis, Cluster, FetchResult, Track
 from bot.naming import name_clusters, split_by
 from bot.projection import project
 
-MIN_TRACKS = 10
 MAX_AUTO_K = 12
 N_REPRESENTATIVES = 10
 # The silhouette only words how apart the clusters are: on 1,000 rows its standard error is

@@ -26,6 +26,10 @@ AUDIO_FEATURES: tuple[str, ...] = (
 # Every feature value kept per track: the 9 above plus the categorical ones (reported, cached).
 FEATURE_KEYS: tuple[str, ...] = (*AUDIO_FEATURES, "key", "mode", "time_signature")
 
+# Fewest playable tracks a source may have to be clustered (checked as soon as it is read:
+# bot.sources.normalise, before any feature is asked for; and by bot.clustering.validate).
+MIN_TRACKS = 10
+
 FeatureSource = Literal["spotify", "reccobeats", "csv", "metadata"]
 SourceKind = Literal["playlist", "album", "liked", "csv", "demo"]
 # Who asked for a job, so whoever owns it delivers it: the /cluster cog (a slash command or a

@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import Settings
 from bot.demo import load_demo
-from bot.errors import AuthError, EmptyPlaylist, InvalidInput, InvalidLink, TooLarge
+from bot.errors import AuthError, EmptyPlaylist, InvalidInput, InvalidLink, TooLarge, TooSmall
 from bot.jobs.inline import run_analysis
 from bot.models import (
     AUDIO_FEATURES,
@@ -302,3 +302,21 @@ def test_packed_cluster_steps_give_the_same_analysis_as_cluster_step() -> None:
     assert Analysis.from_dict(json.loads(text)).to_dict() == decoded.to_dict()
     old_format = json.dumps(decoded.to_dict())
     assert codecs.decode_text(old_format).to_dict() == decoded.to_dict()
+
+
+def test_a_small_album_is_refused_by_name_when_read() -> None:
+    """An EP of 4 tracks said "This playlist has only 4 playable tracks", and only after the
+    features step (cache, ReccoBeats) had run for it."""
+    ep = FetchResult(
+        PlaylistMeta(id="a", name="Four Songs EP", kind="album"),
+        [Track(id=f"t{i}", name=f"Song {i}") for i in range(4)],
+        skipped={"local": 1},
+    )
+    with pytest.raises(TooSmall) as err:
+        normalise(ep, 100)
+    assert err.value.user_message == (
+        "“Four Songs EP” has only 4 playable tracks (skipped: 1 local file); "
+        "clustering needs at least 10."
+    )
+    ten = FetchResult(ep.meta, [Track(id=f"t{i}", name=f"Song {i}") for i in range(10)])
+    assert normalise(ten, 100) is ten

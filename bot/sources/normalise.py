@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.errors import EmptyPlaylist, TooLarge
-from bot.models import FetchResult, PlaylistMeta, Track
+from bot.errors import EmptyPlaylist, TooLarge, TooSmall
+from bot.models import MIN_TRACKS, FetchResult, PlaylistMeta, Track
 
 # How a skip reason reads in a sentence (singular; an "s" is added for more than one).
 # What each skip reason is called (one, many): the empty-playlist message, the overview line,
@@ -74,9 +74,14 @@ def check_total(meta: PlaylistMeta, limit: int) -> None:
         raise TooLarge(too_large_message(meta.total, limit, meta.name))
 
 
-def empty_message(meta: PlaylistMeta, skipped: dict[str, int]) -> str:
+def _skipped_note(skipped: dict[str, int]) -> str:
+    """e.g. " (skipped: 2 local files, 1 podcast episode)", or "" when nothing was skipped."""
     parts = [skipped_count(k, n) for k, n in skipped.items() if n]
-    why = f" (skipped: {', '.join(parts)})" if parts else ""
+    return f" (skipped: {', '.join(parts)})" if parts else ""
+
+
+def empty_message(meta: PlaylistMeta, skipped: dict[str, int]) -> str:
+    why = _skipped_note(skipped)
     return f"“{meta.name}” has no playable Spotify tracks{why}, so there's nothing to analyse."
 
 
@@ -86,10 +91,23 @@ def check_not_empty(meta: PlaylistMeta, tracks: list[Track], skipped: dict[str, 
         raise EmptyPlaylist(empty_message(meta, skipped))
 
 
+def too_small_message(meta: PlaylistMeta, n: int, skipped: dict[str, int]) -> str:
+    """e.g. "“Single Ladies EP” has only 4 playable tracks; clustering needs at least 10."
+    (by name: the source may be an album, an EP or a file, not a playlist)."""
+    return (
+        f"“{meta.name}” has only {n} playable track{'s' if n != 1 else ''}"
+        f"{_skipped_note(skipped)}; "
+        f"clustering needs at least {MIN_TRACKS}."
+    )
+
+
 def normalise(fetched: FetchResult, limit: int) -> FetchResult:
-    """``fetched`` with repeated ids dropped; EmptyPlaylist / TooLarge when it breaks a rule."""
+    """``fetched`` with repeated ids dropped; EmptyPlaylist / TooSmall / TooLarge when it
+    breaks a rule."""
     tracks, skipped = first_of_each(fetched.tracks, fetched.skipped)
     check_not_empty(fetched.meta, tracks, skipped)
+    if len(tracks) < MIN_TRACKS:  # said now, before any feature request is made
+        raise TooSmall(too_small_message(fetched.meta, len(tracks), skipped))
     if len(tracks) > limit:
         raise TooLarge(too_large_message(len(tracks), limit, fetched.meta.name))
     if len(tracks) == len(fetched.tracks) and skipped == fetched.skipped:
