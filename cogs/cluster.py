@@ -101,8 +101,8 @@ class ClusterCog(commands.Cog):
             self._awaited.add(job_id)
             await dest.submitted(job_id)  # what a resume needs to answer here (joiners too)
             outcome = await handle.result()
-            liked: set[str] = set()
-            if request.user_id is not None:
+            liked: set[str] = set()  # 💚 marks are one member's data: only where only they see
+            if request.user_id is not None and dest.private:
                 ids = E.representative_ids(outcome.analysis)
                 liked = await V.liked_for(self.bot, request.user_id, ids)
             header = "♻️ Unchanged since last time: reused." if outcome.reused else None
@@ -422,7 +422,11 @@ class ClusterCog(commands.Cog):
         analysis = await self._stored(id, interaction)
         png = await self.services.store.analyses.file(id, E.SCATTER_NAME)
         profile = await self.services.store.analyses.file(id, E.PROFILE_NAME)
-        liked = await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
+        liked = (
+            await V.liked_for(self.bot, interaction.user.id, E.representative_ids(analysis))
+            if private  # shown to the channel: the viewer's 💚 marks stay theirs
+            else set()
+        )
         await dest.deliver(
             result_messages(
                 analysis, png, liked=liked, label=f"Stored analysis #{id}", profile=profile

@@ -195,7 +195,8 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
     fake_discord: FakeDiscord, fake_spotify: FakeSpotify, make_services, start_bot
 ) -> None:
     """The issue end to end: in Development Mode only the requester's link can read their
-    playlist; results carry 💚 for saved tracks; Save as playlist lands in their account."""
+    playlist; the tracks they saved carry 💚 where only they see it (Browse), never in the
+    channel's result; Save as playlist lands in their account."""
     fake = fake_spotify
     entries = list(fake.playlists[fake.alice_playlist].entries)
     fake.set_saved("alice", entries)  # every track saved: every shown line gets a 💚
@@ -221,7 +222,7 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
         [first, *_] = await fake_discord.wait_for(
             lambda: [m for m in fake_discord.responses(it) if m.embeds], SLOW
         )
-        assert "💚" in first.text
+        assert "💚" not in first.text  # the channel sees the result, not their library
         [browse_id] = [i for i in fake_discord.custom_ids(first) if i.startswith("pc:browse:")]
         aid = int(browse_id.split(":")[2])
         analysis = await services.store.analyses.get(aid)
@@ -229,6 +230,7 @@ async def test_linked_user_clusters_own_dev_mode_playlist_with_marks_and_saves_a
 
         click = await fake_discord.click(first, browse_id, values=[str(biggest.index)])
         [page] = await fake_discord.wait_response(click)
+        assert page.ephemeral and "💚" in page.text
         fake.clear_log()
         save = await fake_discord.click(page, f"pc:save:{aid}:{biggest.index}")
         [msg] = await fake_discord.wait_for(

@@ -173,8 +173,8 @@ async def test_liked_marks_and_save_with_a_linked_account(
             "cluster", {"liked": True}, user_id=fake_discord.add_user("x")
         )
         [refused] = await fake_discord.wait_response(liked_it)
-    assert first.text.count("💚") == 1
-    assert page.text.count("💚") == 1
+    assert "💚" not in first.text  # shown to the channel: the viewer's library stays theirs
+    assert page.ephemeral and page.text.count("💚") == 1
     assert msg.ephemeral and "open.spotify.com/playlist/N" in msg.text
     assert saved == [(owner, saved[0][1], analysis.clusters[0].track_ids)]
     assert analysis.source.name in saved[0][1]

@@ -110,7 +110,10 @@ def outcome_messages(
 
 
 class Destination:
-    """Where progress and results of one request go."""
+    """Where progress and results of one request go. ``private``: only the requester sees
+    them (an ephemeral response, a DM), so their 💚 marks may be shown."""
+
+    private = False
 
     def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
@@ -312,6 +315,7 @@ class MessageDestination(Destination):
     def __init__(self, bot: PlaylistClustersBot, message: discord.Message) -> None:
         super().__init__(bot)
         self.message = message
+        self.private = message.guild is None  # a link sent to the bot in a DM
         self.reply: discord.Message | None = None
         perms = channel_permissions(message.channel)
         self.can_react = perms is None or (perms.add_reactions and perms.read_message_history)
