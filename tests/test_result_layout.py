@@ -265,10 +265,10 @@ def result_height(
     requester's mention above it, as post_ready writes it."""
     analysis.analysis_id = 123_456
     analysis.source.owner_name = "🎧 An owner with a really quite long display name " * 3
-    analysis.liked = list(analysis.assignments)
     msgs = result_messages(
         analysis,
         rendered.png,
+        liked=set(analysis.assignments),
         # the longest header a result can carry (a reused result can't lack sound)
         header=RESUMED if everything else None,
         label=label,

@@ -368,7 +368,7 @@ def analysis_embeds(
     Tracks lose their links, then drop to 3 a cluster, when that is what keeps the result
     in one message (else two) of 6,000 characters."""
     by_id = analysis.track_by_id()
-    liked_set = set(liked) | set(analysis.liked)
+    liked_set = set(liked)  # never analysis.liked: an old stored one could be anyone's
     overview = overview_embed(analysis, header=header, with_image=with_image, reader=reader)
     tracks = representatives_shown(len(analysis.clusters))
     levels = [(tracks, True), (tracks, False), (3, False)]
@@ -475,7 +475,7 @@ def browse_embed(
 ) -> discord.Embed:
     """One page of every track in a cluster (numbered, nearest the centroid first)."""
     by_id = analysis.track_by_id()
-    liked_set = set(liked) | set(analysis.liked)
+    liked_set = set(liked)  # never analysis.liked: an old stored one could be anyone's
     pages = page_count(cluster, page_size)
     page = min(max(0, page), pages - 1)
     start = page * page_size
