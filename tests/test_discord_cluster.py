@@ -354,7 +354,8 @@ async def test_a_link_sent_to_the_bot_in_a_dm_is_answered_there_privately(
     fake_discord: FakeDiscord, fake_spotify_extended, make_services, start_bot
 ) -> None:
     """A member who DMs the bot a link (as they would paste it in a server) got no answer at
-    all; it is answered in the DM, and the analysis is a DM one (shown only to them)."""
+    all; it is answered in the DM, and the analysis is a DM one (shown only to them): their
+    💚 marks show there (in a channel they would not)."""
     from tests.fakes.spotify_fixtures import spotify_settings
 
     fake = fake_spotify_extended
@@ -362,6 +363,15 @@ async def test_a_link_sent_to_the_bot_in_a_dm_is_answered_there_privately(
     link = f"https://open.spotify.com/playlist/{fake.alice_playlist}"
     bob = fake_discord.add_user("bob")
     dm = fake_discord.open_dm(bob)
+    saved = set(fake.playlists[fake.alice_playlist].entries)  # bob is linked, saved them all
+
+    async def status(user_id: int) -> dict | None:
+        return {"display_name": "Bob"} if user_id == bob else None
+
+    async def liked_among(user_id: int, ids: list[str]) -> set[str]:
+        return saved & set(ids) if user_id == bob else set()
+
+    services.accounts.status, services.accounts.liked_among = status, liked_among
     async with start_bot(services):
         mid = await fake_discord.send_message(f"{link}", user_id=bob, channel_id=dm)
         msgs = await wait_results(fake_discord, None, 2, via="channel")
@@ -370,6 +380,7 @@ async def test_a_link_sent_to_the_bot_in_a_dm_is_answered_there_privately(
         owner = await services.store.analyses.owner(row.id)
     assert not fake_discord.errors, fake_discord.errors
     assert msgs[0].channel_id == dm and msgs[0].reference_id == mid
+    assert "💚" in msgs[0].text
     assert all(m.channel_id == dm for m in fake_discord.messages.values())
     assert owner is not None and owner.guild_id is None
 
