@@ -14,7 +14,7 @@ provides it (extended-quota apps, Exportify CSVs, the demo data); it is left bla
 unknown (development-mode apps get no popularity). **💚** marks tracks saved in the requesting
 user's library (linked accounts only).
 
-Why one module (~670 lines): every artefact is drawn from one :class:`~bot.models.Analysis` in
+Why one module (~715 lines): every artefact is drawn from one :class:`~bot.models.Analysis` in
 the worker process with the same helpers (wrapping, escaping, styles, the phone-size
 constants). The seam, should it grow: the charts (scatter, profile) and the text artefacts
 (markdown, CSV, summary).

@@ -5,6 +5,10 @@ Flow for one request: check the channel permissions we need → acknowledge (def
 result as one or more messages within Discord's limits (overview + scatter, one embed per
 cluster, persistent browse/download components). Interaction tokens die after 15 minutes:
 older than ``bot.interaction_ttl_s``, results go to the channel instead.
+
+Why one module (~510 lines): /cluster, posted links and /clusters show are three doors to
+the same run-and-deliver path (:meth:`ClusterCog.run`, the resume of interrupted jobs, who may
+see a stored analysis); the delivery itself lives in :mod:`cogs.utils.delivery`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,12 @@ case/spacing-insensitively, in any order):
 Audio-feature columns, when present, become ``Track.features`` so such CSVs need no feature
 look-ups at all. Local files, podcast episodes, empty rows, malformed ids and duplicates are
 skipped and counted.
+
+Why one module (~560 lines): decoding a file (encodings, Mac Roman vs cp1252, zip/xlsx told
+apart), finding its header and reading its rows all answer one question — what a member's
+file says — and share the error messages that name the file; the column names in every
+language already live apart (:mod:`bot.sources.exportify_headers`). The seam, should it grow:
+decoding bytes to text (``decode_csv`` and ``_plausibility``) from reading the rows.
 """
 
 from __future__ import annotations

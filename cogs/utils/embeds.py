@@ -6,7 +6,7 @@ value 1,024, footer 2,048, author 256. :func:`analysis_embeds` lays a result out
 the overview + scatter, then every cluster as a bold heading (number, name, size) with 3–5
 tracks on one phone line each, in shared embed descriptions (a field costs 10 px more per
 cluster at 420 px), in one message (two at most for k ≤ 20); README "What a result looks like".
-Why one module (~500 lines): the overview, the cluster lines and the browse pages share one
+Why one module (~515 lines): the overview, the cluster lines and the browse pages share one
 height and character budget, measured together by tests/test_result_layout.py.
 """
 
