@@ -46,8 +46,7 @@ def cluster_step(
             "try again later."
         ) from None
     analysis = analyze(clean, fm, k, seed, previous)
-    without = sum(t.id not in features.values for t in tracks)
-    analysis.unanswered = min(features.unanswered, without)
+    analysis.unanswered = features.unanswered  # counted over these tracks by gather_features
     analysis.created_at = datetime.now(UTC).isoformat(timespec="seconds")
     return analysis
 
