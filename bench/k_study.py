@@ -21,7 +21,12 @@ tracks per playlist: k = round(tracks / 80) is within ±1 of the number of playl
   unequal size, and a size that says little about the count.
 
     python bench/k_study.py [--seeds 0 1 2] [--kinds full half share] [--cache /tmp/k_study]
-                            [--table]
+                            [--table] [--learned] [--paired]
+
+``--learned`` bounds every rule that reads these fields: a random forest *trained on the
+answers* of the other two seeds (leave one seed out) predicts, per candidate k, how much NMI +
+ARI it gains over the shipped k, and picks the best (see :func:`learned`). ``--paired`` prints
+the shipped rule's auto − k given with a bootstrap 95% interval over the mixes.
 
 A cold cache costs 1–4 min per kind and seed (1 thread), plus 1–3 min (under load) for the two
 mixtures of :func:`model_bics`; a cache built before them runs every rule but those (the table
@@ -300,12 +305,131 @@ def table(data: dict[tuple[str, int], list[Record]], seeds: list[int], kinds: li
             print(f"| {name} | " + " | ".join(cells) + f" | {dn:+.3f} / {da:+.3f} |")
 
 
+def curve_features(d: Record) -> tuple[int, list[tuple[int, list[float]]]]:
+    """The shipped k and, per candidate k, what a k rule can read of the cached curves: k and
+    its distance to each criterion's k, the gap statistics' Tibshirani margins and distance to
+    their best, BIC per track above its best, silhouette, Davies–Bouldin, the drops in log
+    dispersion around k, the mix's size. Nothing here knows the playlists."""
+    rows, cand, n = d["rows"], candidates(d), d["n"]
+    g, gg, b = gap_k(d), gap_k(d, 1, "gap_gauss"), bic_k(d)
+    shipped = nearest(d, sorted((g, gg, b))[1])
+    top_gap = max(rows[k]["gap"] for k in cand)
+    top_gauss = max(rows[k]["gap_gauss"] for k in cand)
+    top_sil = max(rows[k]["sil"] for k in cand)
+    low_db = min(rows[k]["db"] for k in cand)
+    low_bic = min(rows[k]["bic"] for k in [1, *cand])
+    out = []
+    for k in cand:
+        r, up, down = rows[k], rows[k + 1], rows[k - 1]
+        out.append(
+            (
+                k,
+                [
+                    *(k, math.log(n), d["k_max"], shipped, g, gg, b),
+                    *(k - shipped, k - g, k - gg, k - b),
+                    r["gap"] - up["gap"] + up["se"],
+                    r["gap_gauss"] - up["gap_gauss"] + up["se_gauss"],
+                    *(r["gap"] - top_gap, r["gap_gauss"] - top_gauss, (r["bic"] - low_bic) / n),
+                    *(r["sil"], r["sil"] - top_sil, r["db"] - low_db),
+                    *(down["log_w"] - r["log_w"], r["log_w"] - up["log_w"]),
+                ],
+            )
+        )
+    return shipped, out
+
+
+def learned(data: dict[tuple[str, int], list[Record]], seeds: list[int], kinds: list[str]) -> None:
+    """Leave one seed out: a random forest fitted on the other seeds' mixes (every kind) to
+    the gain in NMI + ARI of each candidate k over the shipped k picks, on the held-out seed,
+    the k it predicts best. It was *given the answers* to learn from, and it sees every field a
+    rule here reads, so it bounds what a rule built from these curves can do. (The seeds'
+    mixes share playlists, so this bound is, if anything, optimistic.)"""
+    from sklearn.ensemble import RandomForestRegressor
+
+    def rows_of(mixes: list[Record]) -> tuple[list[list[float]], list[float]]:
+        X, y = [], []
+        for d in mixes:
+            shipped, feats = curve_features(d)
+            base = d["rows"][shipped]["nmi_merged"] + d["rows"][shipped]["ari_merged"]
+            for k, f in feats:
+                X.append(f)
+                y.append(d["rows"][k]["nmi_merged"] + d["rows"][k]["ari_merged"] - base)
+        return X, y
+
+    print("\nlearned k (random forest, leave one seed out): auto − k given, NMI / ARI\n")
+    print("| kind | " + " | ".join(f"seed {s}" for s in seeds) + " | mean Δ | shipped |")
+    print("|:---|" + "---:|" * (len(seeds) + 2))
+    out: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+    for held in seeds:
+        X, y = [], []
+        for (_, s), mixes in data.items():
+            if s != held:
+                X_s, y_s = rows_of(mixes)
+                X, y = X + X_s, y + y_s
+        forest = RandomForestRegressor(300, min_samples_leaf=10, random_state=0).fit(X, y)
+        for kind in kinds:
+            deltas = []
+            for d in data[kind, held]:
+                shipped, feats = curve_features(d)
+                gain = forest.predict(np.array([f for _, f in feats]))
+                k = feats[int(np.argmax(gain))][0]
+                given = d["rows"][d["m"]]
+                for pick in (k, shipped):
+                    r = d["rows"][pick]
+                    deltas.append((r["nmi_merged"] - given["nmi"], r["ari_merged"] - given["ari"]))
+            mine, ship = np.mean(deltas[0::2], axis=0), np.mean(deltas[1::2], axis=0)
+            out[kind, held] = (*mine, *ship)
+    for kind in kinds:
+        cells = [f"{out[kind, s][0]:+.3f} / {out[kind, s][1]:+.3f}" for s in seeds]
+        mean = np.mean([out[kind, s] for s in seeds], axis=0)
+        print(
+            f"| {kind} | " + " | ".join(cells) + f" | {mean[0]:+.3f} / {mean[1]:+.3f} |"
+            f" {mean[2]:+.3f} / {mean[3]:+.3f} |"
+        )
+
+
+def paired(data: dict[tuple[str, int], list[Record]], kinds: list[str]) -> None:
+    """The shipped rule's auto − k given per kind over all seeds' mixes, with a bootstrap 95%
+    interval of the mean (5,000 resamples of the mixes) and the count of mixes it wins/loses."""
+    rule = RULES["shipped: median(gap, Gaussian gap, BIC)"]
+    rng = np.random.default_rng(0)
+    print("\nshipped rule, auto − k given over the mixes: mean [95% bootstrap interval]\n")
+    print("| kind | mixes | NMI | ARI | NMI wins / ties / losses |")
+    print("|:---|---:|---:|---:|---:|")
+    for kind in kinds:
+        diffs = np.array(
+            [
+                (
+                    d["rows"][rule(d)]["nmi_merged"] - d["rows"][d["m"]]["nmi"],
+                    d["rows"][rule(d)]["ari_merged"] - d["rows"][d["m"]]["ari"],
+                )
+                for (kd, _), mixes in data.items()
+                if kd == kind
+                for d in mixes
+            ]
+        )
+        means = np.array(
+            [diffs[rng.integers(0, len(diffs), len(diffs))].mean(axis=0) for _ in range(5000)]
+        )
+        lo, hi = np.percentile(means, [2.5, 97.5], axis=0)
+        mean = diffs.mean(axis=0)
+        nmi = diffs[:, 0]
+        wins, losses = int((nmi > 1e-9).sum()), int((nmi < -1e-9).sum())
+        print(
+            f"| {kind} | {len(diffs)} | {mean[0]:+.4f} [{lo[0]:+.4f}, {hi[0]:+.4f}] | "
+            f"{mean[1]:+.4f} [{lo[1]:+.4f}, {hi[1]:+.4f}] | "
+            f"{wins} / {len(nmi) - wins - losses} / {losses} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     ap.add_argument("--cache", type=Path, default=CACHE)
     ap.add_argument("--table", action="store_true", help="print what each rule gives")
+    ap.add_argument("--learned", action="store_true", help="bound: a k rule trained on answers")
+    ap.add_argument("--paired", action="store_true", help="shipped rule's gap, with intervals")
     args = ap.parse_args(argv)
     threadpool_limits(1)
     data = {(kind, s): build(s, kind, args.cache) for kind in args.kinds for s in args.seeds}
@@ -315,6 +439,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{kind} seed {s}: RULES' shipped rule differs from _search_k in {bad} mixes")
     if args.table:
         table(data, args.seeds, args.kinds)
+    if args.paired:
+        paired(data, args.kinds)
+    if args.learned:
+        learned(data, args.seeds, args.kinds)
 
 
 if __name__ == "__main__":
