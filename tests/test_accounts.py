@@ -567,3 +567,60 @@ async def test_my_playlists_is_cached_for_autocomplete_and_refreshed_after_a_sav
     assert fake_spotify.count("/v1/me/playlists", method="GET") == 3
     await accounts.unlink(USER)
     assert await accounts.my_playlists(USER) == []
+
+
+async def test_a_member_taken_off_the_apps_user_list_is_told_why_and_what_helps(
+    accounts: AccountService, fake_spotify: FakeSpotify, caplog
+) -> None:
+    """Development Mode allows 5 users: the app's owner takes a linked member off *User
+    Management* (to make room for a sixth) and Spotify answers every call with that member's
+    token 403 "User not registered in the Developer Dashboard" (plain text). They were told
+    their linked account can't read their own playlist, or to link again for a "missing
+    permission" (relinking gets the same 403)."""
+    from bot.models import AnalysisRequest, no_progress
+    from bot.pipeline import PipelineContext, fetch_step
+    from bot.sources.public_page import PublicPageReader
+    from bot.sources.spotify import SpotifyGateway
+    from bot.sources.spotify.errors import NotRegistered
+
+    await link(fake_spotify, accounts)
+    fake_spotify.unregistered.add("alice")
+    app = SpotifyGateway(accounts.settings)
+    pages = PublicPageReader.from_settings(accounts.settings)
+    ctx = PipelineContext(
+        settings=accounts.settings, spotify=app, user_tokens=accounts.access_token, pages=pages
+    )
+    own = fake_spotify.playlists[fake_spotify.alice_playlist]
+    request = AnalysisRequest(link=f"https://open.spotify.com/playlist/{own.id}", user_id=USER)
+    playlists = len(fake_spotify.playlists)
+    try:
+        own.public = False
+        with caplog.at_level(logging.DEBUG):
+            with pytest.raises(NotRegistered) as private:
+                await fetch_step(request, ctx, no_progress)
+            for attempt in (
+                fetch_step(AnalysisRequest(liked=True, user_id=USER), ctx, no_progress),
+                accounts.save_cluster(USER, "x", "", fake_spotify.track_ids()[:3]),
+                accounts.my_playlists(USER),
+                accounts.liked_among(USER, fake_spotify.track_ids()[:3], strict=True),
+            ):
+                with pytest.raises(NotRegistered) as refused:
+                    await attempt
+                said = refused.value.user_message
+                assert "User Management" in said and "owner to add it back" in said
+                assert "missing permission" not in said and refused.value.ephemeral
+        said = private.value.user_message
+        assert "User Management" in said and "public page isn't available" in said
+        assert "can't read this one" not in said  # it is hers: ownership was never the issue
+        assert len(fake_spotify.playlists) == playlists  # nothing saved
+        own.public = True  # a public playlist is still read, from its public page
+        fetched = await fetch_step(request, ctx, no_progress)
+        assert len(fetched.tracks) == 60
+        assert await accounts.status(USER) is not None  # the link is kept: re-adding fixes it
+        with pytest.raises(LinkError, match="User Management"):  # and relinking says why
+            await link(fake_spotify, accounts)
+        for token in fake_spotify.tokens:
+            assert token not in caplog.text
+    finally:
+        app.close()
+        await pages.close()

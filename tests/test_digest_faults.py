@@ -23,6 +23,8 @@ from bot.sources.spotify.errors import (
     APP_CREDENTIALS_MESSAGE,
     EDITORIAL_MESSAGE,
     NOT_OWNER_MESSAGE,
+    NOT_REGISTERED_MESSAGE,
+    NotRegistered,
 )
 from storage.db import Database
 from tests.manual_clock import ManualClock
@@ -70,6 +72,7 @@ async def _tick_all(sched: DigestScheduler) -> list:
         EditorialPlaylist(EDITORIAL_MESSAGE),
         InvalidLink("That's not a playlist link."),
         TooLarge("That playlist has 12,000 tracks; the limit is 10,000."),
+        NotRegistered(NOT_REGISTERED_MESSAGE),
     ],
 )
 def test_pause_reasons_are_worded_for_a_public_post(err) -> None:
@@ -78,6 +81,13 @@ def test_pause_reasons_are_worded_for_a_public_post(err) -> None:
     low = reason.lower()
     assert "your" not in low and "attach" not in low and " here" not in low
     assert reason != err.user_message
+
+
+def test_a_creator_taken_off_the_apps_user_list_is_not_told_to_link_again() -> None:
+    """Relinking can't help a member the app's owner took off *User Management*: the
+    pause said "That member can `/spotify link` again"."""
+    reason = public_reason(NotRegistered(NOT_REGISTERED_MESSAGE))
+    assert "User Management" in reason and "/spotify link" not in reason
 
 
 async def test_a_paused_digest_says_so_publicly_without_second_person(db) -> None:

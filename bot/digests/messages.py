@@ -17,6 +17,7 @@ from bot.errors import (
     PipelineError,
     TooLarge,
 )
+from bot.sources.spotify.errors import NotRegistered
 from storage.digests import Subscription
 
 if TYPE_CHECKING:
@@ -87,6 +88,13 @@ def public_reason(err: PipelineError) -> str:
         return "its link doesn't point to a Spotify playlist or album."
     if isinstance(err, TooLarge):
         return "the playlist has grown past the number of tracks this bot analyses."
+    if isinstance(err, NotRegistered):
+        return (
+            "the Spotify account linked by the member who set up the digest is no longer on the "
+            "bot's Spotify app's list of allowed users (Development Mode allows 5), so Spotify "
+            "refuses it. The bot's owner can add it back in the Spotify developer dashboard "
+            "(*User Management*)."
+        )
     if isinstance(err, NotOwner | AuthError):
         return (
             "the bot can't read this playlist any more: it is private, or not owned by (or "

@@ -235,6 +235,9 @@ class FakePlaylist:
         return base64.b64encode(f"{self.snapshot_n},{self.id}".encode()).decode()
 
 
+NOT_REGISTERED = "User not registered in the Developer Dashboard"
+
+
 class FakeSpotify:
     """State + aiohttp app. Use :meth:`start` / :meth:`stop` (the fixtures do)."""
 
@@ -252,6 +255,10 @@ class FakeSpotify:
         self.refresh_tokens: dict[str, RefreshInfo] = {}
         self.auth_codes: dict[str, AuthCode] = {}
         self.authorize_as: str | None = None  # user who "approves" GET /authorize
+        # Development Mode's User Management: users taken off the app's list (at most 5 may
+        # be on it). Every Web API call with their token answers 403 with Spotify's plain-text
+        # body "User not registered in the Developer Dashboard" (not a JSON error object).
+        self.unregistered: set[str] = set()
         self.reccobeats_ids: dict[str, str] = {}  # spotify id -> reccobeats uuid
         self.reccobeats_missing: set[str] = set()  # ids ReccoBeats does not know
         self.reccobeats_isrc: set[str] = set()  # ...of those, the ones it finds by ISRC
@@ -655,6 +662,8 @@ class FakeSpotify:
             return self._error(401, "Invalid access token")
         if info.expires_at < time.time():
             return self._error(401, "The access token expired")
+        if info.user_id is not None and info.user_id in self.unregistered:
+            return web.Response(status=403, text=NOT_REGISTERED)
         return info
 
     def _user_auth(self, request: web.Request) -> TokenInfo | web.Response:

@@ -64,6 +64,19 @@ APP_CREDENTIALS_MESSAGE = (
 log = logging.getLogger(__name__)
 # Spotify's 403 message when the app owner's Premium has lapsed (it applies to every call).
 _PREMIUM_LAPSED = "premium subscription required for the owner of the app"
+# Spotify's 403 (a plain-text body, not a JSON error) to every call made with the token of a
+# user who is not on a Development-Mode app's User Management list: never added, or taken off
+# by the app's owner (at most 5 users) after they linked.
+_NOT_REGISTERED = "user not registered in the developer dashboard"
+NOT_REGISTERED_MESSAGE = (
+    "Spotify no longer lets this bot use your linked account: the bot's Spotify app is in "
+    "Development Mode, where its owner must list each member's Spotify account under *User "
+    "Management* (at most 5 accounts), and yours isn't on that list any more. Ask the bot's "
+    "owner to add it back (your Spotify name and e-mail); linking again won't help until then. "
+    "Meanwhile public playlists are read from their public page, and an Exportify CSV "
+    "(https://exportify.net) works for any playlist; `/spotify unlink` stops the bot trying "
+    "your account."
+)
 _premium_reported = False
 
 
@@ -109,6 +122,14 @@ class Request:
     as_user: bool = False  # made with a user's token (not the app's)
 
 
+class NotRegistered(AuthError):
+    """403 "User not registered in the Developer Dashboard" to a linked member's token: their
+    Spotify account was taken off the app's User Management list after they linked. Relinking
+    can't help (the ``GET /me`` after it gets the same 403); the app's owner must add it back."""
+
+    code = "not_registered"
+
+
 class InvalidGrant(PipelineError):
     """The refresh token is dead (expired or revoked): the account layer deletes the link."""
 
@@ -132,6 +153,12 @@ def status_error(failure: HttpFailure, request: Request) -> PipelineError:
         )
     if status == 403 and _PREMIUM_LAPSED in (failure.message or "").lower():
         return _app_suspended(failure)
+    if (
+        status == 403
+        and asked is not Asked.LINK_PROFILE  # linking: that check has its own message
+        and _NOT_REGISTERED in (failure.message or "").lower()
+    ):
+        return NotRegistered(NOT_REGISTERED_MESSAGE, detail=f"403 {request.path}")
     if asked is Asked.PLAYLIST and request.owner_id == "spotify" and status in (403, 404):
         return EditorialPlaylist(EDITORIAL_MESSAGE)
     if status == 403:
