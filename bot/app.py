@@ -58,9 +58,11 @@ class PlaylistClustersBot(commands.Bot):
     """The bot. Cogs reach the services as ``bot.services``.
 
     ``interaction_ttl_s`` / ``clock`` decide when an interaction token is too old to use (results
-    then go to the channel); tests inject them. ``manage_services``: start the queue (and the
-    OAuth callback server) in ``setup_hook`` and close every service in ``close()``. Errors of
-    app commands are answered by :class:`cogs.utils.errors.ClustersTree`.
+    then go to the channel); ``wall_clock`` (Unix seconds) dates what must survive a restart,
+    such as a persistent button's expiry carried in its custom id; tests inject them.
+    ``manage_services``: start the queue (and the OAuth callback server) in ``setup_hook`` and
+    close every service in ``close()``. Errors of app commands are answered by
+    :class:`cogs.utils.errors.ClustersTree`.
     """
 
     services: Services
@@ -73,6 +75,7 @@ class PlaylistClustersBot(commands.Bot):
         *,
         interaction_ttl_s: float = INTERACTION_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         manage_services: bool = True,
         extensions: list[str] | None = None,
         progress_interval_s: float = 1.5,
@@ -94,6 +97,7 @@ class PlaylistClustersBot(commands.Bot):
         self.web_server = None
         self.interaction_ttl_s = interaction_ttl_s
         self.clock = clock
+        self.wall_clock = wall_clock
         self.manage_services = manage_services
         self.extensions_to_load = list(EXTENSIONS if extensions is None else extensions)
         self.progress_interval_s = progress_interval_s

@@ -1,23 +1,26 @@
 """``/privacy show | delete``: what the bot stores about you, and deleting it.
 
 Everything is answered privately. ``delete`` asks for a confirmation (a button only the asker
-sees, valid for two minutes) and then removes the member's analyses (with their files),
-jobs (with any uploaded CSV text), uploads, Liked Songs snapshots, the records of which
-playlists they read, and their Spotify link — see :class:`storage.privacy.PrivacyRepository`.
+sees, valid for two minutes, still answered after a restart: :class:`DeleteAnswer`) and then
+removes the member's analyses (with their files), jobs (with any uploaded CSV text), uploads,
+Liked Songs snapshots, the records of which playlists they read, and their Spotify link — see
+:class:`storage.privacy.PrivacyRepository`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
-from cogs.utils.errors import answer_error
-from cogs.utils.views import AnalysisCache
+from bot.errors import PipelineError
+from cogs.utils.views import AnalysisCache, Guarded, bot_of, expires_at, has_expired
 from storage.privacy import MemberData
 
 log = logging.getLogger(__name__)
@@ -42,44 +45,76 @@ def stored_lines(data: MemberData, linked: str | None) -> list[str]:
     return lines
 
 
-class ConfirmDelete(discord.ui.View):
-    """The "Delete everything" button under ``/privacy delete`` (ephemeral: only the asker)."""
+def expired_text() -> str:
+    return (
+        "⌛ Nothing was deleted: the confirmation expired after "
+        f"{CONFIRM_TIMEOUT_S / 60:g} minutes. Run `/privacy delete` again."
+    )
 
-    def __init__(self, cog: PrivacyCog, user_id: int) -> None:
-        super().__init__(timeout=CONFIRM_TIMEOUT_S)
-        self.cog, self.user_id = cog, user_id
-        self.asked: discord.Interaction | None = None  # the /privacy delete it answers
 
-    async def on_timeout(self) -> None:
-        """The buttons stop listening: take them away and say so (a late click would end in
-        Discord's "This interaction failed")."""
-        if self.asked is None:
-            return
-        with contextlib.suppress(discord.HTTPException):
-            await self.asked.edit_original_response(
-                content="⌛ Nothing was deleted: the confirmation expired after "
-                f"{CONFIRM_TIMEOUT_S / 60:g} minutes. Run `/privacy delete` again.",
-                view=None,
+class DeleteAnswer(
+    Guarded,
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"pc:forget:(?P<act>yes|no):(?P<uid>[0-9]+):(?P<until>[0-9]+)",
+):
+    """ "Delete everything" / "Cancel" under ``/privacy delete`` (an ephemeral message).
+
+    Persistent: the custom id carries whose confirmation it is and when it expires (Unix
+    seconds), so a click after a restart is answered too (it used to end in Discord's "This
+    interaction failed"), a late one is refused, and nobody answers another member's.
+    """
+
+    def __init__(self, act: str, user_id: int, until: int) -> None:
+        custom_id = f"pc:forget:{act}:{user_id}:{until}"
+        if act == "yes":
+            button: discord.ui.Button[Any] = discord.ui.Button(
+                label="Delete everything",
+                style=discord.ButtonStyle.danger,
+                emoji="🗑️",
+                custom_id=custom_id,
             )
+        else:
+            button = discord.ui.Button(
+                label="Cancel", style=discord.ButtonStyle.secondary, custom_id=custom_id
+            )
+        super().__init__(button)
+        self.act_name, self.user_id, self.until = act, user_id, until
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return interaction.user.id == self.user_id
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
+    ) -> DeleteAnswer:
+        return cls(match["act"], int(match["uid"]), int(match["until"]))
 
-    @discord.ui.button(label="Delete everything", style=discord.ButtonStyle.danger, emoji="🗑️")
-    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        self.stop()
-        text = await self.cog.delete_member(self.user_id)
+    async def act(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            await interaction.response.send_message(
+                "This confirmation belongs to someone else: run `/privacy delete` yourself "
+                "to delete what the bot stores about you.",
+                ephemeral=True,
+            )
+            return
+        bot = bot_of(interaction)
+        cog = bot.get_cog(PrivacyCog.__cog_name__)
+        if isinstance(cog, PrivacyCog) and interaction.message is not None:
+            cog.answered(interaction.message.id)
+        if has_expired(bot, self.until):
+            await interaction.response.edit_message(content=expired_text(), view=None)
+            return
+        if self.act_name == "no":
+            await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+            return
+        if not isinstance(cog, PrivacyCog):  # the cog failed to load in this process
+            raise PipelineError("Deleting isn't available right now; nothing was deleted.")
+        text = await cog.delete_member(self.user_id)
         await interaction.response.edit_message(content=text, view=None)
 
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item
-    ) -> None:
-        await answer_error(interaction, error, "/privacy delete")
 
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
-        self.stop()
-        await interaction.response.edit_message(content="Nothing was deleted.", view=None)
+def confirm_view(user_id: int, until: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)  # persistent: the items carry what they need
+    view.add_item(DeleteAnswer("yes", user_id, until))
+    view.add_item(DeleteAnswer("no", user_id, until))
+    return view
 
 
 class PrivacyCog(commands.Cog):
@@ -90,6 +125,29 @@ class PrivacyCog(commands.Cog):
     def __init__(self, bot: PlaylistClustersBot) -> None:
         self.bot = bot
         self.services = bot.services
+        # confirmation message id -> the task that takes its buttons away when it expires
+        self._expiring: dict[int, asyncio.Task[None]] = {}
+
+    async def cog_unload(self) -> None:
+        for task in self._expiring.values():
+            task.cancel()
+        self._expiring.clear()
+
+    def answered(self, message_id: int) -> None:
+        """A confirmation was clicked: its buttons are gone, nothing to expire."""
+        task = self._expiring.pop(message_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _expire(self, asked: discord.Interaction, message_id: int) -> None:
+        """An unanswered confirmation takes its buttons away when it expires and says nothing
+        was deleted (in this process; after a restart a late click is refused instead)."""
+        try:
+            await asyncio.sleep(CONFIRM_TIMEOUT_S)
+            with contextlib.suppress(discord.HTTPException):
+                await asked.edit_original_response(content=expired_text(), view=None)
+        finally:
+            self._expiring.pop(message_id, None)
 
     async def _linked(self, user_id: int) -> str | None:
         accounts = self.services.accounts
@@ -121,9 +179,12 @@ class PrivacyCog(commands.Cog):
             "Your results already posted in channels stay there (delete those messages in "
             "Discord); their buttons stop working.",
         ]
-        view = ConfirmDelete(self, interaction.user.id)
-        view.asked = interaction
-        await interaction.response.send_message("\n".join(lines), view=view, ephemeral=True)
+        view = confirm_view(interaction.user.id, expires_at(self.bot, CONFIRM_TIMEOUT_S))
+        sent = await interaction.response.send_message("\n".join(lines), view=view, ephemeral=True)
+        if sent.message_id is not None:
+            self._expiring[sent.message_id] = asyncio.create_task(
+                self._expire(interaction, sent.message_id), name="privacy-confirm-expiry"
+            )
 
     async def delete_member(self, user_id: int) -> str:
         """Delete the member's data (refused while one of their analyses is running)."""
@@ -150,4 +211,5 @@ class PrivacyCog(commands.Cog):
 
 
 async def setup(bot: PlaylistClustersBot) -> None:
+    bot.add_dynamic_items(DeleteAnswer)
     await bot.add_cog(PrivacyCog(bot))

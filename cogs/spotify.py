@@ -14,7 +14,8 @@ Two callback modes (see the README, "Linking Spotify accounts"):
   with the bot, see :class:`bot.app.PlaylistClustersBot`); the ephemeral message is edited to
   "Linked" when done.
 * otherwise: the redirect URI is a loopback address; the user copies the URL the browser ends
-  up on and pastes it into a modal ("Paste the URL" button).
+  up on and pastes it into a modal ("Paste the URL" button, :class:`PasteButton`, which
+  still works after a restart).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bot.app import PlaylistClustersBot
 from bot.errors import PipelineError
 from cogs.utils.errors import answer_error
 from cogs.utils.permissions import Refusal
+from cogs.utils.views import Guarded, bot_of, expires_at, has_expired
 
 log = logging.getLogger(__name__)
 
@@ -145,37 +147,70 @@ class PasteUrlModal(discord.ui.Modal, title="Finish linking Spotify"):
         await answer_error(interaction, error, "the paste-URL modal")
 
 
-class LinkView(discord.ui.View):
-    """The authorize link button, plus "Paste the URL" in loopback mode."""
+class PasteButton(
+    Guarded,
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"pc:paste:(?P<uid>[0-9]+):(?P<until>[0-9]+)",
+):
+    """ "Paste the URL" (loopback mode): opens the modal for the address the browser ended on.
 
-    def __init__(self, accounts: AccountService, url: str, *, owner_id: int) -> None:
-        super().__init__(timeout=STATE_TTL.total_seconds())
-        self.accounts = accounts
-        self.owner_id = owner_id
-        if len(url) <= MAX_LINK_BUTTON_URL:
-            self.add_item(
-                discord.ui.Button(
-                    style=discord.ButtonStyle.link, label="Authorize on Spotify", url=url
-                )
+    Persistent: the custom id carries whose link it is and when its ``state`` expires (Unix
+    seconds), so a click after a restart opens the modal (it used to end in Discord's "This
+    interaction failed"), a late one says the link expired, and nobody uses another's.
+    """
+
+    def __init__(self, user_id: int, until: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.primary,
+                label="Paste the URL",
+                emoji="📋",
+                custom_id=f"pc:paste:{user_id}:{until}",
             )
-        if not accounts.web_callback:
-            paste: discord.ui.Button[LinkView] = discord.ui.Button(
-                style=discord.ButtonStyle.primary, label="Paste the URL", emoji="📋"
-            )
-            paste.callback = self._paste  # type: ignore[method-assign]
-            self.add_item(paste)
+        )
+        self.user_id, self.until = user_id, until
 
-    async def _paste(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_modal(PasteUrlModal(self.accounts))
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
+    ) -> PasteButton:
+        return cls(int(match["uid"]), int(match["until"]))
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.owner_id:
+    async def act(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
             await interaction.response.send_message(
                 "This link belongs to someone else: run `/spotify link` yourself.",
                 ephemeral=True,
             )
-            return False
-        return True
+            return
+        bot = bot_of(interaction)
+        if has_expired(bot, self.until):
+            await interaction.response.edit_message(content=expired_link_text(), view=None)
+            return
+        accounts = bot.services.accounts
+        if accounts is None:
+            raise Refusal(NOT_AVAILABLE)
+        await interaction.response.send_modal(PasteUrlModal(accounts))
+
+
+def expired_link_text() -> str:
+    minutes = int(STATE_TTL.total_seconds() // 60)
+    return (
+        f"⌛ This authorization link expired (it works for {minutes} minutes). "
+        "Run `/spotify link` again for a new one."
+    )
+
+
+def link_view(url: str, *, paste: PasteButton | None) -> discord.ui.View:
+    """The authorize link button, plus "Paste the URL" in loopback mode (``paste``)."""
+    view = discord.ui.View(timeout=None)  # persistent: the items carry what they need
+    if len(url) <= MAX_LINK_BUTTON_URL:
+        view.add_item(
+            discord.ui.Button(style=discord.ButtonStyle.link, label="Authorize on Spotify", url=url)
+        )
+    if paste is not None:
+        view.add_item(paste)
+    return view
 
 
 class SpotifyCog(
@@ -265,7 +300,11 @@ class SpotifyCog(
                 f"You're already linked as **{discord.utils.escape_markdown(name)}**; "
                 "approving again replaces that link.\n\n" + text
             )
-        view = LinkView(accounts, url, owner_id=interaction.user.id)
+        paste = None
+        if not accounts.web_callback:
+            until = expires_at(self.bot, STATE_TTL.total_seconds())
+            paste = PasteButton(interaction.user.id, until)
+        view = link_view(url, paste=paste)
         await interaction.response.send_message(text, view=view, ephemeral=True)
         if accounts.web_callback:
             now = self.bot.clock()
@@ -305,4 +344,5 @@ class SpotifyCog(
 
 
 async def setup(bot: PlaylistClustersBot) -> None:
+    bot.add_dynamic_items(PasteButton)
     await bot.add_cog(SpotifyCog(bot))

@@ -10,6 +10,10 @@ memory between the message and the click:
   PNG (ephemeral)
 * ``pc:save:<aid>:<cluster>``       save a cluster as a playlist in the user's Spotify account
 
+Personal, expiring components elsewhere follow the same scheme with the member's id and an
+expiry (Unix seconds, :func:`expires_at`) in the custom id: ``pc:forget:…`` (cogs/privacy.py),
+``pc:paste:…`` (cogs/spotify.py).
+
 Callbacks never raise: DynamicItem errors are only logged by discord.py, so each one turns a
 failure into an ephemeral message.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, cast
 
@@ -111,6 +116,16 @@ async def liked_for(
     except Exception:
         log.warning("liked_among failed", exc_info=True)
         return set()
+
+
+def expires_at(client: PlaylistClustersBot, seconds: float) -> int:
+    """When a personal component stops being valid, in Unix seconds (carried in its custom id,
+    so it is still known after a restart; rounded up, so it never expires early)."""
+    return math.ceil(client.wall_clock() + seconds)
+
+
+def has_expired(client: PlaylistClustersBot, until: int) -> bool:
+    return client.wall_clock() >= until
 
 
 class Guarded:
