@@ -62,8 +62,8 @@ def test_reccobeats_parse_ignores_uuid_ids_and_unasked_rows() -> None:
             {"id": "x", "href": None, **feats},
         ]
     }  # fmt: skip
-    assert list(_parse(payload, [asked])) == [asked]
-    assert _parse({"unexpected": True}, [asked]) == {}
+    assert list(_parse(payload, [asked]).found) == [asked]
+    assert _parse({"unexpected": True}, [asked]).found == {}
 
 
 async def test_reccobeats_short_429_retried(
@@ -134,6 +134,95 @@ async def test_an_unreachable_reccobeats_is_left_alone_for_a_while(caplog) -> No
         await client.close()
     unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(unreachable) == 2 and "ClientConnector" in unreachable[0].getMessage()
+
+
+def _recco_row(fake: FakeSpotify, track_id: str, href: str | None = None, **values: float) -> dict:
+    """One ReccoBeats answer row for ``track_id`` (its real features, ``values`` on top)."""
+    feats = {**fake.tracks[track_id]["features"], **values}
+    href = f"https://open.spotify.com/track/{track_id}" if href is None else href
+    return {"id": fake.reccobeats_ids[track_id], "href": href, **feats}
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["href names ReccoBeats' own track", "no href", "a bare list", "content is not a list"],
+)
+async def test_an_answer_that_cannot_be_matched_back_is_not_cached_as_missing(
+    fake_spotify: FakeSpotify, shape: str, caplog
+) -> None:
+    """ReccoBeats changing its answer (an href without the Spotify id, another envelope) left
+    every asked track "missing" and cached so for 90 days: no sound for anything, silently.
+    Now they are not answered (asked again next time), said once in the log."""
+    fake = fake_spotify
+    tracks = tracks_of(fake, 30)
+    rows = [_recco_row(fake, t.id, href="https://api.reccobeats.com/v1/track/x") for t in tracks]
+    body: object = {
+        "href names ReccoBeats' own track": {"content": rows},
+        "no href": {"content": [{k: v for k, v in r.items() if k != "href"} for r in rows]},
+        "a bare list": rows,
+        "content is not a list": {"content": {"items": rows}},
+    }[shape]
+    fake.fail_next("/reccobeats/", 200, body=body, times=2)
+    cache = MemoryFeatureCache()
+    recco = ReccoBeatsClient(fake.reccobeats_base, sleep=RecordingSleep())
+    try:
+        first = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+        assert first.values == {} and first.unanswered == 30
+        assert len(cache) == 0  # nothing remembered as "ReccoBeats has nothing for this track"
+        second = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+        third = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+    finally:
+        await recco.close()
+    assert second.unanswered == 30 and len(third.values) == 30  # the fixed answer is used
+    warnings = [r for r in caplog.records if "has its API changed" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_rows_partly_without_a_track_leave_the_rest_unanswered() -> None:
+    a, b = "6f807x0ima9a1j3VPbc7VN", "0r7CVbZTWZgbTCYdfa2P31"
+    feats = dict.fromkeys(AUDIO_FEATURES, 0.5) | {"loudness": -6.0, "tempo": 120.0}
+    answer = _parse(
+        {"content": [{"href": f"https://open.spotify.com/track/{a}", **feats}, feats]}, [a, b]
+    )
+    assert (
+        list(answer.found) == [a]
+        and answer.unmatched == "1 of 2 rows without the track they describe"
+    )
+
+
+@pytest.mark.parametrize(
+    "bad", [{"tempo": math.nan}, {"tempo": 9999.0}, {"loudness": 50.0}, {"valence": 2.0}]
+)
+def test_impossible_values_are_no_features(bad: dict[str, float]) -> None:
+    """NaN or out-of-range values (as in a CSV) are not a sound: the track counts as missing,
+    not as "ReccoBeats audio features" clustered on an imputed or absurd value."""
+    tid = "6f807x0ima9a1j3VPbc7VN"
+    feats = dict.fromkeys(AUDIO_FEATURES, 0.5) | {"loudness": -6.0, "tempo": 120.0}
+    row = {"href": f"https://open.spotify.com/track/{tid}", **feats}
+    assert list(_parse({"content": [row]}, [tid]).found) == [tid]
+    assert _parse({"content": [row | bad]}, [tid]).found == {}
+
+
+async def test_a_reccobeats_that_does_not_answer_is_left_alone_for_a_while(
+    fake_spotify: FakeSpotify, caplog
+) -> None:
+    """Connected but silent (overloaded): every batch waited its timeout twice, 8 at a time,
+    so a 2,000-track file waited 158 s (10,000: ~13 min) before clustering. Now the first
+    batches' timeouts pause it like an unreachable host."""
+    fake = fake_spotify
+    ids = [fake_id("t", str(i)) for i in range(40 * 20)]
+    fake.fail_next("/reccobeats/", 200, delay=1.0, times=100)
+    client = ReccoBeatsClient(
+        fake.reccobeats_base, timeout_s=0.05, concurrency=2, sleep=RecordingSleep()
+    )
+    try:
+        result = await client.lookup(ids)
+    finally:
+        await client.close()
+    assert result.failed == set(ids) and not result.missing
+    assert client.request_count <= 2 * 2  # two batches at a time, two attempts each
+    silent = [r for r in caplog.records if "not answering" in r.getMessage()]
+    assert len(silent) == 1 and "not asked again for 60 s" in silent[0].getMessage()
 
 
 # -- cache ----------------------------------------------------------------------------------------

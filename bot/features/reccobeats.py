@@ -11,9 +11,13 @@ again by ISRC for tracks ReccoBeats does not know under their Spotify id (a reli
 re-released recording is often stored under another id), matching rows back through ``isrc``.
 
 Failures never crash an analysis: 429s with a short Retry-After are awaited, 5xx and timeouts
-are retried once, a host that can't be reached is left alone for ``UNREACHABLE_PAUSE_S``, and
-whatever still fails is reported as *failed* (not cached, so a later
-run asks again) while absent ids are reported as *missing* (cacheable as "known missing").
+are retried once, a host that can't be reached or doesn't answer in time is left alone for
+``UNREACHABLE_PAUSE_S``, and whatever still fails is reported as *failed* (not cached, so a later
+run asks again) while absent ids are reported as *missing* (cacheable as "known missing"). An
+answer the bot can't match back (rows whose ``href`` names no Spotify track, a body without a
+``content`` list: ReccoBeats changed its API) leaves the batch's unmatched ids *failed*, never
+*missing*, with one WARNING: caching them as missing would have hidden every track's sound for
+the cache's 90 days.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import aiohttp
 
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS
 from bot.retry_after import parse_retry_after
+from bot.sources.exportify import FEATURE_RANGES
 from bot.sources.links import SPOTIFY_ID_RE
 from bot.sources.status import SourceStatus
 
@@ -51,6 +56,15 @@ def normalise_isrc(raw: str | None) -> str | None:
     """``"us-um7-21-04140"`` → ``"USUM72104140"``; None when it isn't an ISRC."""
     code = (raw or "").replace("-", "").replace(" ", "").upper()
     return code if ISRC_RE.match(code) else None
+
+
+@dataclass
+class _Answer:
+    """One batch's 200 answer: features by the asked key, and what could not be matched back
+    (rows whose ``href`` names no Spotify track, a body without a ``content`` list), if any."""
+
+    found: dict[str, dict[str, float]]
+    unmatched: str | None = None
 
 
 @dataclass
@@ -87,6 +101,7 @@ class ReccoBeatsClient:
         self._sleep = sleep or asyncio.sleep
         self._clock = clock
         self._unreachable_until = -math.inf
+        self._warned_unmatched = False
         self._session: aiohttp.ClientSession | None = None
         self._sem: asyncio.Semaphore | None = None
 
@@ -152,7 +167,7 @@ class ReccoBeatsClient:
     async def _lookup(
         self,
         unique: list[str],
-        parse: Callable[[Any, list[str]], dict[str, dict[str, float]]],
+        parse: Callable[[Any, list[str]], _Answer],
         on_batch: Callable[[int], Awaitable[None]] | None,
     ) -> ReccoBeatsResult:
         result = ReccoBeatsResult()
@@ -162,12 +177,14 @@ class ReccoBeatsClient:
 
         async def one(chunk: list[str]) -> None:
             async with sem:
-                found = await self._fetch_batch(chunk, parse)
-            if found is None:
+                answer = await self._fetch_batch(chunk, parse)
+            if answer is None:
                 result.failed.update(chunk)
             else:
-                result.found.update(found)
-                result.missing.update(i for i in chunk if i not in found)
+                result.found.update(answer.found)
+                # Unmatched rows may be the features of any id not found: unknown, not missing.
+                rest = result.failed if answer.unmatched else result.missing
+                rest.update(i for i in chunk if i not in answer.found)
             if on_batch is not None:
                 await on_batch(len(chunk))
 
@@ -183,8 +200,8 @@ class ReccoBeatsClient:
     async def _fetch_batch(
         self,
         chunk: list[str],
-        parse: Callable[[Any, list[str]], dict[str, dict[str, float]]],
-    ) -> dict[str, dict[str, float]] | None:
+        parse: Callable[[Any, list[str]], _Answer],
+    ) -> _Answer | None:
         """One batch; None when it could not be answered (after bounded retries)."""
         url = f"{self.base_url}/audio-features"
         attempts = 0
@@ -197,7 +214,15 @@ class ReccoBeatsClient:
                 session = await self._get_session()
                 async with session.get(url, params={"ids": ",".join(chunk)}) as resp:
                     if resp.status == 200:
-                        return parse(await resp.json(content_type=None), chunk)
+                        answer = parse(await resp.json(content_type=None), chunk)
+                        if answer.unmatched and not self._warned_unmatched:
+                            self._warned_unmatched = True
+                            log.warning(
+                                "ReccoBeats answered %s: has its API changed? Tracks it may "
+                                "have answered for count as not answered.",
+                                answer.unmatched,
+                            )
+                        return answer
                     if resp.status == 429:
                         wait = parse_retry_after(resp.headers)
                         if wait <= self.max_retry_after_s and attempts <= self.retries + 2:
@@ -214,10 +239,14 @@ class ReccoBeatsClient:
                 if attempts <= self.retries:
                     await self._sleep(0.5 * attempts)
                     continue
-                if isinstance(exc, aiohttp.ClientConnectorError):
+                # Unreachable, or connected but silent past every attempt's timeout (a hung
+                # server made a 2,000-track file wait 158 s, 8 batches at a time, before the
+                # clustering could start; 10,000 tracks would wait ~13 min).
+                if isinstance(exc, aiohttp.ClientConnectorError | TimeoutError):
                     if self._clock() >= self._unreachable_until:  # once per pause
                         log.warning(
-                            "ReccoBeats unreachable (%s); not asked again for %.0f s",
+                            "ReccoBeats %s (%s); not asked again for %.0f s",
+                            "not answering" if isinstance(exc, TimeoutError) else "unreachable",
                             type(exc).__name__,
                             UNREACHABLE_PAUSE_S,
                         )
@@ -228,42 +257,60 @@ class ReccoBeatsClient:
 
 
 def _row_features(row: dict) -> dict[str, float] | None:
+    """The row's features when all 9 audio features are finite numbers in their range (the
+    CSV's :data:`~bot.sources.exportify.FEATURE_RANGES`); a value outside is left out."""
     feats: dict[str, float] = {}
     for k in FEATURE_KEYS:
         v = row.get(k)
         if isinstance(v, int | float) and not isinstance(v, bool):
-            feats[k] = float(v)
+            low, high = FEATURE_RANGES[k]
+            if low <= v <= high:  # False for NaN
+                feats[k] = float(v)
     return feats if all(k in feats for k in AUDIO_FEATURES) else None
 
 
-def _rows(payload: Any) -> list[dict]:
+def _rows(payload: Any) -> list[dict] | None:
+    """The answer's ``content`` rows; None when the body has no ``content`` list."""
     rows = payload.get("content") if isinstance(payload, dict) else None
-    return [r for r in rows or [] if isinstance(r, dict)]
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else None
 
 
-def _parse(payload: Any, asked: list[str]) -> dict[str, dict[str, float]]:
+def _parse(payload: Any, asked: list[str]) -> _Answer:
     """Map ``content`` rows back to Spotify ids through ``href``; ignore anything unasked."""
-    asked_set = set(asked)
-    out: dict[str, dict[str, float]] = {}
-    for row in _rows(payload):
-        m = _HREF_RE.search(str(row.get("href") or ""))
-        if not m or m.group(1) not in asked_set:
-            continue
-        feats = _row_features(row)
-        if feats is not None:
-            out[m.group(1)] = feats
-    return out
+    return _match(payload, asked, lambda row: _href_id(row.get("href")))
 
 
-def _parse_isrc(payload: Any, asked: list[str]) -> dict[str, dict[str, float]]:
+def _parse_isrc(payload: Any, asked: list[str]) -> _Answer:
     """Map ``content`` rows back to the asked ISRCs through their ``isrc`` field."""
+    return _match(payload, asked, lambda row: normalise_isrc(_str(row.get("isrc"))))
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _href_id(href: Any) -> str | None:
+    m = _HREF_RE.search(_str(href) or "")
+    return m.group(1) if m else None
+
+
+def _match(payload: Any, asked: list[str], key: Callable[[dict], str | None]) -> _Answer:
+    """The rows' features by ``key(row)`` among ``asked`` (the first row of each key); rows
+    without a key are said in ``unmatched``."""
+    rows = _rows(payload)
+    if rows is None:
+        return _Answer({}, unmatched="without a content list")
     asked_set = set(asked)
-    out: dict[str, dict[str, float]] = {}
-    for row in _rows(payload):
-        code = normalise_isrc(row.get("isrc") if isinstance(row.get("isrc"), str) else None)
-        if code is None or code not in asked_set or code in out:
-            continue
-        feats = _row_features(row)
-        if feats is not None:
-            out[code] = feats
-    return out
+    answer = _Answer({})
+    keyless = 0
+    for row in rows:
+        code = key(row)
+        if code is None:
+            keyless += 1
+        elif code in asked_set and code not in answer.found:
+            feats = _row_features(row)
+            if feats is not None:
+                answer.found[code] = feats
+    if keyless:
+        answer.unmatched = f"{keyless} of {len(rows)} rows without the track they describe"
+    return answer
