@@ -198,7 +198,8 @@ class PrivacyCog(commands.Cog):
         unlinked = False
         if self.services.accounts is not None:
             unlinked = await self.services.accounts.unlink(user_id)
-        # Drop decoded analyses kept for paging: none of the deleted ones may be shown again.
+        # Drop decoded analyses kept for paging at once (other processes' caches check every
+        # hit against storage: AnalysisCache.get).
         cache = self.bot.analysis_cache
         self.bot.analysis_cache = AnalysisCache(cache.size)
         log.info("privacy: deleted the data of one member (%d analyses)", deleted.analyses)

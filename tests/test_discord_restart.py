@@ -1,14 +1,16 @@
-"""Personal buttons across a bot restart (persistent DynamicItems), through the fake Discord.
+"""Buttons across a bot restart and across bot processes, through the fake Discord.
 
 ``/privacy delete``'s confirmation and ``/spotify link``'s "Paste the URL" carry whose they
 are and when they expire in their custom ids: clicked after a restart they are answered (not
 Discord's "This interaction failed"), late clicks are refused plainly, and no member can
-answer another's.
+answer another's. A deletion answered by one bot process is effective in every other one.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
 
 from tests.fakes.discord_fake import FakeDiscord, Sent
 from tests.fakes.discord_fixtures import store_demo_analysis
@@ -148,3 +150,49 @@ async def test_paste_the_url_is_refused_when_late_or_not_yours(
     assert "belongs to someone else" in refused.text
     assert click.response_type == 7 and "/spotify link" in msg.content
     assert not fake_discord.custom_ids(msg)
+
+
+async def test_a_deletion_in_one_process_is_effective_in_another(
+    fake_discord: FakeDiscord, make_services, start_bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two bot processes on one database, shards 0 and 1 of 2 (the "Running at scale" set-up).
+    Process A has alice's analysis in its small cache (someone paged through it); alice runs
+    ``/privacy delete`` in a server of shard 0, answered by process B. A's next click on the
+    old result must not show her deleted analysis from its cache."""
+    from bot import app
+    from bot.models import AnalysisRequest
+    from tests.fakes.discord_fixtures import demo_outcome
+
+    g1, general1 = fake_discord.add_guild("Shard one", shard=1, shard_count=2)
+    _, general0 = fake_discord.add_guild("Shard zero", shard=0, shard_count=2)
+    services_a = await make_services(shard_count=2, shard_ids="1")
+    services_b = await make_services(shard_count=2, shard_ids="0")
+    analysis, rendered = demo_outcome(2)
+    alice = int(fake_discord.owner_user["id"])
+    request = AnalysisRequest(demo=True, k=2, user_id=alice, guild_id=g1, channel_id=general1)
+    aid = await services_a.store.analyses.save(analysis, rendered, request)
+    browse = f"pc:browse:{aid}:0"
+    monkeypatch.setattr(app, "PlaylistClustersBot", app.ShardedPlaylistClustersBot)
+    async with (
+        start_bot(services_a, shard_count=2, shard_ids=[1], manage_services=False) as bot_a,
+        start_bot(services_b, shard_count=2, shard_ids=[0], manage_services=False),
+    ):
+        it = await fake_discord.slash("clusters show", {"id": aid}, channel_id=general1)
+        [first, *_] = await fake_discord.wait_for(
+            lambda: [m for m in fake_discord.responses(it) if m.embeds]
+        )
+        before = await fake_discord.click(first, browse, values=["0"])
+        [page] = await fake_discord.wait_response(before)
+        assert aid in bot_a.analysis_cache._items  # process A keeps it decoded
+
+        ask = await fake_discord.slash("privacy delete", channel_id=general0)  # process B
+        [question] = await fake_discord.wait_response(ask)
+        [delete_id] = [c for c in fake_discord.custom_ids(question) if ":yes:" in c]
+        await fake_discord.click(question, delete_id)
+        await fake_discord.wait_for(lambda: "Deleted" in question.content)
+
+        after = await fake_discord.click(first, browse, values=["0"])
+        [refused] = await fake_discord.wait_response(after)
+    assert "Page 1/" in page.text
+    assert refused.ephemeral and f"#{aid} is no longer stored" in refused.text
+    assert aid not in bot_a.analysis_cache._items

@@ -56,7 +56,13 @@ MAX_SELECTS = 3  # + 1 row of buttons = 4 of the 5 allowed action rows
 
 # ----------------------------------------------------------------------------- loading
 class AnalysisCache:
-    """A few recently used analyses, so paging doesn't re-read a large JSON blob per click."""
+    """A few recently used analyses, so paging doesn't re-read a large JSON blob per click.
+
+    A hit is checked against storage first (one primary-key read, not the blob): with several
+    bot processes on one database ("Running at scale"), ``/privacy delete`` answered by another
+    process clears only that process's cache, and this one must not show the deleted analysis
+    again. Analysis ids are never reused (AUTOINCREMENT / identity), so "still stored" is
+    "still the same analysis"."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
@@ -64,6 +70,9 @@ class AnalysisCache:
 
     async def get(self, store: Store, analysis_id: int) -> Analysis | None:
         if analysis_id in self._items:
+            if await store.analyses.owner(analysis_id) is None:  # deleted, maybe elsewhere
+                del self._items[analysis_id]
+                return None
             self._items.move_to_end(analysis_id)
             return self._items[analysis_id]
         analysis = await store.analyses.get(analysis_id)
