@@ -95,6 +95,22 @@ async def test_unlinked_member_gets_the_public_page_with_the_real_count(env) -> 
     ]
 
 
+async def test_a_page_short_of_its_cap_is_the_whole_playlist(env) -> None:
+    """The API counts entries the page never shows (removed tracks: ``track: null``): a
+    playlist of 30 tracks and 2 removed ones read "first 30 of 32 tracks … for all of them"."""
+    fake, app, pages, status, _ = env
+    fake.add_user("bob", "Bob")
+    ids = fake.track_ids()[:30]
+    pid = fake.add_playlist([*ids[:10], None, *ids[10:], None], owner_id="bob").id
+    fetched = await read_link(
+        SpotifyRef("playlist", pid), app=app, user=None, pages=pages,
+        progress=no_progress, limit=10_000, status=status,
+    )  # fmt: skip
+    assert is_public_page_read(fetched.meta) and len(fetched.tracks) == 30
+    assert fetched.meta.total == 30
+    assert public_page_note(fetched.meta, 30) is None
+
+
 async def test_the_app_refusal_memory_ages(env) -> None:
     fake, app, pages, status, clock = env
     pid = bobs_long_playlist(fake, 10)

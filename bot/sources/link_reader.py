@@ -211,7 +211,10 @@ async def read_link(
     if status is not None:
         status.record("page", True)
     fetched = page.fetched
-    if api_meta is not None and api_meta.total is not None:
+    # The API's count says how much a page at its cap left out. A page short of the cap lists
+    # the whole playlist: the API also counts entries no page shows (removed tracks), and
+    # "first 36 of 37 tracks … attach an Exportify CSV for all of them" promised one more.
+    if api_meta is not None and api_meta.total is not None and page.maybe_truncated:
         fetched.meta.total = api_meta.total
     n = len(fetched.tracks)
     await progress(Progress("fetching", done=n, total=n))
