@@ -34,7 +34,14 @@ from bot.digests import (
     suggest_timezones,
     summarize_changes,
 )
-from bot.errors import LimitReached, NotOwner, RateLimited, TooSmall
+from bot.errors import (
+    LimitReached,
+    NotOwner,
+    QuotaExceeded,
+    RateLimited,
+    SpotifyUnavailable,
+    TooSmall,
+)
 from bot.models import AUDIO_FEATURES, Analysis, Cluster, PlaylistMeta, Track
 from storage.db import Database
 from storage.digests import iso, parse_iso
@@ -603,9 +610,35 @@ async def test_vanished_channel_pauses_and_reports_once(db: Database) -> None:
     assert poster.kinds() == ["paused"]
 
 
-async def test_transient_errors_retry_at_next_slot_quietly(db: Database) -> None:
+async def test_transient_errors_retry_after_the_wait_not_a_slot_later(db: Database) -> None:
+    """A Spotify quota or outage at a digest's time cost the whole slot: a weekly digest was
+    skipped for a week over a short outage. It is retried, quietly, once Spotify's Retry-After
+    has passed (an outage: within the hour), never later than the next slot."""
     tracks = _by_playlist()["Neo-Soul"][:30]
-    limited = RateLimited("Spotify is rate limiting the bot.", retry_after=7200)
+    quota = QuotaExceeded("The bot has used up its Spotify API quota.", retry_after=3 * 3600)
+    outage = SpotifyUnavailable("Spotify is having trouble right now.")
+    queue = ScriptedQueue(db, [quota, outage, _snapshot(tracks, "s1")])
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 23, 7, 0))
+    sched = DigestScheduler(db, queue, poster=poster, clock=clock)
+    sub_id = await _subscribe(sched, Schedule.build("weekly", "08:00", "UTC", "mon"))
+    clock.set(utc(2026, 11, 23, 8, 0))
+    assert [r.status for r in await _tick(sched)] == ["skipped"]
+    sub = await sched.subs.get(sub_id)
+    assert sub.next_run_at == "2026-11-23T11:00:00+00:00"  # after the 3 hours asked for
+    assert not sub.paused and sub.last_status.startswith("skipped: The bot has used up")
+    clock.set(utc(2026, 11, 23, 11, 0))
+    assert [r.status for r in await _tick(sched)] == ["skipped"]
+    assert (await sched.subs.get(sub_id)).next_run_at == "2026-11-23T12:00:00+00:00"
+    clock.set(utc(2026, 11, 23, 12, 0))
+    assert [r.status for r in await _tick(sched)] == ["posted"]
+    assert (await sched.subs.get(sub_id)).next_run_at == "2026-11-30T08:00:00+00:00"
+    assert poster.kinds() == ["digest"] and len(queue.requests) == 3
+
+
+async def test_a_wait_past_the_next_slot_waits_for_that_slot(db: Database) -> None:
+    tracks = _by_playlist()["Neo-Soul"][:30]
+    limited = RateLimited("Spotify is rate limiting the bot.", retry_after=30 * 3600)
     queue = ScriptedQueue(db, [limited, _snapshot(tracks, "s1")])
     poster = Recorder()
     clock = ManualClock(utc(2026, 11, 23, 8, 0))

@@ -5,10 +5,10 @@ subscription by moving ``next_run_at`` to the first slot after *now* before doin
 
 Errors: a playlist that became unreadable (:data:`PAUSE_ERRORS`) or a channel that vanished
 (:class:`bot.digests.messages.DestinationGone`, raised by the poster) pauses the subscription
-and reports it once to the guild; transient errors (rate limits, Spotify outages) just wait for
-the next slot; a full job queue for the subscriber (LimitReached) retries five minutes later; a
-playlist that is empty or too small to cluster is said once in the channel and retried at
-each slot.
+and reports it once to the guild; transient errors (rate limits, Spotify outages) are retried
+after Spotify's Retry-After or within the hour, never later than the next slot; a full job
+queue for the subscriber (LimitReached) retries five minutes later; a playlist that is empty or
+too small to cluster is said once in the channel and retried at each slot.
 
 Why one module of ~520 lines: the loop, the compare-and-set claim, a run and its pause/retry
 handling, and the /digest command back end (subscribe, resume, run now) all act on the same
@@ -74,12 +74,15 @@ PAUSE_ERRORS: tuple[type[PipelineError], ...] = (
 # fail alike, so none is paused; retried hourly and logged for the operator until fixed.
 BOT_WIDE_ERRORS: tuple[type[PipelineError], ...] = (AppAuthError,)
 RETRY_BOT_WIDE_S = 3600.0
-# Errors that are nobody's fault and usually pass: silently retry at the next slot.
+# Errors that are nobody's fault and usually pass: retried quietly once the wait Spotify asked
+# for (a quota's Retry-After can be hours) has passed, else within the hour, never later than
+# the next slot. Waiting for the next slot cost a weekly digest its week over a short outage.
 TRANSIENT_ERRORS: tuple[type[PipelineError], ...] = (
     RateLimited,
     SpotifyUnavailable,
     StorageError,
 )
+RETRY_TRANSIENT_S = 3600.0
 # The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
 # rather than tomorrow, but never later than the next slot.
 RETRY_SOON_S = 300.0
@@ -352,7 +355,11 @@ class DigestScheduler:
             await self.subs.record_run(sub.id, run_at=now, status="waiting: job limit reached")
             return RunResult("skipped", f"Skipped for now: {member_message(err)}")
         except TRANSIENT_ERRORS as err:
-            log.info("digest %s skipped (%s)", sub.id, err.code)
+            wait = getattr(err, "retry_after", None) or RETRY_TRANSIENT_S
+            retry = self.clock.now() + timedelta(seconds=max(wait, RETRY_SOON_S))
+            if not manual and iso(retry) < sub.next_run_at:
+                await self.subs.set_next_run(sub.id, iso(retry))
+            log.info("digest %s skipped (%s), next try %s", sub.id, err.code, iso(retry))
             await self.subs.record_run(sub.id, run_at=now, status=f"skipped: {member_message(err)}")
             return RunResult("skipped", f"Skipped: {member_message(err)}")
         except PipelineError as err:  # empty / too small / bad k: say it once, retry next slot
