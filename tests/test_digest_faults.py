@@ -135,6 +135,7 @@ async def test_a_run_interrupted_by_a_crash_is_run_again_at_start(db, tmp_path) 
     await second.start()
     try:
         await asyncio.wait_for(_until(lambda: poster.kinds() == ["digest"]), 10)
+        await asyncio.wait_for(second.settle(), 10)  # its outcome is recorded after the post
         sub = await second.subs.get(sub_id)
         assert sub.claimed_at is None and sub.last_status == "posted"
         assert sub.next_run_at == "2026-11-30T08:00:00+00:00"  # the schedule is unchanged
