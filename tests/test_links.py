@@ -116,7 +116,42 @@ def test_wrapped_short_links_are_short_links(text: str) -> None:
 def test_track_link_message_is_exact() -> None:
     with pytest.raises(InvalidLink) as exc:
         parse_spotify_link("https://open.spotify.com/track/6f807x0ima9a1j3VPbc7VN?si=1")
-    assert exc.value.user_message == "That's a Spotify link to a track, not a playlist or album."
+    assert exc.value.user_message == (
+        "That's a Spotify link to a track, not a playlist or album: paste the link of a "
+        "playlist or album it's on (⋯ → Share → Copy link)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("link", "what", "instead"),
+    [
+        ("https://open.spotify.com/artist/0OdUWJ0sBjDrqHygGUXeCF", "an artist", "their albums"),
+        ("spotify:artist:0OdUWJ0sBjDrqHygGUXeCF", "an artist", "“This Is …”"),
+        ("https://open.spotify.com/show/4rOoJ6Egrf8K2IrywzwOMk?si=x", "a podcast", "no music"),
+        (
+            "https://open.spotify.com/episode/4rOoJ6Egrf8K2IrywzwOMk",
+            "a podcast episode",
+            "no music",
+        ),
+        ("spotify:episode:4rOoJ6Egrf8K2IrywzwOMk", "a podcast episode", "album link instead"),
+        ("https://open.spotify.com/audiobook/4rOoJ6Egrf8K2IrywzwOMk", "an audiobook", "no music"),
+        ("https://open.spotify.com/user/bob", "a user profile", "their public playlists"),
+        ("spotify:user:bob", "a user profile", "paste its link"),
+        ("https://open.spotify.com/collection/tracks", "your Liked Songs", "/cluster liked:true"),
+        ("spotify:user:bob:collection", "your Liked Songs", "Exportify"),
+        ("https://open.spotify.com/genre/0JQ5DAqbMKFEC4WFtoNRpw", "a genre page", "its playlists"),
+        ("https://open.spotify.com/concert/4rOoJ6Egrf8K2IrywzwOMk", "“concert”", "playlist/…"),
+    ],
+)
+def test_a_link_to_anything_else_says_what_to_paste_instead(
+    link: str, what: str, instead: str
+) -> None:
+    """A member pasting an artist, a podcast or a profile read only "not a playlist or album"
+    (or, for spotify:user:…:collection, "isn't a Spotify URI I understand")."""
+    with pytest.raises(InvalidLink) as exc:
+        parse_spotify_link(link)
+    message = exc.value.user_message
+    assert what in message and instead in message, message
 
 
 def test_ref_url_and_uri() -> None:

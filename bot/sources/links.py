@@ -39,18 +39,42 @@ if TYPE_CHECKING:
 SPOTIFY_ID_RE = re.compile(r"^[0-9A-Za-z]{22}$")
 _BASE62_RE = re.compile(r"^[0-9A-Za-z]+$")
 _SUPPORTED: tuple[str, ...] = ("playlist", "album")
-_OTHER_KINDS = {
-    "track": "a track",
-    "artist": "an artist",
-    "episode": "a podcast episode",
-    "show": "a podcast",
-    "user": "a user profile",
-    "audiobook": "an audiobook",
-    "chapter": "an audiobook chapter",
-    "collection": "your Liked Songs",
-    "genre": "a genre page",
-    "search": "a search",
+_SHARE = "(⋯ → Share → Copy link)"
+_NO_MUSIC = "there's no music in it to cluster; paste a playlist or album link instead"
+_OPEN_ONE = f"open one of its playlists and paste that playlist's link {_SHARE}"
+# What a link to anything else points to, and what to paste instead: every such reply says both.
+_OTHER_KINDS: dict[str, tuple[str, str]] = {
+    "track": ("a track", f"paste the link of a playlist or album it's on {_SHARE}"),
+    "artist": (
+        "an artist",
+        f"paste one of their albums, or a playlist such as “This Is …” {_SHARE}",
+    ),
+    "episode": ("a podcast episode", _NO_MUSIC),
+    "show": ("a podcast", _NO_MUSIC),
+    "audiobook": ("an audiobook", _NO_MUSIC),
+    "chapter": ("an audiobook chapter", _NO_MUSIC),
+    "user": ("a user profile", f"open one of their public playlists and paste its link {_SHARE}"),
+    "collection": (
+        "your Liked Songs",
+        "in Discord, `/cluster liked:true` reads it once you've run `/spotify link`; or "
+        "export it with Exportify (https://exportify.net) and attach the CSV file",
+    ),
+    "genre": ("a genre page", _OPEN_ONE),
+    "search": ("a search", _OPEN_ONE),
 }
+
+
+def _not_supported(kind: str) -> InvalidLink:
+    """A link to something that isn't a playlist or album: what it is and what to paste."""
+    known = _OTHER_KINDS.get(kind)
+    if known is None:
+        return InvalidLink(
+            f"That Spotify link points to “{kind[:40]}”, not a playlist or album. {_HELP}"
+        )
+    what, how = known
+    return InvalidLink(f"That's a Spotify link to {what}, not a playlist or album: {how}.")
+
+
 _HOSTS = {"open.spotify.com", "play.spotify.com", "spotify.com", "www.spotify.com"}
 _SHORT_HOSTS = {"spotify.link", "spotify.app.link", "spoti.fi"}
 DEFAULT_WEB_BASE = "https://open.spotify.com"
@@ -93,10 +117,7 @@ def _check_id(raw: str, kind: str) -> str:
 def _ref(kind: str, raw_id: str) -> SpotifyRef:
     if kind in _SUPPORTED:
         return SpotifyRef(kind, _check_id(raw_id, kind))  # type: ignore[arg-type]
-    what = _OTHER_KINDS.get(kind)
-    if what:
-        raise InvalidLink(f"That's a Spotify link to {what}, not a playlist or album.")
-    raise InvalidLink(f"That Spotify link points to “{kind}”, not a playlist or album.")
+    raise _not_supported(kind)
 
 
 def _parse_uri(text: str) -> SpotifyRef:
@@ -106,8 +127,9 @@ def _parse_uri(text: str) -> SpotifyRef:
         return _ref("playlist", parts[4])
     if len(parts) == 3:
         return _ref(parts[1].lower(), parts[2])
-    if len(parts) >= 2 and parts[1].lower() == "user" and len(parts) <= 3:
-        raise InvalidLink("That's a Spotify link to a user profile, not a playlist or album.")
+    if len(parts) >= 2 and parts[1].lower() == "user":
+        # spotify:user:NAME (a profile), spotify:user:NAME:collection (their Liked Songs), …
+        raise _not_supported(parts[3].lower() if len(parts) > 3 else "user")
     raise InvalidLink(f"“{text[:60]}” isn't a Spotify URI I understand. {_HELP}")
 
 
@@ -140,7 +162,7 @@ def _parse_url(text: str) -> SpotifyRef:
     kind = segments[0].lower()
     raw_id = segments[1] if len(segments) > 1 else ""
     if kind == "user" and len(segments) <= 2:
-        raise InvalidLink("That's a Spotify link to a user profile, not a playlist or album.")
+        raise _not_supported("user")
     return _ref(kind, raw_id)
 
 
