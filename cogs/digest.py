@@ -8,7 +8,9 @@ look in :mod:`cogs.utils.digest_embeds`. The cog owns the :class:`bot.digests.Di
 loop: started in ``cog_load`` with this cog's :meth:`DigestCog.post` (how a
 :class:`bot.digests.DigestMessage` becomes Discord messages), stopped in ``cog_unload``. A
 channel that is gone or no longer writable is reported to the scheduler as
-:class:`bot.digests.DestinationGone`, which pauses the subscription.
+:class:`bot.digests.DestinationGone`, which pauses the subscription; so is a creator who left
+the server (:meth:`DigestCog.check_creator`, asked of Discord before each run, raises
+:class:`bot.digests.CreatorGone`): their linked Spotify account must not keep reading for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import PlaylistClustersBot
-from bot.digests import WEEKDAYS, DestinationGone, DigestMessage, Schedule, suggest_timezones
+from bot.digests import (
+    WEEKDAYS,
+    CreatorGone,
+    DestinationGone,
+    DigestMessage,
+    Schedule,
+    suggest_timezones,
+)
 from bot.errors import PipelineError
 from bot.sources.link_reader import resolve_ref
 from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
@@ -34,6 +43,7 @@ from cogs.utils.permissions import (
     missing_permissions,
     require_manage_server,
 )
+from storage.digests import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +51,24 @@ ID_HELP = "The digest's number (see /digest list)"
 REMOVED = "I was removed from this server (add me back, then `/digest resume`)."
 # What the bot needs in a digest channel.
 NEEDED = ("view_channel", "send_messages", "embed_links", "attach_files")
+# Discord's answers to GET /guilds/{guild}/members/{user} for someone who is not a member.
+UNKNOWN_MEMBER, UNKNOWN_USER = 10007, 10013
+
+
+def creator_left_reason(sub: Subscription) -> str:
+    """Why a digest whose creator left its server is paused (stored as its pause reason)."""
+    return (
+        f"<@{sub.created_by}>, who set it up, is no longer a member of this server, so the "
+        "playlist is no longer read with their Spotify account."
+    )
+
+
+def creator_left_remedy(sub: Subscription) -> str:
+    return (
+        f"To keep this digest, a server manager runs `/digest remove {sub.id}`, then "
+        "`/digest add` with the same playlist and channel: it is then read with their own "
+        "linked Spotify account (`/spotify link`), or as anyone can read it."
+    )
 
 
 class DigestCog(commands.Cog):
@@ -60,7 +88,7 @@ class DigestCog(commands.Cog):
 
     async def cog_load(self) -> None:
         """The cog owns the scheduler's loop: it runs while this cog can post."""
-        await self.scheduler.start(self.post)
+        await self.scheduler.start(self.post, creator_check=self.check_creator)
 
     async def cog_unload(self) -> None:
         await self.scheduler.close()
@@ -198,6 +226,13 @@ class DigestCog(commands.Cog):
                 ephemeral=True,
             )
             return
+        if await self._creator_gone(paused.guild_id, paused.created_by):
+            await interaction.response.send_message(
+                f"⚠️ Digest `#{id}` stays paused: {creator_left_reason(paused)} "
+                + creator_left_remedy(paused),
+                ephemeral=True,
+            )
+            return
         sub = await self.scheduler.resume(interaction.guild_id or 0, id)
         await interaction.response.send_message(
             f"▶️ Digest `#{sub.id}` resumed. Next {ts(sub.next_run_at, 'F')} "
@@ -257,6 +292,33 @@ class DigestCog(commands.Cog):
             await self.scheduler.pause_guild(channel.guild.id, reason, channel_id=channel.id)
         except PipelineError:
             log.warning("could not pause the digests of a deleted channel", exc_info=True)
+
+    # -------------------------------------------------------------------- the creator
+    async def _creator_gone(self, guild_id: int, user_id: int) -> bool:
+        """Whether ``user_id`` has left ``guild_id``, asked of Discord (REST): the bot runs
+        without the members intent, so its cache never hears of a member leaving. Anything
+        but Discord's Unknown Member / Unknown User (an outage, the bot removed from the
+        server) is "can't tell": False, and the run goes on as before (a removed bot's post
+        pauses it anyway)."""
+        await self.bot.wait_until_ready()
+        try:
+            guild = self.bot.get_guild(guild_id) or await self.bot.fetch_guild(guild_id)
+            await guild.fetch_member(user_id)
+        except discord.NotFound as exc:
+            if exc.code in (UNKNOWN_MEMBER, UNKNOWN_USER):
+                return True
+            log.info("could not check a digest creator's membership: %s", exc)
+        except discord.HTTPException as exc:
+            log.info("could not check a digest creator's membership: %s", exc)
+        return False
+
+    async def check_creator(self, sub: Subscription) -> None:
+        """The scheduler's creator check, before each run: a digest keeps reading its
+        playlist with its creator's linked Spotify account, which must stop once they left
+        the server. Raises CreatorGone (the scheduler pauses the digest; :meth:`post` says
+        so in its channel)."""
+        if await self._creator_gone(sub.guild_id, sub.created_by):
+            raise CreatorGone(creator_left_reason(sub))
 
     # -------------------------------------------------------------------- posting
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
@@ -331,19 +393,33 @@ class DigestCog(commands.Cog):
             await channel_send(channel, msg)
 
     async def _report_paused(self, message: DigestMessage) -> None:
-        """Tell the guild once: system channel, else the first channel the bot can write in."""
+        """Tell the guild once: system channel, else the first channel the bot can write in.
+        A digest paused because its creator left is said in its own channel first (it is
+        still there), with how to re-create it (resuming would not help)."""
         sub = message.subscription
         guild = self.bot.get_guild(sub.guild_id)
         if guild is None:
             log.info("digest %s paused in a guild the bot left: %s", sub.id, message.text)
             return
-        text = E.truncate(
-            f"⏸️ Digest `#{sub.id}` ({md(sub.label)} → <#{sub.channel_id}>, set up by "
-            f"<@{sub.created_by}>) is paused: {message.text}\nA server manager can fix that "
-            f"and run `/digest resume {sub.id}`, or stop it with `/digest remove {sub.id}`.",
-            E.CONTENT,
-        )
-        for channel in _report_channels(guild):
+        channels = _report_channels(guild)
+        if message.text == creator_left_reason(sub):
+            text = E.truncate(
+                f"⏸️ Digest `#{sub.id}` ({md(sub.label)}) is paused: {message.text}\n"
+                + creator_left_remedy(sub),
+                E.CONTENT,
+            )
+            own = guild.get_channel(sub.channel_id)
+            if isinstance(own, discord.TextChannel):
+                channels = [own, *(c for c in channels if c != own)]
+        else:
+            text = E.truncate(
+                f"⏸️ Digest `#{sub.id}` ({md(sub.label)} → <#{sub.channel_id}>, set up by "
+                f"<@{sub.created_by}>) is paused: {message.text}\nA server manager can fix "
+                f"that and run `/digest resume {sub.id}`, or stop it with "
+                f"`/digest remove {sub.id}`.",
+                E.CONTENT,
+            )
+        for channel in channels:
             try:
                 await channel.send(text)
                 return

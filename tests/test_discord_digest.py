@@ -599,3 +599,47 @@ async def test_digest_add_in_a_thread_says_to_name_a_text_channel(env: Any) -> N
     msg = await _reply(fake, "digest add", options, channel_id=thread)
     assert msg.ephemeral and "`channel:`" in msg.text and "text channel" in msg.text, msg.text
     assert await env.sched.subscriptions(fake.guild_id) == []
+
+
+async def test_a_digest_whose_creator_left_pauses_before_reading_with_their_account(
+    env: Any,
+) -> None:
+    """Its creator's linked Spotify account reads the playlist; once they left the server
+    (the bot hears nothing: no members intent), the next run asks Discord (REST, 404 Unknown
+    Member), pauses the digest without reading anything, and says so in the digest's channel
+    with how to re-create it. Resuming is refused for the same reason. Another digest, whose
+    creator stayed, carries on."""
+    fake: FakeDiscord = env.fake
+    bob = fake.add_user("bob", manage_guild=True)
+    env.queue.script += [_snapshot(_by_playlist()["Neo-Soul"][:30], "s1")]
+    kept = await _daily(env, fake.guild_id, fake.channel_id)
+    sub = await env.sched.subscribe(
+        guild_id=fake.guild_id,
+        channel_id=fake.other_channel_id,
+        playlist_ref="https://open.spotify.com/playlist/" + "b" * 22,
+        playlist_id="b" * 22,
+        schedule=Schedule.build("daily", "07:30", "UTC"),
+        k=None,
+        created_by=bob,
+    )
+    fake.remove_member(bob)
+
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    paused = await env.sched.subs.get(sub.id)
+    assert paused.paused and "no longer a member" in paused.pause_reason
+    assert [r.user_id for r in env.queue.requests] == [int(fake.owner_user["id"])]
+    assert ("GET", f"/guilds/{fake.guild_id}/members/{bob}", {}) in fake.requests
+    [told] = _channel_posts(fake, fake.other_channel_id)  # the digest's own channel
+    assert f"Digest `#{sub.id}`" in told.content and "no longer a member" in told.content
+    assert f"/digest remove {sub.id}" in told.content and "/digest add" in told.content
+    assert "/digest resume" not in told.content  # resuming would not help
+    assert not (await env.sched.subs.get(kept.id)).paused
+
+    msg = await _reply(fake, "digest resume", {"id": sub.id})
+    assert msg.ephemeral and "stays paused" in msg.text and "/digest add" in msg.text
+    assert (await env.sched.subs.get(sub.id)).paused
+    env.clock.set(utc(2026, 11, 24, 7, 30))
+    await env.sched.settle()
+    assert bob not in [r.user_id for r in env.queue.requests]
+    assert len(_channel_posts(fake, fake.other_channel_id)) == 1  # said once

@@ -122,3 +122,23 @@ async def test_followup_limits_apply_too(fake_discord: FakeDiscord, http) -> Non
     async with http.patch(url, json={"embeds": [embed(3100), embed(3100)]}) as resp:
         assert resp.status == 400
         assert (await resp.json())["code"] == 50035
+
+
+async def test_a_member_who_left_is_unknown_member(fake_discord: FakeDiscord, http) -> None:
+    """GET /guilds/{id}/members/{user}: the member, then 404 Unknown Member (10007) once they
+    left; an unknown guild is 10004 and an unknown user 10013, as Discord answers."""
+    base, guild = fake_discord.api_base, fake_discord.guild_id
+    bob = fake_discord.add_user("bob")
+
+    async def get(path: str) -> tuple[int, dict]:
+        async with http.get(f"{base}{path}") as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    status, member = await get(f"/guilds/{guild}/members/{bob}")
+    assert status == 200 and member["user"]["id"] == str(bob)
+    status, body = await get(f"/guilds/{guild}")
+    assert status == 200 and body["id"] == str(guild) and "members" not in body
+    fake_discord.remove_member(bob)
+    assert (await get(f"/guilds/{guild}/members/{bob}"))[1]["code"] == 10007
+    assert (await get(f"/guilds/{guild + 1}/members/{bob}"))[1]["code"] == 10004
+    assert (await get(f"/guilds/{guild}/members/{bob + 10**6}"))[1]["code"] == 10013

@@ -9,7 +9,8 @@ Discord messages.
 
 * :mod:`.schedule`: time / weekday / time-zone parsing and :class:`Schedule` (slot maths, DST).
 * :mod:`.changes`: :func:`summarize_changes` between two analyses (clusters matched by overlap).
-* :mod:`.messages`: :class:`DigestMessage`, :class:`RunResult`, :class:`DestinationGone`.
+* :mod:`.messages`: :class:`DigestMessage`, :class:`RunResult`, :class:`DestinationGone`,
+  :class:`CreatorGone`.
 * :mod:`.scheduler`: :class:`DigestScheduler` (the loop, runs, pausing, the /digest commands).
 """
 
@@ -20,7 +21,14 @@ from bot.digests.changes import (
     match_clusters,
     summarize_changes,
 )
-from bot.digests.messages import DestinationGone, DigestMessage, Poster, RunResult
+from bot.digests.messages import (
+    CreatorCheck,
+    CreatorGone,
+    DestinationGone,
+    DigestMessage,
+    Poster,
+    RunResult,
+)
 from bot.digests.schedule import (
     WEEKDAYS,
     DigestError,
@@ -46,6 +54,8 @@ __all__ = [
     "WEEKDAYS",
     "Clock",
     "ClusterChange",
+    "CreatorCheck",
+    "CreatorGone",
     "DestinationGone",
     "DigestChanges",
     "DigestError",

@@ -33,6 +33,16 @@ class DestinationGone(Exception):
         self.reason = reason
 
 
+class CreatorGone(Exception):
+    """Raised by the creator check (:data:`CreatorCheck`) when the member who set up a digest
+    is no longer in its server: the subscription gets paused before the playlist is read, as
+    their linked Spotify account must not keep serving a server they left."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 MessageKind = Literal["digest", "unchanged", "skipped", "paused"]
 
 
@@ -65,6 +75,9 @@ class DigestMessage:
 
 
 Poster = Callable[[DigestMessage], Awaitable[None]]
+# Asked before each run whether the subscription's creator is still a member of its server;
+# raises CreatorGone when not (the digest cog asks Discord; this package never imports it).
+CreatorCheck = Callable[[Subscription], Awaitable[None]]
 RunStatus = Literal["posted", "unchanged", "skipped", "paused", "failed"]
 
 

@@ -3,12 +3,14 @@
 Missed slots (bot down) run once when the bot is back, not once per miss: a run claims the
 subscription by moving ``next_run_at`` to the first slot after *now* before doing any work.
 
-Errors: a playlist that became unreadable (:data:`PAUSE_ERRORS`) or a channel that vanished
-(:class:`bot.digests.messages.DestinationGone`, raised by the poster) pauses the subscription
-and reports it once to the guild; transient errors (rate limits, Spotify outages) are retried
-after Spotify's Retry-After or within the hour, never later than the next slot; a full job
-queue for the subscriber (LimitReached) retries five minutes later; a playlist that is empty or
-too small to cluster is said once in the channel and retried at each slot.
+Errors: a playlist that became unreadable (:data:`PAUSE_ERRORS`), a channel that vanished
+(:class:`bot.digests.messages.DestinationGone`, raised by the poster) or a creator who left the
+server (:class:`bot.digests.messages.CreatorGone`, raised by the creator check before the
+playlist is read with their account) pauses the subscription and reports it once to the
+guild; transient errors (rate limits, Spotify outages) are retried after Spotify's Retry-After
+or within the hour, never later than the next slot; a full job queue for the subscriber
+(LimitReached) retries five minutes later; a playlist that is empty or too small to cluster is
+said once in the channel and retried at each slot.
 
 Why one module of ~520 lines: the loop, the compare-and-set claim, a run and its pause/retry
 handling, and the /digest command back end (subscribe, resume, run now) all act on the same
@@ -26,6 +28,8 @@ from typing import Any, Protocol
 
 from bot.digests.changes import DigestChanges, summarize_changes
 from bot.digests.messages import (
+    CreatorCheck,
+    CreatorGone,
     DestinationGone,
     DigestMessage,
     Poster,
@@ -135,18 +139,24 @@ class DigestScheduler:
         self.clock: Clock = clock or SystemClock()
         self.max_per_guild = max_per_guild
         self._poster: Poster | None = poster
+        self._creator_check: CreatorCheck | None = None
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[RunResult]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def start(self, poster: Poster | None = None) -> None:
+    async def start(
+        self, poster: Poster | None = None, *, creator_check: CreatorCheck | None = None
+    ) -> None:
         """Start the background loop, posting through ``poster`` (idempotent).
 
-        ``poster`` may be left out only when the constructor got one."""
+        ``poster`` may be left out only when the constructor got one. ``creator_check``: asked
+        before each run whether the creator is still in the server (raises CreatorGone)."""
         if poster is not None:
             self._poster = poster
+        if creator_check is not None:
+            self._creator_check = creator_check
         if self._poster is None:
             raise RuntimeError("DigestScheduler.start needs a poster")
         if self._loop_task is None or self._loop_task.done():
@@ -166,6 +176,7 @@ class DigestScheduler:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         self._poster = None
+        self._creator_check = None
 
     @property
     def running(self) -> bool:
@@ -323,6 +334,12 @@ class DigestScheduler:
 
     async def _run(self, sub: Subscription, *, manual: bool) -> RunResult:
         now = iso(self.clock.now())
+        if self._creator_check is not None:
+            try:  # before the read: it would use the creator's linked Spotify account
+                await self._creator_check(sub)
+            except CreatorGone as gone:
+                await self._pause(sub, gone.reason)
+                return RunResult("paused", f"Paused: {gone.reason}")
         previous: Analysis | None = None
         if sub.last_analysis_id is not None:
             previous = await self.analyses.get(sub.last_analysis_id)

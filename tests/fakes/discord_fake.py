@@ -7,7 +7,9 @@ The real discord.py client connects to it unchanged: :func:`patch_discord` point
   members, permission overwrites), heartbeat ACKs, RESUME (answered with INVALID_SESSION);
 * serves the REST routes the bot uses (users/@me, applications/@me, command sync,
   interaction callbacks, webhook edits/followups, channel messages JSON + multipart,
-  reactions, GET channel) — shaped after /work/shared/specs/discord-openapi.json;
+  reactions, GET channel, GET guild, GET guild member: 404 Unknown Member (10007) once the
+  member left, see :meth:`FakeDiscord.remove_member`) — shaped after
+  /work/shared/specs/discord-openapi.json;
 * ENFORCES Discord's limits and answers violations like Discord does (HTTP 400, JSON
   ``{"code": 50035, "message": "Invalid Form Body", "errors": {...}}``), plus 40060 for an
   interaction acknowledged twice, 10062 for a callback after 3 s of the fake clock, 50027 for
@@ -371,6 +373,9 @@ class FakeDiscord:
         self.left_channels: set[int] = set()  # channels of guilds the bot was removed from
         self.dm_channels: dict[int, int] = {}  # DM channel id -> the member on the other side
         self.users_deleted: set[int] = set()  # members' messages deleted since they were sent
+        # (guild id, user id) of members who left a guild: GET /guilds/{g}/members/{u} is 404
+        # 10007. No GUILD_MEMBER_REMOVE is sent: the bot runs without the members intent.
+        self.departed: set[tuple[int, int]] = set()
         self.users: dict[int, dict] = {int(self.owner_user["id"]): self.owner_user}
         self.member_roles: dict[int, list[int]] = {
             self.app_id: [self.bot_role_id],
@@ -545,6 +550,11 @@ class FakeDiscord:
             roles.append(rid)
         self.member_roles[uid] = roles
         return uid
+
+    def remove_member(self, uid: int, guild_id: int | None = None) -> None:
+        """A member leaves a guild (the default one unless given), or is kicked. The bot hears
+        nothing (no members intent); Discord's REST then answers 404 Unknown Member."""
+        self.departed.add((guild_id or self.guild_id, uid))
 
     def deny_bot(self, channel_id: int, *perms: str) -> None:
         """Add a channel overwrite denying the bot's role some permissions (by name)."""
@@ -1209,6 +1219,8 @@ class FakeDiscord:
             return self._callback(int(parts[1]), parts[2], payload, files)
         if parts[:1] == ["webhooks"] and parts[1] == app:
             return self._webhook(method, parts[2], parts[3:], payload, files)
+        if parts[:1] == ["guilds"] and method == "GET" and len(parts) in (2, 4):
+            return self._guild_route(int(parts[1]), parts[2:])
         if parts[:1] == ["channels"]:
             cid = int(parts[1])
             if cid in self.left_channels:
@@ -1220,6 +1232,25 @@ class FakeDiscord:
             if parts[2:3] == ["typing"]:
                 return web.Response(status=204)
         return DiscordError(404, 0, f"404: Not Found ({method} {path})").response()
+
+    def _guild_route(self, gid: int, rest: list[str]) -> web.Response:
+        """GET /guilds/{id} and GET /guilds/{id}/members/{user id} (Discord's error codes)."""
+        guild = self.guilds.get(gid)
+        if guild is None:
+            raise DiscordError(404, 10004, "Unknown Guild")
+        if not rest:
+            payload = self.guild_create_payload(guild)
+            for key in ("members", "threads", "presences", "voice_states", "joined_at"):
+                payload.pop(key, None)  # gateway-only fields
+            return _json(payload)
+        if rest[0] != "members":
+            raise DiscordError(404, 0, "404: Not Found")
+        uid = int(rest[1])
+        if uid != self.app_id and uid not in self.users:
+            raise DiscordError(404, 10013, "Unknown User")
+        if (gid, uid) in self.departed:
+            raise DiscordError(404, 10007, "Unknown Member")
+        return _json(self._member(uid))
 
     def _application(self) -> dict:
         return {
