@@ -435,6 +435,37 @@ async def test_fires_at_local_time_then_posts_changes_and_unchanged(db: Database
     assert poster.kinds() == ["digest", "digest", "unchanged"]
 
 
+async def test_an_unchanged_playlist_is_said_once_not_every_slot(db: Database) -> None:
+    """A daily digest of a playlist nobody edits posted "no changes since …" every day."""
+    playlists = _by_playlist()
+    base = playlists["Neo-Soul"][:30] + playlists["Trap Nation"][:30]
+    edited = base[5:]
+    queue = ScriptedQueue(db, [_snapshot(base, "s1"), "same", "same", "same", "same"])
+    poster = Recorder()
+    clock = ManualClock(utc(2026, 11, 22, 9, 0))
+    sched = DigestScheduler(db, queue, poster=poster, clock=clock)
+    sub_id = await _subscribe(sched, Schedule.build("daily", "08:00", "UTC"))
+    statuses = []
+    for day in (23, 24, 25, 26):
+        clock.set(utc(2026, 11, day, 8, 0))
+        statuses += [r.status for r in await _tick(sched)]
+    assert statuses == ["posted", "unchanged", "unchanged", "unchanged"]
+    assert poster.kinds() == ["digest", "unchanged"]  # said once
+    sub = await sched.subs.get(sub_id)
+    assert sub.last_status == "no changes" and sub.last_run_at == "2026-11-26T08:00:00+00:00"
+    assert sub.last_posted_at == "2026-11-23T08:00:00+00:00"
+    # /digest run always answers, in the channel too
+    assert (await sched.run_now(GUILD, sub_id)).status == "unchanged"
+    assert poster.kinds() == ["digest", "unchanged", "unchanged"]
+    # then an edit: a full digest again, its changes counted from the last one posted
+    queue.script.append(_snapshot(edited, "s2"))
+    clock.set(utc(2026, 11, 27, 8, 0))
+    assert [r.status for r in await _tick(sched)] == ["posted"]
+    changed = poster.messages[-1]
+    assert changed.kind == "digest" and changed.since == "2026-11-23T08:00:00+00:00"
+    assert {c.track_id for c in changed.changes.removed} == {t.id for t in base[:5]}
+
+
 async def test_weekly_digest_across_dst_change(db: Database) -> None:
     tracks = _by_playlist()["Neo-Soul"][:30]
     queue = ScriptedQueue(db, [_snapshot(tracks, "s1"), "same"])

@@ -90,6 +90,8 @@ RETRY_TRANSIENT_S = 3600.0
 # The subscriber (or the guild) has jobs running right now (e.g. a /cluster): try again soon
 # rather than tomorrow, but never later than the next slot.
 RETRY_SOON_S = 300.0
+#: ``last_status`` of a run that found the playlist as the last digest left it.
+NO_CHANGES = "no changes"
 
 
 class Clock(Protocol):
@@ -402,6 +404,12 @@ class DigestScheduler:
             unchanged = not changes.has_changes
 
         since = sub.last_posted_at or sub.last_run_at
+        if unchanged and not manual and sub.last_status == NO_CHANGES:
+            # Said at the previous run already: a daily digest of a playlist nobody edits
+            # posted the same "no changes since <date>" line every day. Quiet until it changes
+            # (``/digest list`` shows the check; ``/digest run`` always answers).
+            await self.subs.record_run(sub.id, run_at=now, status=NO_CHANGES)
+            return RunResult("unchanged", "No changes since the last digest.", analysis_id)
         if unchanged:
             message = DigestMessage("unchanged", sub, outcome=outcome, since=since, manual=manual)
         else:
@@ -414,7 +422,7 @@ class DigestScheduler:
             await self._pause(sub, gone.reason)
             return RunResult("paused", f"Paused: {gone.reason}")
         if unchanged:
-            await self.subs.record_run(sub.id, run_at=now, status="no changes")
+            await self.subs.record_run(sub.id, run_at=now, status=NO_CHANGES)
             return RunResult("unchanged", "No changes since the last digest.", analysis_id)
         await self.subs.record_run(
             sub.id,
