@@ -350,8 +350,19 @@ def _split_artists(names: str, ids: list[str], sep: str) -> list[str]:
 
 
 # A spreadsheet re-saves "2019-06-14" in its locale: 14.06.2019 (de), 14/06/2019 (en-GB),
-# 14-6-2019 (nl), 6/14/2019 (en-US), sometimes with a time after it.
-_LOCAL_DATE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})(?:[ T].*)?")
+# 14-6-2019 (nl), 6/14/2019 (en-US), sometimes with a time after it; a short date format
+# writes two digits of the year (14.06.19, 06/14/19: LibreOffice's default date formats).
+_LOCAL_DATE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?")
+# Two-digit years as the spreadsheet that wrote them reads them back (Excel's and LibreOffice's
+# default: 00–29 are 2000–2029, 30–99 are 1930–1999).
+_TWO_DIGIT_PIVOT = 30
+
+
+def _full_year(year: str) -> str:
+    if len(year) == 4:
+        return year
+    yy = int(year)
+    return str(2000 + yy if yy < _TWO_DIGIT_PIVOT else 1900 + yy)
 
 
 def _date(value: str | None) -> str | None:
@@ -363,7 +374,7 @@ def _date(value: str | None) -> str | None:
     m = _LOCAL_DATE.fullmatch(text) if text else None
     if m is None:
         return text
-    a, sep, b, year = int(m[1]), m[2], int(m[3]), m[4]
+    a, sep, b, year = int(m[1]), m[2], int(m[3]), _full_year(m[4])
     if sep in ".-" or a > 12 >= b:
         day, month = a, b
     elif b > 12 >= a:
