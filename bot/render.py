@@ -556,12 +556,14 @@ def render_markdown(
 ) -> str:
     """The report in the seeds' format (see module docstring).
 
-    ``liked``: track ids the reader saved (💚), with ``analysis.liked``. A column that would
-    be empty for every listed track is left out (Label and Rank for Development-Mode apps, 💚
-    when no marks are known), so the table shows only what is known.
+    ``liked``: track ids the reader saved (💚) — only these, never ``analysis.liked``: a stored
+    analysis' legacy field holds its requester's marks, who may not be the reader (embeds read
+    them the same way). A column that would be empty for every listed track is left out (Label
+    and Rank for Development-Mode apps, 💚 when no marks are known), so the table shows only
+    what is known.
     """
     by_id = analysis.track_by_id()
-    marks = set(analysis.liked) | set(liked)
+    marks = set(liked)
     shown = [[by_id[t] for t in c.representative_ids if t in by_id] for c in analysis.clusters]
     rows = [[_cells(t, marks) for t in tracks] for tracks in shown]
     names = TABLE_HEADER.strip("| ").split(" | ")

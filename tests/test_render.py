@@ -51,8 +51,12 @@ def analysis() -> Analysis:
     first.image_url = "https://i.scdn.co/image/ab67616d0000b273044a5466dac00f7b3c570b99"
     first.label = "EMI | Interscope"
     second.name = "Pipe | In <Name>"
-    result.liked = [second.id]
     return result
+
+
+def _reader_marks(analysis: Analysis) -> list[str]:
+    """The reader's 💚: the second representative of cluster 1 (a renamed track)."""
+    return [analysis.clusters[0].representative_ids[1]]
 
 
 def _synthetic(n: int, k: int) -> Analysis:
@@ -133,7 +137,7 @@ def _cells(row: str) -> list[str]:
 
 
 def test_markdown_follows_the_seeds_structure(analysis: Analysis) -> None:
-    md = render_markdown(analysis)
+    md = render_markdown(analysis, liked=_reader_marks(analysis))
     lines = md.splitlines()
     assert lines[0] == "# Clusters in Demo mix (5 real playlists, TidyTuesday 2020)"
     assert "![Comparison of Cluster](clusters.png)" in lines[1:4]
@@ -158,7 +162,7 @@ def test_markdown_follows_the_seeds_structure(analysis: Analysis) -> None:
 
 
 def test_markdown_escapes_cells_and_marks_art_and_likes(analysis: Analysis) -> None:
-    md = render_markdown(analysis)
+    md = render_markdown(analysis, liked=_reader_marks(analysis))
     by_id = analysis.track_by_id()
     first, second = (by_id[t] for t in analysis.clusters[0].representative_ids[:2])
     rows = {line.split("track/")[-1][:22]: line for line in md.splitlines() if "track/" in line}
@@ -310,6 +314,18 @@ def test_report_leaves_out_columns_empty_for_every_track(analysis: Analysis) -> 
     assert "Rank = " not in md
     rows = [line for line in md.splitlines() if "track/" in line]
     assert all(len(_cells(r)) == 5 for r in rows)
+
+
+def test_report_never_shows_a_stored_analysis_legacy_marks(analysis: Analysis) -> None:
+    """Analyses stored by older versions carry their requester's saved tracks in ``liked``;
+    the report shows only the reader's own (from their look-up), like the embeds."""
+    stored = Analysis.from_dict(analysis.to_dict())
+    stored.liked = report_track_ids(stored)[:5]  # the requester's, stored long ago
+    assert "💚" not in render_markdown(stored)
+    mine = report_track_ids(stored)[7:8]
+    md = render_markdown(stored, liked=mine)
+    rows = [line for line in md.splitlines() if "track/" in line]
+    assert [row.split("track/")[-1][:22] for row in rows if "💚" in row] == mine
 
 
 def test_report_fills_the_hearts_of_the_reader(analysis: Analysis) -> None:

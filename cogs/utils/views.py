@@ -21,7 +21,6 @@ failure into an ephemeral message.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections import OrderedDict
@@ -294,9 +293,7 @@ class DownloadButton(
             render.report_track_ids(analysis),
             timeout_s=5,  # deferred above, so not bound by the 3-second acknowledgement
         )
-        # A copy without the requester's stored marks (the cached analysis is shared).
-        mine = dataclasses.replace(analysis, liked=[])
-        text = await asyncio.to_thread(render.render_markdown, mine, liked=liked)
+        text = await asyncio.to_thread(render.render_markdown, analysis, liked=liked)
         data = text.encode("utf-8")
         if len(data) > E.MAX_FILE_BYTES:
             raise PipelineError("report.md is larger than Discord's 10 MiB file limit.")
