@@ -148,6 +148,8 @@ def test_artist_names_split_on_the_pages_separator() -> None:
         ("bad_json", "not valid JSON"),
         ("no_tracklist", "trackList"),
         ("no_uris", "track uri"),
+        # was NotFound ("couldn't find that playlist, or it isn't public") and an INFO line
+        ("renamed_entity", "no props.pageProps.state.data.entity"),
     ],
 )
 async def test_a_page_that_does_not_parse_gives_one_clear_error_and_one_warning(

@@ -224,7 +224,11 @@ def _entity(ref: SpotifyRef, raw: str | None) -> dict:
     data_obj = state.get("data") if isinstance(state, dict) else None
     if not isinstance(data_obj, dict):
         raise _Missing("no props.pageProps.state.data in __NEXT_DATA__")
-    entity = data_obj.get("entity")
+    if "entity" not in data_obj:
+        # Renamed (Spotify changed the page): said as such, not as "couldn't find that
+        # playlist" for every link with only an INFO line for the operator.
+        raise _Missing("no props.pageProps.state.data.entity in __NEXT_DATA__")
+    entity = data_obj["entity"]
     if entity is None:
         raise _not_found(ref, "no entity")
     if not isinstance(entity, dict):

@@ -16,8 +16,8 @@
   ``short_links[code]``, or, for codes in ``short_link_html``, an HTML page naming the target.
 
 Knobs on ``fake.pages``: ``broken[id] = "no_next_data" | "bad_json" | "no_tracklist" |
-"no_uris"`` (Spotify changed the page), ``short_links``, ``short_link_html``, ``track_cap``;
-``user_agents`` records who asked.
+"no_uris" | "renamed_entity"`` (Spotify changed the page), ``short_links``,
+``short_link_html``, ``track_cap``; ``user_agents`` records who asked.
 """
 
 from __future__ import annotations
@@ -215,6 +215,9 @@ class FakePages:
         else:
             if entity is not None and mode == "no_tracklist":
                 entity["items"] = entity.pop("trackList")
+            if entity is not None and mode == "renamed_entity":
+                data = doc["props"]["pageProps"]["state"]["data"]
+                data["entityV2"] = data.pop("entity")
             if entity is not None and mode == "no_uris":
                 for row in entity["trackList"]:
                     row["trackUri"] = row.pop("uri")
