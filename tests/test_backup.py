@@ -3,6 +3,7 @@ its commands run as written, against a database a running bot (another process) 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -110,7 +111,15 @@ def bot(tmp_path: Path):
             running.kill()
 
 
-async def test_the_readme_backup_and_restore_work_while_the_bot_runs(bot, tmp_path) -> None:
+async def opened_by_the_bot(path: Path) -> tuple[int, str, set[int]]:
+    """What the bot finds at its next start: schema version, integrity, guilds."""
+    async with Database(path) as db:
+        integrity = (await db.fetchone("PRAGMA integrity_check"))[0]
+        rows = await db.fetchall("SELECT guild_id FROM guild_settings")
+        return await db.version(), integrity, {row[0] for row in rows}
+
+
+def test_the_readme_backup_and_restore_work_while_the_bot_runs(bot, tmp_path) -> None:
     database, running = bot
     backup_cmd, restore_cmd = readme_commands()
     running.write(4, 5, 6)
@@ -133,11 +142,8 @@ async def test_the_readme_backup_and_restore_work_while_the_bot_runs(bot, tmp_pa
 
     restored = shell(restore_cmd, tmp_path, database)
     assert restored.returncode == 0, restored.stderr
-    async with Database(database) as db:  # what the bot opens at its next start
-        assert await db.version() == HEAD
-        assert (await db.fetchone("PRAGMA integrity_check"))[0] == "ok"
-        rows = await db.fetchall("SELECT guild_id FROM guild_settings")
-        assert {row[0] for row in rows} == {1, 2, 3, 4, 5, 6}  # the backup, nothing newer
+    # the backup, nothing newer
+    assert asyncio.run(opened_by_the_bot(database)) == (HEAD, "ok", {1, 2, 3, 4, 5, 6})
 
     # Why the restore removes the -wal first: copied over without that, SQLite lays the dead
     # bot's last pages over a file they don't belong to. Measured: the integrity check then
