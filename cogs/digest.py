@@ -395,22 +395,17 @@ class DigestCog(commands.Cog):
     async def _report_paused(self, message: DigestMessage) -> None:
         """Tell the guild once: system channel, else the first channel the bot can write in.
         A digest paused because its creator left is said in its own channel first (it is
-        still there), with how to re-create it (resuming would not help)."""
+        still there), with how to re-create it (resuming would not help). A server this
+        process does not have (several bot processes: another shard's) is told in the
+        digest's channel, asked of Discord; a server the bot left, nowhere."""
         sub = message.subscription
-        guild = self.bot.get_guild(sub.guild_id)
-        if guild is None:
-            log.info("digest %s paused in a guild the bot left: %s", sub.id, message.text)
-            return
-        channels = _report_channels(guild)
-        if message.text == creator_left_reason(sub):
+        creator_left = message.text == creator_left_reason(sub)
+        if creator_left:
             text = E.truncate(
                 f"⏸️ Digest `#{sub.id}` ({md(sub.label)}) is paused: {message.text}\n"
                 + creator_left_remedy(sub),
                 E.CONTENT,
             )
-            own = guild.get_channel(sub.channel_id)
-            if isinstance(own, discord.TextChannel):
-                channels = [own, *(c for c in channels if c != own)]
         else:
             text = E.truncate(
                 f"⏸️ Digest `#{sub.id}` ({md(sub.label)} → <#{sub.channel_id}>, set up by "
@@ -419,6 +414,17 @@ class DigestCog(commands.Cog):
                 f"`/digest remove {sub.id}`.",
                 E.CONTENT,
             )
+        guild = self.bot.get_guild(sub.guild_id)
+        if guild is None:
+            try:
+                await (await self._channel(sub.channel_id)).send(text)
+            except (DestinationGone, discord.HTTPException) as exc:
+                log.info("digest %s paused (%s); not reported: %s", sub.id, message.text, exc)
+            return
+        channels: list[discord.TextChannel] = _report_channels(guild)
+        own = guild.get_channel(sub.channel_id)
+        if creator_left and isinstance(own, discord.TextChannel):
+            channels = [own, *(c for c in channels if c != own)]
         for channel in channels:
             try:
                 await channel.send(text)

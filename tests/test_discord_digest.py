@@ -528,8 +528,8 @@ async def _until(predicate: Any, within: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
-async def _daily(env: Any, guild_id: int, channel_id: int) -> Any:
-    """A daily 07:30 UTC digest of LINK, set up by the guild owner."""
+async def _daily(env: Any, guild_id: int, channel_id: int, created_by: int | None = None) -> Any:
+    """A daily 07:30 UTC digest of LINK, set up by ``created_by`` (default: the guild owner)."""
     return await env.sched.subscribe(
         guild_id=guild_id,
         channel_id=channel_id,
@@ -537,7 +537,7 @@ async def _daily(env: Any, guild_id: int, channel_id: int) -> Any:
         playlist_id=PLAYLIST_ID,
         schedule=Schedule.build("daily", "07:30", "UTC"),
         k=None,
-        created_by=int(env.fake.owner_user["id"]),
+        created_by=created_by or int(env.fake.owner_user["id"]),
     )
 
 
@@ -643,3 +643,23 @@ async def test_a_digest_whose_creator_left_pauses_before_reading_with_their_acco
     await env.sched.settle()
     assert bob not in [r.user_id for r in env.queue.requests]
     assert len(_channel_posts(fake, fake.other_channel_id)) == 1  # said once
+
+
+async def test_a_digest_of_a_server_this_process_lacks_checks_its_creator_by_rest(
+    env: Any,
+) -> None:
+    """Several bot processes: a digest may run in a process that does not have its server
+    (another shard's). The creator is still asked of Discord (GET guild, GET member), and the
+    pause is said in the digest's channel (asked of Discord too), not dropped."""
+    fake: FakeDiscord = env.fake
+    other_guild, other_channel = fake.add_guild("Another shard's server")  # never dispatched
+    assert env.bot.get_guild(other_guild) is None
+    bob = fake.add_user("bob")
+    sub = await _daily(env, other_guild, other_channel, created_by=bob)
+    fake.remove_member(bob, other_guild)
+    env.clock.set(utc(2026, 11, 23, 7, 30))
+    await env.sched.settle()
+    assert (await env.sched.subs.get(sub.id)).paused
+    assert env.queue.requests == []
+    [told] = _channel_posts(fake, other_channel)
+    assert "no longer a member" in told.content and "/digest add" in told.content
