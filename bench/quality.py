@@ -19,10 +19,12 @@ The bench's playlists have 77 ± 12 tracks each (after dropping shared tracks), 
 alone tells roughly how many playlists it has: k = round(tracks / 80) is within ±1 in 99–100 %
 of the mixes of seeds 0–2 (bench/k_study.py). ``--share`` keeps a random share (30–100 %) of
 each playlist's tracks, so the size no longer carries the answer (and playlists differ in size):
-check the k figures there too.
+check the k figures there too. ``--held-out`` draws only the half of the playlists
+``bench/within_playlist.py`` did not learn the within-playlist metric from (see :func:`split`):
+the figures that can't have been fitted to.
 
     python bench/quality.py [--draws 40] [--hard 30] [--seed 0] [--csv PATH] [--variants]
-                            [--no-baseline] [--share]
+                            [--no-baseline] [--share] [--held-out]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import argparse
 import re
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -69,6 +72,14 @@ class Result:
 
 
 Method = Callable[[list[Track], int | None], Result]
+
+
+def split(df: pd.DataFrame, part: str) -> pd.DataFrame:
+    """The playlists ``bench/within_playlist.py`` may learn from (``"fit"``, half of them by a
+    hash of the playlist id) or the other half (``"held-out"``), which quality figures of the
+    learned metric must be measured on."""
+    half = df["playlist_id"].map(lambda p: zlib.crc32(p.encode()) % 2)
+    return df[half == (0 if part == "fit" else 1)]
 
 
 def draws(df: pd.DataFrame, n: int, seed: int, *, hard: bool = False) -> list[Mix]:
@@ -292,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         help="skip plain k-means (its auto k fits every k: the slowest part of a run)",
     )
     ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="draw only playlists bench/within_playlist.py did not learn from",
+    )
+    ap.add_argument(
         "--share",
         action="store_true",
         help="keep a random 30-100%% of each playlist, so a mix's size does not tell its k",
@@ -300,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
 
     threadpool_limits(1)  # as in production (bot.clustering.analyze): no OpenMP oversubscription
     df = pd.read_csv(args.csv, dtype=str, keep_default_na=False)
+    if args.held_out:
+        df = split(df, "held-out")
     mixes = draws(df, args.draws, args.seed) + draws(df, args.hard, args.seed, hard=True)
     if args.share:
         mixes = [share(mix, args.seed * 1000 + i) for i, mix in enumerate(mixes)]
@@ -307,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.draws} mixes of 2–6 real playlists of different genres + {args.hard} mixes of "
         f"2–4 playlists of one genre's subgenres; {min(n_tracks)}–{max(n_tracks)} tracks each "
-        f"(seed {args.seed}{', a random 30–100 % of each playlist' if args.share else ''})\n"
+        f"(seed {args.seed}{', a random 30–100 % of each playlist' if args.share else ''}"
+        f"{', held-out playlists only' if args.held_out else ''})\n"
     )
     methods: dict[str, Method] = (
         {} if args.no_baseline else {"baseline: k-means, 9 raw audio features": baseline}
@@ -318,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             use_metadata=False, artist_blend=0.0
         )
         methods["ours without artist context"] = ours_with(artist_blend=0.0)
+        methods["ours without the within-playlist metric"] = ours_with(whiten=False)
         methods["ours, dev-mode fields (no popularity)"] = ours_with(popularity=False)
         methods["ours, metadata only (no audio features, no popularity)"] = ours_with(
             audio=False, popularity=False

@@ -536,3 +536,41 @@ def test_grouped_by_names_only_what_was_used() -> None:
     )
     assert grouped_by(["year", "explicit"], short=True) == "year and explicit lyrics"
     assert grouped_by([]) == "genre tags"
+
+
+def test_energy_and_loudness_moving_together_count_once() -> None:
+    """Within playlists energy and loudness rise together (correlation 0.61): a track louder
+    *and* more energetic than another is less far from it than one louder but calmer, by the
+    same amounts (plain distances made them equal)."""
+    from bot.features.matrix import within_playlist_metric
+
+    columns = ["energy", "loudness", "valence"]
+    X = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, -1.0, 0.0]])
+    Z = within_playlist_metric(X, columns, [1.0, 1.0, 1.0])
+    together, apart = np.linalg.norm(Z[1] - Z[0]), np.linalg.norm(Z[2] - Z[0])
+    assert together < 0.75 * apart
+    # columns the table does not have (explicit, artist genres) are left as they are
+    Y = np.column_stack([X, [0.0, 0.5, 1.0]])
+    assert within_playlist_metric(Y, [*columns, "genre_1"], [1.0] * 4)[:, 3].tolist() == [
+        0.0, 0.5, 1.0,
+    ]  # fmt: skip
+
+
+def test_the_metric_depends_on_the_columns_not_their_weights() -> None:
+    """A source without popularity (Development Mode) uses the covariance of the columns it
+    has; the weights of the columns the metric covers change only the overall scale."""
+    from bot.features.matrix import within_playlist_metric
+
+    rng = np.random.default_rng(0)
+    columns = [*AUDIO_FEATURES, "year", "duration_min"]
+    X = rng.normal(size=(30, len(columns)))
+    plain = within_playlist_metric(X, columns, [1.0] * len(columns))
+    weights = rng.uniform(0.5, 2.0, len(columns))
+    weighted = within_playlist_metric(X * weights, columns, list(weights))
+
+    def distances(Z: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(Z[:, None] - Z[None], axis=2)
+        return d / d.max()
+
+    np.testing.assert_allclose(distances(weighted), distances(plain), atol=1e-9)
+    assert not np.allclose(distances(plain), distances(X))

@@ -50,9 +50,9 @@ def _renumbered(before, after) -> int:
 
 def test_removing_one_track_moves_none_of_the_others() -> None:
     """Real "Big Room EDM" playlist, auto k: one track removed made a fresh clustering move
-    12 of the 59 others (measured); started from the previous clusters, none moves."""
+    10 of the 59 others (measured); started from the previous clusters, none moves."""
     tracks = _by_playlist()["Big Room EDM"]
-    edited = tracks[:28] + tracks[29:]
+    edited = tracks[:3] + tracks[4:]
     base = _cluster(tracks)
     fresh = summarize_changes(base, _cluster(edited))
     steady = _cluster(edited, previous=base)
@@ -61,7 +61,7 @@ def test_removing_one_track_moves_none_of_the_others() -> None:
     assert changes.moved == 0
     assert steady.k == base.k
     assert all(c.index == c.previous_index for c in changes.clusters)
-    assert [c.track_id for c in changes.removed] == [tracks[28].id]
+    assert [c.track_id for c in changes.removed] == [tracks[3].id]
 
 
 def test_continuing_clusters_keep_their_numbers() -> None:
@@ -115,9 +115,8 @@ def test_first_digest_is_the_ordinary_clustering() -> None:
 
 
 def test_a_playlist_that_changed_shape_gets_a_new_k() -> None:
-    """Two real playlists grow into five (75 % of the tracks new): auto k's 3 is taken over
-    the previous 2; the clusters that continue still keep their numbers. (30 tracks of each:
-    auto k, the median of three criteria, splits 40 + 40 of them into 3.)"""
+    """Two real playlists grow into five (75 % of the tracks new): auto k's 4 is taken over
+    the previous 2; the clusters that continue still keep their numbers."""
     pl = _by_playlist()
     first = pl["’80s Hard Rock"][:30] + pl["Big Room EDM"][:30]
     base = _cluster(first)
@@ -125,7 +124,7 @@ def test_a_playlist_that_changed_shape_gets_a_new_k() -> None:
     second = first + [t for n in ("Neo-Soul", "Trap Nation", "Vibra Tropical") for t in pl[n]]
     steady = _cluster(second, previous=base)
     fresh = _cluster(second)
-    assert steady.k == fresh.k == 3
+    assert steady.k == fresh.k == 4
     changes = summarize_changes(base, steady)
     continuing = [c for c in changes.clusters if c.previous_index is not None]
     assert len(continuing) == 2 and all(c.index == c.previous_index for c in continuing)
@@ -206,8 +205,8 @@ async def test_each_digest_starts_from_the_previous_one(db) -> None:
 async def test_digests_through_the_real_queue_keep_their_clusters(
     tmp_path: Path, fake_spotify_extended
 ) -> None:
-    """Alice's real playlist loses one track: a fresh /cluster of the new snapshot moves 2
-    others and is not taken for the digest, which moves none."""
+    """Alice's real playlist loses one track: a fresh /cluster of the new snapshot moves
+    another and is not taken for the digest, which moves none."""
     fake = fake_spotify_extended
     pid = fake.alice_playlist
     playlist = fake.playlists[pid]
@@ -226,11 +225,11 @@ async def test_digests_through_the_real_queue_keep_their_clusters(
         assert [r.status for r in await _tick(sched)] == ["posted"]
         before = poster.messages[-1].outcome.analysis
 
-        playlist.entries = playlist.entries[:5] + playlist.entries[6:]
+        playlist.entries = playlist.entries[:27] + playlist.entries[28:]
         playlist.snapshot_n += 1
         handle = await queue.submit(AnalysisRequest(link=link, user_id=USER))  # a /cluster
         plain = await handle.result()
-        assert summarize_changes(before, plain.analysis).moved > 0  # measured: 2 moved
+        assert summarize_changes(before, plain.analysis).moved > 0  # measured: 1 moved
         clock.set(utc(2026, 11, 24, 7, 0))
         assert [r.status for r in await _tick(sched)] == ["posted"]
         message = poster.messages[-1]
@@ -271,7 +270,7 @@ async def test_two_subscriptions_of_one_playlist_each_keep_their_own_clusters(
         assert [r.status for r in await _tick(sched)] == ["posted"]
         before = poster.messages[-1].outcome.analysis
 
-        playlist.entries = playlist.entries[:5] + playlist.entries[6:]
+        playlist.entries = playlist.entries[:27] + playlist.entries[28:]
         playlist.snapshot_n += 1
         second = await subscribe(CHANNEL + 1, "06:00")  # runs before the first one tomorrow
         clock.set(utc(2026, 11, 24, 6, 0))
