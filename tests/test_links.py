@@ -97,6 +97,14 @@ def test_parse_what_chat_and_copies_wrap_around_a_link(text: str) -> None:
     assert parse_spotify_link(text) == SpotifyRef("playlist", PID2)
 
 
+@pytest.mark.parametrize("prefix", ["embed", "embed-legacy"])
+def test_older_embed_codes_are_read_like_the_current_one(prefix: str) -> None:
+    """An <iframe> pasted from an older "Embed playlist" code (embed-legacy/) read "That Spotify
+    link points to “embed-legacy”"."""
+    code = f'<iframe src="https://open.spotify.com/{prefix}/playlist/{PID2}" width="300"></iframe>'
+    assert parse_spotify_link(code) == SpotifyRef("playlist", PID2)
+
+
 def test_two_different_links_are_refused_not_mixed_up() -> None:
     with pytest.raises(InvalidLink, match="2 different Spotify links"):
         parse_spotify_link(

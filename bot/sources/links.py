@@ -151,8 +151,9 @@ def _parse_url(text: str) -> SpotifyRef:
     # re-share it) still carries the id before the encoded "?".
     path = unquote(parts.path).split("?")[0].split("&")[0]
     segments = [s for s in path.split("/") if s]
-    # Drop locale (intl-de) and embed prefixes.
-    while segments and (segments[0].lower().startswith("intl-") or segments[0] == "embed"):
+    # Drop locale (intl-de) and embed prefixes (also the older iframe codes' embed-legacy/,
+    # embed-podcast/).
+    while segments and segments[0].lower().startswith(("intl-", "embed")):
         segments = segments[1:]
     # /user/NAME/playlist/ID (legacy web player form)
     if len(segments) >= 4 and segments[0] == "user" and segments[2] == "playlist":
