@@ -21,6 +21,8 @@ from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
+UNREADABLE_MESSAGE = "This analysis couldn't be resumed after a restart. Please ask again."
+
 ACTIVE_STATES = ("queued", "fetching", "featurizing", "clustering", "rendering")
 # "IN (?, ?, ...)" with one placeholder per active state (bind ACTIVE_STATES to it).
 IN_ACTIVE = f"IN ({', '.join('?' * len(ACTIVE_STATES))})"
@@ -195,11 +197,30 @@ class JobRepository(Repository):
         return JobRow.from_row(row) if row is not None else None
 
     async def unfinished(self) -> list[JobRow]:
-        """Jobs a previous process left running (oldest first), to resume at start-up."""
+        """Jobs a previous process left running (oldest first), to resume at start-up.
+
+        A row this version can't read (edited by hand, damaged) is failed instead: one such
+        row stopped the bot's start-up with a JSONDecodeError, and no other job resumed."""
         rows = await self.db.fetchall(
             f"SELECT * FROM jobs WHERE state {IN_ACTIVE} ORDER BY id", ACTIVE_STATES
         )
-        return [JobRow.from_row(r) for r in rows]
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(JobRow.from_row(row))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.warning(
+                    "job %s can't be read (%s); marked failed instead of resumed",
+                    row["id"],
+                    type(exc).__name__,
+                )
+                await self.db.execute(
+                    "UPDATE jobs SET state = 'failed', error_code = 'unreadable',"
+                    " error_message = ?, checkpoint_json = NULL, request_json = '{}',"
+                    " reply_blob = NULL, updated_at = ? WHERE id = ?",
+                    (UNREADABLE_MESSAGE, self._now(), row["id"]),
+                )
+        return jobs
 
     async def count_active(self, *, user_id: int | None = None, guild_id: int | None = None) -> int:
         col, value = ("user_id", user_id) if user_id is not None else ("guild_id", guild_id)

@@ -309,6 +309,35 @@ async def test_close_interrupts_and_next_start_resumes(tmp_path, monkeypatch):
         await db.close()
 
 
+async def test_a_job_row_that_cannot_be_read_is_failed_and_the_others_resume(
+    tmp_path, monkeypatch, caplog
+):
+    """One unreadable row (edited by hand, damaged) stopped the bot's start-up with a
+    JSONDecodeError traceback, and no other job resumed."""
+    FakePipeline().install(monkeypatch)
+    path = tmp_path / "unreadable.sqlite3"
+    db, store, queue = await open_queue(path)
+    await queue.close()
+    bad = await store.jobs.create("playlist:x|k", AnalysisRequest(link=link(1)))
+    good = await store.jobs.create("playlist:y|k", AnalysisRequest(link=link(2)))
+    cut = '{"link": "https://open.spotify.com/pl'
+    await store.db.execute("UPDATE jobs SET request_json = ? WHERE id = ?", (cut, bad))
+    await db.close()
+    rec = Recorder()
+    with caplog.at_level(logging.WARNING, logger="storage.jobs"):
+        db, store, queue = await open_queue(path, listener=rec.listener)
+    try:
+        await asyncio.wait_for(rec.ended_event.wait(), 60)
+        assert [(job_id, error) for job_id, _outcome, error in rec.ended] == [(good, None)]
+        failed = await store.jobs.get(bad)
+        assert failed is not None and failed.state == "failed"
+        assert failed.error_code == "unreadable"
+        assert f"job {bad} can't be read" in caplog.text
+    finally:
+        await queue.close()
+        await db.close()
+
+
 async def test_a_job_that_keeps_crashing_is_given_up(tmp_path, monkeypatch):
     FakePipeline().install(monkeypatch)
     path = tmp_path / "crashloop.sqlite3"
