@@ -328,6 +328,18 @@ def test_the_partial_read_note_says_what_works_for_its_reader(
     assert note is not None and ("Spotify-made" in note) == (reader != NO_LINKING)
 
 
+@pytest.mark.parametrize("reader", [FOR_ANYONE, FOR_UNLINKED, FOR_LINKED, NO_LINKING])
+def test_a_partly_read_album_is_not_sent_to_linking_or_exportify(reader: str) -> None:
+    """Any app reads a whole album and Exportify exports only playlists: a 150-track album read
+    from its page (the API didn't answer, or the CLI has no credentials) said "if it's yours,
+    `/spotify link` reads all of it; else attach an Exportify CSV"."""
+    meta = PlaylistMeta(id="a" * 22, name="Box set", kind="album", snapshot_id="page:x", total=150)
+    note = public_page_note(meta, 100, reader=reader)
+    assert note is not None and note.startswith("first 100 of 150 tracks")
+    assert "Exportify" not in note and "/spotify link" not in note
+    assert ("SPOTIFY_CLIENT_ID" in note) == (reader == NO_LINKING)
+
+
 def test_the_reader_of_a_note_is_the_member_who_asked_as_they_are() -> None:
     assert reader_for(linking=True, linked=True) == FOR_LINKED
     assert reader_for(linking=True, linked=False) == FOR_UNLINKED

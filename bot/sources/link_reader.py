@@ -91,6 +91,11 @@ _HOW = {
 }
 # Spotify-made playlists (37i9dQZF1…): no app reads all of them, linked or not.
 _HOW_EDITORIAL = "no app reads Spotify-made playlists in full: copy it or use an Exportify CSV"
+# Albums: any Spotify app reads all of one (catalog data, Development Mode too), and Exportify
+# exports playlists, not albums. A page read of an album means the app's API didn't answer this
+# time, or there is no app (the CLI without credentials).
+_HOW_ALBUM = "the Spotify API reads whole albums: ask again later for all of them"
+_HOW_ALBUM_NO_APP = "with SPOTIFY_CLIENT_ID/SECRET set, the Spotify API reads whole albums"
 
 
 def reader_for(*, linking: bool, linked: bool) -> str:
@@ -111,7 +116,9 @@ def public_page_note(meta: PlaylistMeta, shown: int, *, reader: str = FOR_ANYONE
     """
     if not is_public_page_read(meta):
         return None
-    if meta.id.startswith(EDITORIAL_PREFIX) and reader != NO_LINKING:
+    if meta.kind == "album":
+        how = _HOW_ALBUM_NO_APP if reader == NO_LINKING else _HOW_ALBUM
+    elif meta.id.startswith(EDITORIAL_PREFIX) and reader != NO_LINKING:
         how = _HOW_EDITORIAL
     else:
         how = _HOW.get(reader, _HOW[FOR_ANYONE])
