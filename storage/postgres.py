@@ -11,6 +11,9 @@ PostgreSQL advisory lock, so the first process to start applies them and the oth
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -20,6 +23,10 @@ from typing import Any
 from bot.errors import StorageError
 from storage.db import load_migrations
 from storage.dialect import PG_FUNCTIONS, migration_to_postgres, to_postgres
+
+log = logging.getLogger(__name__)
+#: Longest wait between two attempts to listen again after the connection was lost.
+RELISTEN_MAX_WAIT_S = 30.0
 
 # Advisory lock key under which migrations run (any constant shared by every process).
 MIGRATION_LOCK = zlib.crc32(b"playlist-clusters:migrations")
@@ -360,19 +367,62 @@ class PostgresDatabase:
 
     async def listen(self, channel: str, callback: Callable[[str], None]) -> Callable[[], Any]:
         """Call ``callback(payload)`` for each notification on ``channel``, on a connection
-        of its own; returns the coroutine function that stops listening."""
+        of its own; returns the coroutine function that stops listening.
+
+        A connection that ends under us (PostgreSQL restarted, an administrator terminated
+        it) is made again, at once and then with growing waits up to
+        :data:`RELISTEN_MAX_WAIT_S`: without that, one PostgreSQL restart silenced the
+        progress notifications for the life of the bot process (states and results still came
+        through its row reads every 2 s). Notifications sent in between are lost."""
         import asyncpg
 
-        conn = await asyncpg.connect(self.url)
+        name = self._channel(channel)
+        held: list[Any] = []  # the current connection
+        stopped = False
+        again: asyncio.Task[None] | None = None
 
         def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             callback(payload)
 
-        await conn.add_listener(self._channel(channel), deliver)
+        def lost(_conn: Any) -> None:
+            nonlocal again
+            if not stopped and (again is None or again.done()):
+                again = asyncio.get_running_loop().create_task(relisten(), name=f"relisten {name}")
+
+        async def connect() -> None:
+            conn = await asyncpg.connect(self.url)
+            conn.add_termination_listener(lost)
+            await conn.add_listener(name, deliver)
+            held[:] = [conn]
+
+        async def relisten() -> None:
+            wait = 0.0
+            while not stopped:
+                await asyncio.sleep(wait)
+                try:
+                    await connect()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    wait = min(max(wait * 2, 0.5), RELISTEN_MAX_WAIT_S)
+                    log.warning(
+                        "lost the PostgreSQL connection listening on %s; trying again in %.1f s "
+                        "(%s)", name, wait, type(exc).__name__,
+                    )  # fmt: skip
+                    continue
+                log.info("listening on %s again (its PostgreSQL connection had ended)", name)
+                return
+
+        await connect()
 
         async def stop() -> None:
-            if not conn.is_closed():
-                await conn.close()
+            nonlocal stopped
+            stopped = True
+            if again is not None:
+                again.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await again
+            for conn in held:
+                if not conn.is_closed():
+                    await conn.close()
 
         return stop
 

@@ -341,3 +341,39 @@ async def test_followers_read_their_rows_together_and_survive_lost_notifications
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
+
+
+async def test_notifications_come_again_after_the_listening_connection_ended(database_url):
+    """A PostgreSQL restart (or an administrator's ``pg_terminate_backend``) ended the bot
+    process's LISTEN connection for good: progress counts stopped until the bot restarted."""
+    import asyncpg
+
+    from storage.postgres import PostgresDatabase
+
+    db = await PostgresDatabase(database_url).open()
+    got: list[str] = []
+    stop = await db.listen("pc_relisten", got.append)
+    admin = await asyncpg.connect(database_url)
+    try:
+        await db.notify("pc_relisten", "before")
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.1)
+        assert got == ["before"]
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        )
+        assert ended == 1
+        # Sent until one arrives: those sent before it listens again are lost.
+        for _ in range(100):
+            await db.notify("pc_relisten", "after")
+            if "after" in got:
+                break
+            await asyncio.sleep(0.1)
+        assert "after" in got
+    finally:
+        await stop()
+        await admin.close()
+        await db.close()
