@@ -328,15 +328,18 @@ def build_matrix(
     scaled = {name: scale_column(col, tf.get(name), fl.get(name, 0.0)) for name, col in raw.items()}
     blocks: list[np.ndarray] = []
     columns: list[str] = []
+    weights: list[float] = []
     for name, col in scaled.items():
         w = aw.get(name, mw.get(name, 1.0))
         if w <= 0:
             continue
         blocks.append(col * w)
         columns.append(name)
+        weights.append(w)
     if genre is not None:
         blocks.extend(genre[:, j] * GENRE_WEIGHT for j in range(genre.shape[1]))
         columns.extend(f"genre_{j + 1}" for j in range(genre.shape[1]))
+        weights.extend([GENRE_WEIGHT] * genre.shape[1])
 
     if not blocks:
         raise NothingToCluster(_nothing_to_cluster(n, int(has_audio.sum())))
@@ -345,7 +348,7 @@ def build_matrix(
         X = _impute(X)
     X = blend_artists(X, tracks, artist_blend)
     if whiten:
-        X = within_playlist_metric(X, columns, [aw.get(c, mw.get(c, 1.0)) for c in columns])
+        X = within_playlist_metric(X, columns, weights)
 
     coverage = _coverage(tracks, sources, has_audio, mode)
     return FeatureMatrix(
