@@ -12,7 +12,7 @@ or within the hour, never later than the next slot; a full job queue for the sub
 (LimitReached) retries five minutes later; a playlist that is empty or too small to cluster is
 said once in the channel and retried at each slot.
 
-Why one module of ~520 lines: the loop, the compare-and-set claim, a run and its pause/retry
+Why one module of ~550 lines: the loop, the compare-and-set claim, a run and its pause/retry
 handling, and the /digest command back end (subscribe, resume, run now) all act on the same
 subscription row and the same in-flight run map; split apart, each half would have to reach
 into the other's state. Pure parts live beside it (schedule, changes, messages).
