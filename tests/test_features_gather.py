@@ -203,6 +203,40 @@ def test_impossible_values_are_no_features(bad: dict[str, float]) -> None:
     assert _parse({"content": [row | bad]}, [tid]).found == {}
 
 
+async def test_numbers_sent_as_strings_are_read_and_garbage_is_not_cached(
+    fake_spotify: FakeSpotify, caplog
+) -> None:
+    """Rows with ``"0.71"`` instead of 0.71 counted as missing and were cached so for 90 days.
+    Now strings are read as numbers (range checks kept); an answer with no readable row at all
+    is not remembered as "nothing for these tracks"."""
+    fake = fake_spotify
+    tracks = tracks_of(fake, 10)
+    as_text = [
+        {k: str(v) if isinstance(v, float) else v for k, v in _recco_row(fake, t.id).items()}
+        for t in tracks
+    ]
+    as_text[0]["tempo"] = "9999"  # a string out of range is still no sound
+    fake.fail_next("/reccobeats/", 200, body={"content": as_text})
+    cache = MemoryFeatureCache()
+    recco = ReccoBeatsClient(fake.reccobeats_base, sleep=RecordingSleep())
+    try:
+        first = await gather_features(tracks, spotify=None, reccobeats=recco, cache=cache)
+        assert set(first.values) == {t.id for t in tracks[1:]}
+        assert (
+            first.values[tracks[1].id]["energy"] == fake.tracks[tracks[1].id]["features"]["energy"]
+        )
+        others = tracks_of(fake, 10, offset=10)
+        garbage = [_recco_row(fake, t.id) | {"energy": "high"} for t in others]
+        fake.fail_next("/reccobeats/", 200, body={"content": garbage})
+        second = await gather_features(others, spotify=None, reccobeats=recco, cache=cache)
+        assert second.values == {} and second.unanswered == 10
+        third = await gather_features(others, spotify=None, reccobeats=recco, cache=cache)
+    finally:
+        await recco.close()
+    assert len(third.values) == 10  # asked again, not "missing" from the cache
+    assert any("without readable features" in r.getMessage() for r in caplog.records)
+
+
 async def test_a_reccobeats_that_does_not_answer_is_left_alone_for_a_while(
     fake_spotify: FakeSpotify, caplog
 ) -> None:

@@ -35,7 +35,7 @@ import aiohttp
 
 from bot.models import AUDIO_FEATURES, FEATURE_KEYS
 from bot.retry_after import parse_retry_after
-from bot.sources.exportify import FEATURE_RANGES
+from bot.sources.exportify import FEATURE_RANGES, read_number
 from bot.sources.links import SPOTIFY_ID_RE
 from bot.sources.status import SourceStatus
 
@@ -258,10 +258,14 @@ class ReccoBeatsClient:
 
 def _row_features(row: dict) -> dict[str, float] | None:
     """The row's features when all 9 audio features are finite numbers in their range (the
-    CSV's :data:`~bot.sources.exportify.FEATURE_RANGES`); a value outside is left out."""
+    CSV's :data:`~bot.sources.exportify.FEATURE_RANGES`); a value outside is left out.
+
+    Numbers sent as strings (``"0.71"``) are read like the CSV's cells: a row of them counted
+    as missing and was cached so for 90 days."""
     feats: dict[str, float] = {}
     for k in FEATURE_KEYS:
-        v = row.get(k)
+        raw = row.get(k)
+        v = read_number(raw) if isinstance(raw, str) else raw
         if isinstance(v, int | float) and not isinstance(v, bool):
             low, high = FEATURE_RANGES[k]
             if low <= v <= high:  # False for NaN
@@ -302,7 +306,7 @@ def _match(payload: Any, asked: list[str], key: Callable[[dict], str | None]) ->
         return _Answer({}, unmatched="without a content list")
     asked_set = set(asked)
     answer = _Answer({})
-    keyless = 0
+    keyless = unreadable = 0
     for row in rows:
         code = key(row)
         if code is None:
@@ -311,6 +315,12 @@ def _match(payload: Any, asked: list[str], key: Callable[[dict], str | None]) ->
             feats = _row_features(row)
             if feats is not None:
                 answer.found[code] = feats
+            else:
+                unreadable += 1
     if keyless:
         answer.unmatched = f"{keyless} of {len(rows)} rows without the track they describe"
+    elif unreadable and not answer.found:
+        # Not one row readable: the format changed (another number encoding, nested values),
+        # not every track lacking a sound; a lone bad row among good ones stays missing.
+        answer.unmatched = f"{unreadable} of {len(rows)} rows without readable features"
     return answer

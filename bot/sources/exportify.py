@@ -282,7 +282,7 @@ def _map_columns(header: list[str]) -> dict[str, int]:
 _MISSING = ("", "null", "none", "undefined")
 
 
-def _float(value: str | None) -> float | None:
+def read_number(value: str | None) -> float | None:
     """A finite number, else None: ``inf``, ``1e999`` and ``nan`` count as missing (they would
     reach summary.json as ``Infinity``/``NaN`` and break the clustering's scaling)."""
     if value is None:
@@ -300,7 +300,7 @@ def _float(value: str | None) -> float | None:
 
 
 def _int(value: str | None) -> int | None:
-    f = _float(value)
+    f = read_number(value)
     return int(f) if f is not None else None
 
 
@@ -566,7 +566,7 @@ def _features(rec: Mapping[str, str], skip: Callable[[str], None]) -> dict[str, 
     out: dict[str, float] = {}
     for f in FEATURE_KEYS:
         raw = rec.get(f)
-        v = _float(raw)
+        v = read_number(raw)
         low, high = FEATURE_RANGES[f]
         if v is not None and low <= v <= high:
             out[f] = v
