@@ -187,3 +187,65 @@ def test_find_links_in_chat_message_dedup_in_order() -> None:
 def test_find_links_none() -> None:
     assert find_spotify_links("no links here, just spotify talk") == []
     assert find_spotify_links("") == []
+
+
+TID = "6f807x0ima9a1j3VPbc7VN"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"spotify:playlist:{PID2}?si=abc123def", SpotifyRef("playlist", PID2)),
+        (f"spotify:album:{AID}?si=1#x", SpotifyRef("album", AID)),
+        (f"spotify://playlist/{PID2}", SpotifyRef("playlist", PID2)),
+        (f"spotify://album/{AID}?si=1", SpotifyRef("album", AID)),
+        (f"https://m.spotify.com/playlist/{PID2}?si=x", SpotifyRef("playlist", PID2)),
+        (f"m.spotify.com/album/{AID}", SpotifyRef("album", AID)),
+    ],
+)
+def test_uri_with_query_deep_link_and_mobile_host_are_read(text: str, expected: SpotifyRef) -> None:
+    """Each was refused: "contains characters a Spotify id never has" (the ?si= after a URI),
+    "isn't a Spotify URI I understand" (spotify://), "doesn't look like a Spotify link"
+    (m.spotify.com). Also inside a sentence, and found in a chat message."""
+    assert parse_spotify_link(text) == expected
+    assert parse_spotify_link(f"my mix {text} enjoy") == expected
+    assert find_spotify_links(f"look: {text}.") == [expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"https://open.spotify.com/track/{TID}?si=ab&context=spotify%3Aplaylist%3A{PID2}",
+            SpotifyRef("playlist", PID2),
+        ),
+        (
+            f"https://open.spotify.com/track/{TID}?context=spotify:playlist:{PID2}&si=ab",
+            SpotifyRef("playlist", PID2),
+        ),
+        (
+            f"https://open.spotify.com/intl-de/track/{TID}?context=spotify%3Aalbum%3A{AID}",
+            SpotifyRef("album", AID),
+        ),
+        (f"spotify:track:{TID}?context=spotify:playlist:{PID2}", SpotifyRef("playlist", PID2)),
+        (
+            f"spotify://track/{TID}?context=spotify%3Aplaylist%3A{PID2}",
+            SpotifyRef("playlist", PID2),
+        ),
+    ],
+)
+def test_a_track_shared_from_inside_a_playlist_is_read_as_that_playlist(
+    text: str, expected: SpotifyRef
+) -> None:
+    """What the app shares from inside a playlist: the track's link with the playlist as its
+    context. It was refused as a track link."""
+    assert parse_spotify_link(text) == expected
+    assert find_spotify_links(f"this one {text}") == [expected]
+
+
+@pytest.mark.parametrize(
+    "context", ["spotify:artist:0OdUWJ0sBjDrqHygGUXeCF", "spotify:playlist:short", "", "x"]
+)
+def test_a_track_whose_context_is_no_playlist_is_still_a_track(context: str) -> None:
+    with pytest.raises(InvalidLink, match="link to a track"):
+        parse_spotify_link(f"https://open.spotify.com/track/{TID}?context={context}")

@@ -1,9 +1,12 @@
 """Parse the Spotify playlist/album references people paste into Discord.
 
 Accepted: ``https://open.spotify.com/playlist/ID?si=…`` (with or without scheme, ``www.``,
-``intl-xx/`` locale segment, ``embed/`` prefix), ``spotify:playlist:ID``,
-``spotify:user:NAME:playlist:ID``, the same for albums, a bare 22-character base62 id (taken as
-a playlist), and any of those wrapped in ``<…>`` (Discord's "suppress embed" form).
+``intl-xx/`` locale segment, ``embed/`` prefix; also the mobile host ``m.spotify.com``),
+``spotify:playlist:ID`` (also with ``?si=…`` after it), ``spotify:user:NAME:playlist:ID``, the
+app's deep link ``spotify://playlist/ID``, the same for albums, a bare 22-character base62 id
+(taken as a playlist), and any of those wrapped in ``<…>`` (Discord's "suppress embed" form).
+A track link shared from inside a playlist (``/track/ID?context=spotify:playlist:ID``, the
+context possibly percent-encoded) is read as that playlist.
 Everything else raises :class:`bot.errors.InvalidLink` with a message saying what is wrong.
 
 Short links (``spotify.link/…``, ``spotify.app.link/…``, ``spoti.fi/…``: what the phone apps
@@ -16,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from bot.errors import InvalidLink, SpotifyUnavailable
 from bot.models import RefKind, SpotifyRef  # plain data on the ground floor; parsed here
@@ -75,16 +78,18 @@ def _not_supported(kind: str) -> InvalidLink:
     return InvalidLink(f"That's a Spotify link to {what}, not a playlist or album: {how}.")
 
 
-_HOSTS = {"open.spotify.com", "play.spotify.com", "spotify.com", "www.spotify.com"}
+_HOSTS = {"open.spotify.com", "play.spotify.com", "m.spotify.com", "spotify.com", "www.spotify.com"}
 _SHORT_HOSTS = {"spotify.link", "spotify.app.link", "spoti.fi"}
 DEFAULT_WEB_BASE = "https://open.spotify.com"
 MAX_SHORT_LINK_HOPS = 5
 # Bytes of a short link's HTML answer searched for the open.spotify.com link (no redirect).
 _SHORT_BODY_LIMIT = 256 * 1024
 
-# Candidate tokens inside a chat message: URLs (with or without scheme) and spotify: URIs.
+# Candidate tokens inside a chat message: URLs (with or without scheme), the app's
+# spotify:// deep links and spotify: URIs (with the query after them: it may carry a context).
 _FIND_RE = re.compile(
-    r"(?:https?://)?(?:open|play)\.spotify\.com/[^\s<>|]+|spotify:[A-Za-z0-9:._-]+",
+    r"(?:https?://)?(?:open|play|m)\.spotify\.com/[^\s<>|]+|spotify://[^\s<>|]+"
+    r"|spotify:[A-Za-z0-9:._-]+(?:\?[^\s<>|]*)?",
     re.IGNORECASE,
 )
 _FIND_SHORT_RE = re.compile(
@@ -114,19 +119,32 @@ def _check_id(raw: str, kind: str) -> str:
     )
 
 
-def _ref(kind: str, raw_id: str) -> SpotifyRef:
+def _ref(kind: str, raw_id: str, query: str = "") -> SpotifyRef:
+    """The playlist/album ``kind``/``raw_id`` names; a link to anything else (a track) read as
+    the playlist/album its ``?context=`` names (what the app shares from inside a playlist),
+    else refused saying what it is."""
     if kind in _SUPPORTED:
         return SpotifyRef(kind, _check_id(raw_id, kind))  # type: ignore[arg-type]
+    # parse_qs takes the percent-encoding off (context=spotify%3Aplaylist%3AID).
+    for context in parse_qs(query).get("context", []):
+        try:
+            return _parse_uri(context.strip())
+        except InvalidLink:
+            continue  # a context that is no playlist/album (an artist, a search): the track's reply
     raise _not_supported(kind)
 
 
 def _parse_uri(text: str) -> SpotifyRef:
+    if text[len("spotify:") :].startswith("//"):  # the app's deep link: spotify://playlist/ID
+        return _parse_url(f"{DEFAULT_WEB_BASE}/{text[len('spotify://') :]}")
+    text, _, query = text.partition("?")  # spotify:playlist:ID?si=… (a query after a URI)
+    text = text.partition("#")[0]
     parts = text.split(":")
     # spotify:user:NAME:playlist:ID (legacy) → drop the user part
     if len(parts) == 5 and parts[1].lower() == "user" and parts[3].lower() == "playlist":
         return _ref("playlist", parts[4])
     if len(parts) == 3:
-        return _ref(parts[1].lower(), parts[2])
+        return _ref(parts[1].lower(), parts[2], query)
     if len(parts) >= 2 and parts[1].lower() == "user":
         # spotify:user:NAME (a profile), spotify:user:NAME:collection (their Liked Songs), …
         raise _not_supported(parts[3].lower() if len(parts) > 3 else "user")
@@ -164,7 +182,7 @@ def _parse_url(text: str) -> SpotifyRef:
     raw_id = segments[1] if len(segments) > 1 else ""
     if kind == "user" and len(segments) <= 2:
         raise _not_supported("user")
-    return _ref(kind, raw_id)
+    return _ref(kind, raw_id, parts.query)
 
 
 def parse_spotify_link(text: str) -> SpotifyRef:
