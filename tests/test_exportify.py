@@ -153,6 +153,31 @@ def test_bad_input_has_specific_messages(data: str | bytes, fragment: str) -> No
     assert "exportify.net" in exc.value.user_message
 
 
+@pytest.mark.parametrize(
+    "above",
+    ["My playlist export\n", "\n", "My playlist export\n\n", "Exported 2026-12-01;;;\r\n\r\n"],
+)
+def test_title_lines_above_the_header_are_skipped(above: str) -> None:
+    """A spreadsheet re-saved with a title row (or a blank line) over the column names was
+    refused as "doesn't look like an Exportify CSV"."""
+    text = above + (
+        "Track URI;Track Name;Danceability;Energy;Loudness;Speechiness;Acousticness;"
+        "Instrumentalness;Liveness;Valence;Tempo\r\n"
+        "spotify:track:6f807x0ima9a1j3VPbc7VN;I Don't Care;0,748;0,916;-2,634;0,0583;0,102;0;"
+        "0,0653;0,518;122,036\r\n"
+    )
+    result = read_exportify_csv(text)
+    assert [t.id for t in result.tracks] == ["6f807x0ima9a1j3VPbc7VN"]
+    assert result.tracks[0].features is not None and result.meta.total == 1
+
+
+def test_a_header_below_the_first_lines_is_still_refused() -> None:
+    text = "a\nb\nc\nd\ne\nTrack URI,Track Name\nspotify:track:6f807x0ima9a1j3VPbc7VN,X\n"
+    with pytest.raises(InvalidCsv) as exc:
+        read_exportify_csv(text)
+    assert "doesn't look like an Exportify CSV" in exc.value.user_message
+
+
 def test_missing_both_columns_names_them() -> None:
     with pytest.raises(InvalidCsv) as exc:
         read_exportify_csv("Album Name,Artist Name(s),Popularity\nA,B,1\n")

@@ -268,6 +268,31 @@ def _dialect(sample: str) -> type[csv.Dialect]:
     return _DIALECTS[delim] if first.count(delim) else csv.excel
 
 
+# Lines (blank ones included) searched for the header: a spreadsheet re-saved with a title row
+# ("My playlist export") or a blank line above the column names was refused as not Exportify.
+HEADER_SEARCH_LINES = 5
+
+
+def _header_start(text: str) -> int:
+    """Where the header row starts: the first of the first :data:`HEADER_SEARCH_LINES` lines
+    naming at least two known columns; 0 (the first line, judged as before) when none does."""
+    start = 0
+    for _ in range(HEADER_SEARCH_LINES):
+        end = text.find("\n", start)
+        line = text[start : end if end >= 0 else len(text)].rstrip("\r")
+        if line.strip():
+            try:
+                row = next(csv.reader([line], _dialect(line)), [])
+            except csv.Error:  # a title with a stray quote
+                row = []
+            if len(_map_columns(row)) >= 2:
+                return start
+        if end < 0:
+            break
+        start = end + 1
+    return 0
+
+
 def _map_columns(header: list[str]) -> dict[str, int]:
     normalised = [_norm(h) for h in header]
     mapping: dict[str, int] = {}
@@ -434,6 +459,7 @@ def read_exportify_csv(data: str | bytes, name: str = "CSV upload") -> FetchResu
     hint = re.match(r"sep=([,;\t])\r?\n", text)  # Excel's first line naming the delimiter
     if hint:
         text = text[hint.end() :]
+    text = text[_header_start(text) :]
     dialect = _DIALECTS[hint[1]] if hint else _dialect(text[:8192])
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
