@@ -12,6 +12,7 @@ from bot.sources.links import SpotifyRef
 from bot.sources.public_page import (
     PAGE_TRACK_CAP,
     PublicPageReader,
+    PublicPageRefused,
     PublicPageUnreadable,
     parse_embed_page,
     split_artists,
@@ -185,6 +186,32 @@ async def test_missing_private_and_404_pages_are_not_found(
             await reader.read(pl_ref(pid))
         assert "couldn't find that playlist" in err.value.user_message
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("status", "why"), [(403, "blocked for the server's region"), (451, "for legal reasons")]
+)
+async def test_a_page_refused_to_the_servers_region_says_so_and_what_to_do(
+    fake_spotify: FakeSpotify,
+    reader: PublicPageReader,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    why: str,
+) -> None:
+    """A 403 / 451 read "Spotify may have changed it": the page is refused to this server."""
+    caplog.set_level(logging.DEBUG)
+    pid = fake_spotify.alice_playlist  # type: ignore[attr-defined]
+    fake_spotify.fail_next(f"/embed/playlist/{pid}", status, body="<html>Forbidden</html>")
+    with pytest.raises(PublicPageRefused) as err:
+        await reader.read(pl_ref(pid))
+    message = err.value.user_message
+    assert "Spotify refused its public page for that playlist to this bot's server" in message
+    assert why in message and "exportify.net" in message and "CSV" in message
+    assert "changed" not in message
+    assert reader.request_count == 1  # not retried: asking again from here gets the same
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and f"HTTP {status}" in warnings[0].getMessage()
+    assert pid in warnings[0].getMessage()
 
 
 async def test_rate_limits_and_outages_are_handled_like_the_api(

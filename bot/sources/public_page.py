@@ -19,6 +19,9 @@ What this module adds around one ``GET``:
   which is how the real site answers an unknown id) → :class:`~bot.errors.NotFound`;
 * a page that no longer parses (Spotify changed it) → :class:`PublicPageUnreadable` with a clear
   user message, and one WARNING naming what was missing, never a traceback;
+* HTTP 403 / 451 (Spotify blocks the page for the server's region or network, or it is
+  unavailable there for legal reasons) → :class:`PublicPageRefused` saying so, and what to do
+  instead (an Exportify CSV), with one WARNING naming the status;
 * one request per playlist: results are kept for :data:`PAGE_TTL_S` seconds and concurrent
   reads of the same page share one request. A page has no ``snapshot_id``, so the result's
   ``snapshot_id`` is a hash of the listing (``page:<sha1>``): storage reuses an analysis of an
@@ -26,7 +29,7 @@ What this module adds around one ``GET``:
 
 The page's JSON also carries an anonymous web-player access token; nothing here logs page text.
 
-Why one module (~480 lines): one source end to end (the page's JSON shape, its parsing, the
+Why one module (~520 lines): one source end to end (the page's JSON shape, its parsing, the
 reader with its cache and retries) changes together when Spotify changes the page.
 """
 
@@ -85,10 +88,30 @@ NOT_FOUND_MESSAGE = (
 )
 
 
+REFUSED_MESSAGE = (
+    "Spotify refused its public page for that {kind} to this bot's server ({why}), so the bot "
+    "can't list its tracks that way from here. Export it with Exportify (https://exportify.net) "
+    "and attach the CSV file here, or link your Spotify account with `/spotify link` (works for "
+    "playlists you own or collaborate on)."
+)
+# Why a page was refused, by HTTP status: 451 is "Unavailable For Legal Reasons" (RFC 7725).
+_REFUSED_WHY = {
+    403: "the page is blocked for the server's region or network",
+    451: "the page is unavailable in the server's region for legal reasons",
+}
+
+
 class PublicPageUnreadable(PipelineError):
     """The public page answered but did not carry a listing the bot understands."""
 
     code = "page_unreadable"
+
+
+class PublicPageRefused(PipelineError):
+    """Spotify refused the public page to this server (HTTP 403 / 451): its region or network,
+    not the page's shape, so not :class:`PublicPageUnreadable` ("Spotify may have changed it")."""
+
+    code = "page_refused"
 
 
 @dataclass
@@ -158,6 +181,17 @@ def _unreadable(ref: SpotifyRef, what: str) -> PublicPageUnreadable:
         what,
     )
     return PublicPageUnreadable(UNREADABLE_MESSAGE.format(kind=ref.kind), detail=what)
+
+
+def _refused(ref: SpotifyRef, status: int) -> PublicPageRefused:
+    log.warning(
+        "Spotify public page for %s %s: HTTP %d (refused to this server's region or network)",
+        ref.kind,
+        ref.id,
+        status,
+    )
+    message = REFUSED_MESSAGE.format(kind=ref.kind, why=_REFUSED_WHY[status])
+    return PublicPageRefused(message, detail=f"page {ref.kind} {ref.id}: {status}")
 
 
 def _not_found(ref: SpotifyRef, why: str) -> NotFound:
@@ -447,6 +481,8 @@ class PublicPageReader:
                         return await resp.text(errors="replace")
                     if resp.status == 404:
                         raise _not_found(ref, "HTTP 404")
+                    if resp.status in _REFUSED_WHY:
+                        raise _refused(ref, resp.status)
                     if resp.status == 429:
                         rate_limits += 1
                         wait = parse_retry_after(resp.headers)
