@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.errors import EditorialPlaylist, NotOwner, PipelineError, TooLarge
+from bot.errors import EditorialPlaylist, NotOwner, PipelineError, QuotaExceeded, TooLarge
 from bot.models import PlaylistMeta, Progress
 from bot.sources.link_reader import (
     FOR_ANYONE,
@@ -212,6 +212,45 @@ async def test_no_credentials_or_no_quota_still_reads_public_pages(env) -> None:
     )  # fmt: skip
     assert len(fetched.tracks) == 7
     assert status.describe("app").startswith("rate-limited (quota_exceeded)")
+
+
+async def test_a_used_up_quota_is_remembered_until_its_retry_after(env, caplog) -> None:
+    """After a 429 QUOTA_EXCEEDED with hours of Retry-After, every link still made one refused
+    API call before its public page, for the whole window. Now none until it has passed."""
+    fake, app, pages, status, clock = env
+    fake.add_user("bob", "Bob")
+    pids = [fake.add_playlist(fake.track_ids()[i : i + 5], owner_id="bob").id for i in range(4)]
+    fake.rate_limit_next(f"playlists/{pids[0]}", 7200, quota=True)
+    kw = dict(app=app, user=None, pages=pages, progress=no_progress, limit=100, status=status)
+    caplog.set_level(logging.INFO)
+    assert len((await read_link(SpotifyRef("playlist", pids[0]), **kw)).tracks) == 5
+    assert fake.count("/v1/") == 1
+    for pid, later in ((pids[1], 1), (pids[2], 118)):
+        clock.now += timedelta(minutes=later)
+        fake.clear_log()
+        assert len((await read_link(SpotifyRef("playlist", pid), **kw)).tracks) == 5
+        assert fake.count("/v1/") == 0 and fake.count("/embed/") == 1
+    clock.now += timedelta(minutes=2)
+    fake.clear_log()
+    await read_link(SpotifyRef("playlist", pids[3]), **kw)
+    assert fake.count(f"/v1/playlists/{pids[3]}") >= 1  # the window has passed: asked again
+    said = [r for r in caplog.records if "quota used up" in r.getMessage()]
+    assert len(said) == 1 and "2 hours" in said[0].getMessage()
+
+
+async def test_during_a_used_up_quota_without_pages_the_quota_is_said(env) -> None:
+    fake, app, _, status, clock = env
+    fake.add_user("bob", "Bob")
+    first, second = (fake.add_playlist(fake.track_ids()[:5], owner_id="bob").id for _ in "ab")
+    fake.rate_limit_next(f"playlists/{first}", 3600, quota=True)
+    kw = dict(app=app, user=None, pages=None, progress=no_progress, limit=100, status=status)
+    with pytest.raises(QuotaExceeded):
+        await read_link(SpotifyRef("playlist", first), **kw)
+    clock.now += timedelta(minutes=30)
+    fake.clear_log()
+    with pytest.raises(QuotaExceeded) as exc:
+        await read_link(SpotifyRef("playlist", second), **kw)
+    assert fake.count("/v1/") == 0 and exc.value.retry_after == 1800
 
 
 async def test_too_large_is_answered_without_the_page(env) -> None:

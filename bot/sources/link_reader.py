@@ -30,15 +30,17 @@ from bot.errors import (
     NotFound,
     NotOwner,
     PipelineError,
+    QuotaExceeded,
     RateLimited,
     SpotifyUnavailable,
 )
 from bot.models import FetchResult, PlaylistMeta, Progress, ProgressCallback
+from bot.retry_after import wait_in_words
 from bot.sources.links import SpotifyRef, is_short_link, parse_spotify_link
 from bot.sources.normalise import check_total
 from bot.sources.public_page import PublicPageReader, PublicPageUnreadable
 from bot.sources.spotify.catalog import EDITORIAL_PREFIX
-from bot.sources.spotify.errors import NOT_OWNER_MESSAGE
+from bot.sources.spotify.errors import NOT_OWNER_MESSAGE, quota_exceeded
 from bot.sources.status import SourceStatus
 
 if TYPE_CHECKING:
@@ -56,6 +58,10 @@ PAGE_SNAPSHOT_PREFIX = "page:"
 # After one such refusal the app's entry reads are skipped (public page straight after the
 # metadata) for this long; an upgrade to Extended Quota is noticed within the hour.
 APP_REFUSAL_MEMORY_S = 3600.0
+# The app's quota (a 429 QUOTA_EXCEEDED, shared by the app's token and every linked member's):
+# until its Retry-After has passed, links go straight to the public page. Each link had made one
+# more refused API call first, for the whole window (hours).
+SPOTIFY_QUOTA = "spotify_quota"
 
 # API failures after which the public page is tried. Anything else (the playlist doesn't exist,
 # is too large, has nothing playable) is the answer as it is.
@@ -174,6 +180,9 @@ async def read_link(
     api_error: PipelineError | None = None
     api_meta: PlaylistMeta | None = None
     remembered: NotOwner | None = None
+    quota_left = status.paused_for(SPOTIFY_QUOTA) if status is not None else 0.0
+    if gateway is not None and quota_left > 0:
+        api_error, gateway = quota_exceeded(quota_left), None
     if gateway is not None:
         try:
             api_meta = await gateway.get_meta(ref)
@@ -196,6 +205,13 @@ async def read_link(
             api_error = exc
             if status is not None and exc is not remembered:  # the memory ages, not renewed
                 status.record(source, False, _outcome(exc), not_owner=isinstance(exc, NotOwner))
+            if isinstance(exc, QuotaExceeded) and status is not None:
+                status.pause(SPOTIFY_QUOTA, exc.retry_after)
+                log.warning(
+                    "Spotify API quota used up: links are read from their public page, without "
+                    "API calls, for the next %s",
+                    wait_in_words(exc.retry_after),
+                )
             if getattr(exc, "for_operator", False):  # wrong app credentials: say so, not INFO
                 log.warning(
                     "%s Reading %s %s from its public page instead.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Sources of playlist listings and of audio features, in the order /about lists them.
@@ -45,6 +45,7 @@ class SourceStatus:
     def __init__(self, clock: Callable[[], datetime] = _utcnow) -> None:
         self._clock = clock
         self._last: dict[str, Outcome] = {}
+        self._paused_until: dict[str, datetime] = {}
 
     def record(self, source: str, ok: bool, detail: str = "", *, not_owner: bool = False) -> None:
         detail = detail or ("works" if ok else "failed")
@@ -54,6 +55,15 @@ class SourceStatus:
         """The latest read by ``source`` was a not-owner refusal, less than ``seconds`` ago."""
         out = self._last.get(source)
         return bool(out and out.not_owner and (self._clock() - out.at).total_seconds() < seconds)
+
+    def pause(self, key: str, seconds: float) -> None:
+        """``key`` is not to be asked for ``seconds`` (a quota's Retry-After)."""
+        self._paused_until[key] = self._clock() + timedelta(seconds=seconds)
+
+    def paused_for(self, key: str) -> float:
+        """Seconds left of ``key``'s pause; 0 when it has none or it has passed."""
+        until = self._paused_until.get(key)
+        return max(0.0, (until - self._clock()).total_seconds()) if until else 0.0
 
     def last(self, source: str) -> Outcome | None:
         return self._last.get(source)

@@ -255,15 +255,21 @@ def retry_after_of(failure: HttpFailure) -> float:
     return parse_retry_after(failure.headers)
 
 
+def quota_exceeded(wait: float) -> QuotaExceeded:
+    """The app's quota is used up for ``wait`` more seconds (a 429 ``QUOTA_EXCEEDED``, or its
+    window remembered by :func:`bot.sources.link_reader.read_link`)."""
+    return QuotaExceeded(
+        "The bot has used up its Spotify API quota for now; Spotify asked it to wait "
+        f"{wait_in_words(wait)}. Please try again later, or attach an Exportify CSV "
+        "(https://exportify.net), which needs no Spotify calls.",
+        retry_after=wait,
+    )
+
+
 def _rate_limited(failure: HttpFailure) -> RateLimited:
     wait = retry_after_of(failure)
     if failure.reason == "QUOTA_EXCEEDED":
-        return QuotaExceeded(
-            "The bot has used up its Spotify API quota for now; Spotify asked it to wait "
-            f"{wait_in_words(wait)}. Please try again later, or attach an Exportify CSV "
-            "(https://exportify.net), which needs no Spotify calls.",
-            retry_after=wait,
-        )
+        return quota_exceeded(wait)
     return RateLimited(
         "Spotify is rate-limiting the bot right now and asked it to wait "
         f"{wait_in_words(wait)}. Please try again after that.",
