@@ -18,7 +18,7 @@ Audio-feature columns, when present, become ``Track.features`` so such CSVs need
 look-ups at all. Local files, podcast episodes, empty rows, malformed ids and duplicates are
 skipped and counted.
 
-Why one module (~580 lines): decoding a file (encodings, Mac Roman vs cp1252, zip/xlsx told
+Why one module (~600 lines): decoding a file (encodings, Mac Roman vs cp1252, zip/xlsx told
 apart), finding its header and reading its rows all answer one question — what a member's
 file says — and share the error messages that name the file; the column names in every
 language already live apart (:mod:`bot.sources.exportify_headers`). The seam, should it grow:
