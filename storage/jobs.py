@@ -214,6 +214,8 @@ class JobRepository(Repository):
                     row["id"],
                     type(exc).__name__,
                 )
+                # Not self.fail(): its json_set on request_json (dropping an upload's text)
+                # errors on the damaged JSON this row is failed for; the whole request goes.
                 await self.db.execute(
                     "UPDATE jobs SET state = 'failed', error_code = 'unreadable',"
                     " error_message = ?, checkpoint_json = NULL, request_json = '{}',"
